@@ -1,0 +1,27 @@
+# make demo — quick-start on the embedded digits (CPU, a few minutes)
+# make test — the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint bench clean
+
+$(BIN)/ssad-train: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+setup: $(BIN)/ssad-train
+
+demo: setup
+	$(BIN)/python experiments/demo.py
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check ssad tests experiments
+
+clean:
+	rm -rf outputs multirun .pytest_cache

@@ -1,0 +1,78 @@
+"""Lightning callbacks: the paper's evaluation every N epochs, written to metrics.jsonl / results.json."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+
+from ssad.evaluation import EvalSettings, evaluate_network
+from ssad.io import append_jsonl, write_json_atomic
+from ssad.plots import plot_scores
+
+
+def flatten_metrics(results: Mapping[str, Any], prefix: str = "eval") -> dict[str, float]:
+    """``{"ood": {"svhn": {"auroc": x}}, "knn_accuracy": y}`` → ``{"eval/svhn/auroc": x, "eval/knn_accuracy": y}``."""
+    flat: dict[str, float] = {}
+    for name, metrics in results.get("ood", {}).items():
+        flat.update({f"{prefix}/{name}/{k}": v for k, v in metrics.items()})
+    for k, v in (results.get("average") or {}).items():
+        flat[f"{prefix}/average/{k}"] = v
+    for key in ("knn_accuracy", "occupied_soft_classes", "sensitivity"):
+        if results.get(key) is not None:
+            flat[f"{prefix}/{key}"] = float(results[key])
+    return flat
+
+
+class OODEvaluation(L.Callback):
+    """Evaluate the teacher every ``every_n_epochs`` epochs and after the last one.
+
+    Each evaluation appends a line to ``metrics.jsonl`` and logs the metrics; the last one also writes
+    ``results.json`` (final metrics, the run's identity and its per-epoch loss curve) and the plots.
+    All processes extract their shard of the features; only rank 0 writes files.
+    """
+
+    def __init__(self, output_dir: str, every_n_epochs: int = 10, settings: Mapping[str, Any] | None = None,
+                 meta: Mapping[str, Any] | None = None, plots: bool = True) -> None:
+        if every_n_epochs < 1:
+            raise ValueError(f"eval.every_n_epochs={every_n_epochs}: must be >= 1")
+        self.output_dir = Path(output_dir)
+        self.every_n_epochs, self.plots = every_n_epochs, plots
+        self.settings = EvalSettings(**dict(settings or {}))
+        self.meta = dict(meta or {})
+        self.loss_curve: list[float] = []
+        self.last_results: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"loss_curve": list(self.loss_curve)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.loss_curve = list(state_dict.get("loss_curve", []))
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loss = trainer.callback_metrics.get("train/loss_epoch")
+        if loss is not None:
+            self.loss_curve.append(float(loss))
+        epoch = trainer.current_epoch + 1
+        last = epoch >= trainer.max_epochs
+        if last or epoch % self.every_n_epochs == 0:
+            self.run(trainer, pl_module, epoch, final=last)
+
+    def run(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int, final: bool) -> dict[str, Any]:
+        datamodule = trainer.datamodule
+        results, scores = evaluate_network(pl_module.teacher, pl_module.center, datamodule.eval_sets(),
+                                           datamodule.augment.global_size, self.settings)
+        results = {**self.meta, **results, "epoch": epoch, "step": trainer.global_step,
+                   "loss": self.loss_curve[-1] if self.loss_curve else None}
+        pl_module.log_dict(flatten_metrics(results), rank_zero_only=True)
+        if trainer.is_global_zero:
+            append_jsonl(self.output_dir / "metrics.jsonl", results)
+            if final:
+                write_json_atomic(self.output_dir / "results.json", {**results, "loss_curve": self.loss_curve})
+                if self.plots:
+                    title = f"{self.meta.get('dataset', '')} / {self.meta.get('variant', '')}"
+                    plot_scores(scores, results, self.output_dir / "plots", title=title)
+        self.last_results = results
+        return results

@@ -1,0 +1,1 @@
+"""Data: format readers, the uint8 cache and the Lightning datamodule."""

@@ -1,0 +1,197 @@
+"""The LightningDataModule: in-distribution positives + a negative-sampling variant, as uint8 batches.
+
+Data flow (DESIGN.md): cached uint8 arrays → DataLoader (whole batches by fancy indexing, no per-image
+decoding) → device → ``on_after_batch_transfer``: negative transform at source size, then multi-crop views.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.utilities import CombinedLoader
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from ssad.augment import MultiCropAugment
+from ssad.data.sources import ArraySet, check_source, load_source
+from ssad.negatives import NegativePart, apply_parts, get_transform, parse_variant
+
+INDIST = "indist"
+
+
+class ArrayDataset(Dataset):
+    """uint8 images (memory-mapped) served a whole batch at a time through ``__getitems__``."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray | None = None) -> None:
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return self.__getitems__([index])
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, Tensor]:
+        idx = np.asarray(indices)
+        batch = {"image": torch.from_numpy(np.ascontiguousarray(self.images[idx])), "index": torch.from_numpy(idx)}
+        if self.labels is not None:
+            batch["label"] = torch.from_numpy(np.asarray(self.labels[idx], dtype=np.int64))
+        return batch
+
+
+class NegativeDataset(Dataset):
+    """The union of the variant's negative sources; every image carries the index of its part."""
+
+    def __init__(self, parts: Sequence[np.ndarray]) -> None:
+        self.parts = list(parts)
+        self.offsets = np.cumsum([0] + [len(p) for p in self.parts])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, Tensor]:
+        idx = np.asarray(indices)
+        part = np.searchsorted(self.offsets, idx, side="right") - 1
+        images = np.empty((len(idx), *self.parts[0].shape[1:]), dtype=np.uint8)
+        for p in np.unique(part):
+            rows = part == p
+            images[rows] = self.parts[p][idx[rows] - self.offsets[p]]
+        return {"image": torch.from_numpy(images), "part": torch.from_numpy(part)}
+
+    def sample_weights(self, part_weights: Sequence[float]) -> Tensor:
+        """Per-image weights so that part p is drawn with probability ∝ its weight, whatever its size."""
+        sizes = np.diff(self.offsets)
+        return torch.from_numpy(np.repeat(np.asarray(part_weights) / sizes, sizes))
+
+
+def passthrough(batch: Any) -> Any:
+    return batch
+
+
+class SSADDataModule(L.LightningDataModule):
+    """Positives from ``train``, negatives from ``negatives.parts``; evaluation sets ``test`` and ``ood``.
+
+    ``sources`` names the auxiliary datasets a variant may refer to (``source: imagenet``); a part may
+    also give an inline source mapping, or ``indist`` for the in-distribution training set itself.
+    An epoch is one pass over the in-distribution training set; as many negatives are drawn (with
+    replacement) as positives.
+    """
+
+    def __init__(
+        self,
+        train: Mapping[str, Any],
+        augment: MultiCropAugment,
+        negatives: Mapping[str, Any] | None = None,
+        sources: Mapping[str, Mapping[str, Any]] | None = None,
+        test: Mapping[str, Any] | None = None,
+        ood: Mapping[str, Mapping[str, Any]] | None = None,
+        name: str = "custom",
+        size: int = 32,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.name, self.size, self.batch_size = name, size, batch_size
+        self.num_workers, self.cache_dir = num_workers, cache_dir
+        self.train_spec, self.test_spec = dict(train), dict(test) if test else None
+        self.ood_specs = {k: dict(v) for k, v in (ood or {}).items()}
+        self.sources = {k: dict(v) for k, v in (sources or {}).items()}
+        self.augment = augment
+        negatives = negatives or {}
+        self.parts: list[NegativePart] = parse_variant(negatives.get("parts") or [])
+        self.neg_transforms = [get_transform(p.transform) for p in self.parts]
+        self.train_set: ArraySet | None = None
+
+    # ----------------------------------------------------------------- sources
+    def resolve_source(self, source: str | Mapping[str, Any]) -> dict[str, Any] | None:
+        """A part's source as a spec mapping; None for the in-distribution training set."""
+        if isinstance(source, str):
+            if source == INDIST:
+                return None
+            if source not in self.sources:
+                raise ValueError(f"negative source {source!r} is not configured; choose '{INDIST}', one of "
+                                 f"{sorted(self.sources)} (the `sources` config), or give an inline mapping")
+            return self.sources[source]
+        return dict(source)
+
+    def all_specs(self) -> dict[str, dict[str, Any]]:
+        """Every dataset this run reads, by role."""
+        specs = {"train": self.train_spec}
+        for i, part in enumerate(self.parts):
+            spec = self.resolve_source(part.source)
+            if spec is not None:
+                specs[f"negatives[{i}]"] = spec
+        if self.test_spec:
+            specs["test"] = self.test_spec
+        specs.update({f"ood/{k}": v for k, v in self.ood_specs.items()})
+        return specs
+
+    def check_sources(self) -> None:
+        """Fail at start-up, before any training, when a dataset's files are missing."""
+        for role, spec in self.all_specs().items():
+            try:
+                check_source(spec)
+            except FileNotFoundError as err:
+                raise FileNotFoundError(f"{role} ({spec.get('format')}): {err}") from err
+
+    def load(self, spec: Mapping[str, Any]) -> ArraySet:
+        return load_source(spec, self.size, self.cache_dir)
+
+    # ----------------------------------------------------------------- lightning hooks
+    def prepare_data(self) -> None:
+        """Read each source once and fill the cache (rank 0 only)."""
+        self.check_sources()
+        for spec in self.all_specs().values():
+            self.load(spec)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            self.train_set = self.load(self.train_spec)
+            self.neg_sets = [self.train_set if spec is None else self.load(spec)
+                             for spec in (self.resolve_source(p.source) for p in self.parts)]
+
+    def train_dataloader(self) -> CombinedLoader:
+        positives = ArrayDataset(self.train_set.images)
+        loaders = {"pos": self._loader(positives, shuffle=True)}
+        if self.parts:
+            negatives = NegativeDataset([s.images for s in self.neg_sets])
+            sampler = WeightedRandomSampler(negatives.sample_weights([p.weight for p in self.parts]),
+                                            num_samples=len(positives), replacement=True)
+            loaders["neg"] = self._loader(negatives, sampler=sampler)
+        return CombinedLoader(loaders, mode="min_size")
+
+    def _loader(self, dataset: Dataset, shuffle: bool = False, sampler=None) -> DataLoader:
+        if len(dataset) < self.batch_size:
+            raise ValueError(f"{self.name}: {len(dataset)} training images < batch_size={self.batch_size}; "
+                             "lower data.batch_size")
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, sampler=sampler, drop_last=True,
+                          num_workers=self.num_workers, collate_fn=passthrough,
+                          pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0)
+
+    def eval_sets(self) -> dict[str, ArraySet]:
+        """The evaluation sets by role: ``train`` (the Eq. 6 bank), ``test`` when configured, each OOD set."""
+        self.setup()
+        specs = {"test": self.test_spec} if self.test_spec else {}
+        specs.update(self.ood_specs)
+        return {"train": replace(self.train_set, name="train"),
+                **{name: replace(self.load(spec), name=name) for name, spec in specs.items()}}
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """On the device: negative transform (at source size), then the multi-crop views."""
+        if self.trainer is None or not self.trainer.training:
+            return batch
+        self.augment.to(batch["pos"]["image"].device)
+        pos_views = self.augment(batch["pos"]["image"])
+        n_global = self.augment.n_global
+        views = {"pos_global": pos_views[:n_global], "pos_local": pos_views[n_global:]}
+        if "neg" in batch:
+            neg = apply_parts(batch["neg"]["image"], batch["neg"]["part"], self.neg_transforms)
+            neg_views = self.augment(neg, n_global=1)
+            views.update(neg_global=neg_views[:1], neg_local=neg_views[1:])
+        return views

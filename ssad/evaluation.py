@@ -1,0 +1,129 @@
+"""The paper's evaluation protocol on features (Sec. 4, Figs. 2–3; DESIGN.md "Evaluation").
+
+``evaluate_features`` is pure (features in, metrics out) so baselines (raw pixels, an untrained network)
+are scored exactly like a trained teacher; ``evaluate_network`` extracts the features first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch.utils.data import DataLoader, DistributedSampler
+
+from ssad.data.datamodule import ArrayDataset, passthrough
+from ssad.data.sources import ArraySet
+from ssad.features import extract, gather_in_order
+from ssad.metrics import knn_accuracy, occupied_soft_classes, ood_metrics, ood_score, sensitivity
+from ssad.models import MultiCropNetwork
+
+METRICS = ("auroc", "aupr_in", "aupr_out", "fpr95")
+
+
+@dataclass
+class EvalSettings:
+    """Eq. 6 temperature τ, DINO's kNN (k, T), and how occupied soft-classes are counted (Fig. 2).
+
+    ``soft_classes_split``: ``test`` (the paper's text) or ``train`` (the authors' script);
+    ``soft_classes_center``: ``running`` (the training centre c) or ``dataset`` (the mean logit of the
+    split, the authors' script); ``soft_classes_temperature``: τ of that softmax (0.01 = final τ_t).
+    """
+
+    temperature: float = 0.04
+    knn_k: int = 20
+    knn_temperature: float = 0.07
+    soft_classes_split: str = "test"
+    soft_classes_center: str = "running"
+    soft_classes_temperature: float = 0.01
+    batch_size: int = 512
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.soft_classes_split not in ("test", "train"):
+            raise ValueError(f"eval.soft_classes_split={self.soft_classes_split!r}: choose 'test' or 'train'")
+        if self.soft_classes_center not in ("running", "dataset"):
+            raise ValueError(f"eval.soft_classes_center={self.soft_classes_center!r}: choose 'running' or 'dataset'")
+        if self.temperature <= 0 or self.knn_temperature <= 0 or self.knn_k < 1:
+            raise ValueError("eval.temperature and eval.knn_temperature must be > 0 and eval.knn_k >= 1")
+
+
+def evaluate_features(
+    train: Tensor,
+    test: Tensor | None,
+    ood: Mapping[str, Tensor],
+    settings: EvalSettings,
+    train_labels: Tensor | None = None,
+    test_labels: Tensor | None = None,
+) -> tuple[dict, dict[str, Tensor]]:
+    """Metrics of one feature space: per-OOD-set AUROC/AUPR-In/AUPR-Out/FPR95 and their average, kNN
+    accuracy (when both splits have labels), sensitivity (train leave-one-out vs test). Returns the
+    results and the Eq. 6 scores by set (for plots)."""
+    results: dict = {"ood": {}, "average": None, "knn_accuracy": None, "sensitivity": None}
+    scores: dict[str, Tensor] = {}
+    if test is None:
+        return results, scores
+    scores["test"] = ood_score(test, train, settings.temperature)
+    for name, feats in ood.items():
+        scores[name] = ood_score(feats, train, settings.temperature)
+        results["ood"][name] = ood_metrics(scores["test"], scores[name])
+    if results["ood"]:
+        results["average"] = {m: sum(r[m] for r in results["ood"].values()) / len(results["ood"]) for m in METRICS}
+    if train_labels is not None and test_labels is not None:
+        results["knn_accuracy"] = knn_accuracy(train, train_labels, test, test_labels, settings.knn_k,
+                                               settings.knn_temperature)
+    results["sensitivity"] = sensitivity(train, test, settings.temperature)
+    return results, scores
+
+
+def _loader(array_set: ArraySet, batch_size: int) -> DataLoader:
+    dataset = ArrayDataset(array_set.images, array_set.labels)
+    sampler = DistributedSampler(dataset, shuffle=False) if dist.is_available() and dist.is_initialized() else None
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=passthrough,
+                      pin_memory=torch.cuda.is_available())
+
+
+def network_features(network: MultiCropNetwork, array_set: ArraySet, size: int, settings: EvalSettings,
+                     with_head: bool = False) -> tuple[Tensor, Tensor | None]:
+    """Features (and head logits) of one set, sharded over processes and gathered in dataset order."""
+    feats, logits = extract(network.backbone, _loader(array_set, settings.batch_size), size,
+                            head=network.head if with_head else None, desc=array_set.name,
+                            progress=settings.progress)
+    feats = gather_in_order(feats, len(array_set))
+    return feats, (gather_in_order(logits, len(array_set)) if logits is not None else None)
+
+
+def soft_class_probs(logits: Tensor, center: Tensor, settings: EvalSettings) -> Tensor:
+    """Teacher softmax((g_t − c)/τ) with c the running centre or the split's mean logit (Fig. 2)."""
+    c = logits.mean(0, keepdim=True) if settings.soft_classes_center == "dataset" else center.cpu()
+    return torch.softmax((logits - c) / settings.soft_classes_temperature, dim=-1)
+
+
+def evaluate_network(
+    network: MultiCropNetwork,
+    center: Tensor,
+    sets: Mapping[str, ArraySet],
+    size: int,
+    settings: EvalSettings,
+) -> tuple[dict, dict[str, Tensor]]:
+    """Extract features of ``sets`` (keys ``train``, optional ``test``, the rest OOD) with ``network``
+    (the teacher) and compute every metric, plus occupied soft-classes of its head."""
+    split = settings.soft_classes_split if settings.soft_classes_split in sets else "train"
+    feats, logits = {}, None
+    for name, array_set in sets.items():
+        feats[name], out = network_features(network, array_set, size, settings, with_head=name == split)
+        logits = out if out is not None else logits
+    ood = {k: v for k, v in feats.items() if k not in ("train", "test")}
+    results, scores = evaluate_features(feats["train"], feats.get("test"), ood, settings,
+                                        _labels(sets["train"]), _labels(sets.get("test")))
+    results["occupied_soft_classes"] = occupied_soft_classes(soft_class_probs(logits, center, settings))
+    results["soft_classes_split"] = split
+    return results, scores
+
+
+def _labels(array_set: ArraySet | None) -> Tensor | None:
+    if array_set is None or array_set.labels is None:
+        return None
+    return torch.as_tensor(array_set.labels)

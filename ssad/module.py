@@ -1,0 +1,188 @@
+"""The LightningModule: student g_s, EMA teacher g_t, centre c, and the objective L = L_pos + λ·L_neg."""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ssad import schedules
+from ssad.losses import distillation_loss, negative_loss, update_center
+from ssad.models import DINOHead, MultiCropNetwork
+
+DEFAULT_OPTIM = {
+    "base_lr": 0.004,  # per 256 images (linear scaling rule)
+    "min_lr": 1.0e-6,
+    "warmup_epochs": 30,
+    "weight_decay": 0.04,
+    "weight_decay_end": 0.4,
+    "clip_grad": 3.0,
+    "clip_mode": "per_param",
+    "freeze_last_layer": 1,
+    "fused": False,
+}
+
+
+class SSADModule(L.LightningModule):
+    """Self-distillation with negative samples (Rafiee et al. 2022, Eqs. 3–5).
+
+    The batch arrives as views made on the device by the datamodule: ``pos_global`` (M lists of (B,3,G,G)),
+    ``pos_local`` (N lists of (B,3,L,L)) and, when negatives are used, ``neg_global`` and ``neg_local``.
+    Schedules follow DINO: per-step cosine learning rate with linear warm-up, cosine weight decay and
+    cosine teacher momentum m→1; τ_t is linear per epoch.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: Mapping[str, Any] | None = None,
+        student_temp: float = 0.1,
+        teacher_temp: float = 0.01,
+        warmup_teacher_temp: float = 0.055,
+        teacher_temp_epochs: int | None = None,
+        center_momentum: float = 0.9,
+        momentum_teacher: float = 0.996,
+        neg_weight: float = 1.0,
+        batch_size: int = 64,
+        optim: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["backbone"])
+        self.optim = {**DEFAULT_OPTIM, **dict(optim or {})}
+        head_module = DINOHead(backbone.num_features, **dict(head or {}))
+        self.student = MultiCropNetwork(backbone, head_module)
+        self.teacher = copy.deepcopy(self.student)
+        self.teacher.requires_grad_(False)
+        self.register_buffer("center", torch.zeros(1, head_module.last_layer.out_features))
+        self.run_config: dict[str, Any] | None = None  # the resolved Hydra config, kept in checkpoints
+
+    # ----------------------------------------------------------------- schedules
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(int(self.trainer.estimated_stepping_batches) // max(self.trainer.max_epochs, 1), 1)
+
+    def effective_lr(self) -> float:
+        """lr = lr_base × effective batch / 256, the batch summed over processes and accumulation."""
+        batch = self.hparams.batch_size * self.trainer.world_size * self.trainer.accumulate_grad_batches
+        return self.optim["base_lr"] * batch / 256
+
+    def teacher_temperature(self) -> float:
+        """τ_t for the current epoch: linear from ``warmup_teacher_temp`` to ``teacher_temp``."""
+        epochs = self.hparams.teacher_temp_epochs or self.trainer.max_epochs
+        return schedules.linear(self.current_epoch, epochs, self.hparams.warmup_teacher_temp,
+                                self.hparams.teacher_temp)
+
+    def _step_schedules(self, step: int) -> dict[str, float]:
+        total = int(self.trainer.estimated_stepping_batches)
+        warmup = self.optim["warmup_epochs"] * self.steps_per_epoch
+        return {
+            "lr": schedules.cosine(step, total, self.effective_lr(), self.optim["min_lr"], warmup, 0.0),
+            "wd": schedules.cosine(step, total, self.optim["weight_decay"], self.optim["weight_decay_end"]),
+            "momentum": schedules.cosine(step, total, self.hparams.momentum_teacher, 1.0),
+        }
+
+    # ----------------------------------------------------------------- training
+    def training_step(self, batch: Mapping[str, list[Tensor]], batch_idx: int) -> Tensor:
+        pos_g, pos_l = batch["pos_global"], batch["pos_local"]
+        neg_g, neg_l = batch.get("neg_global", []), batch.get("neg_local", [])
+        # order: globals (pos, neg) then locals (pos, neg) -> one backbone call per resolution
+        out = self.student(pos_g + neg_g + pos_l + neg_l)
+        n1, n2, n3 = len(pos_g), len(pos_g) + len(neg_g), len(pos_g) + len(neg_g) + len(pos_l)
+        student_pos, student_neg = out[:n1] + out[n2:n3], out[n1:n2] + out[n3:]
+        with torch.no_grad():
+            teacher_out = self.teacher(pos_g)
+        tau_t = self.teacher_temperature()
+        l_pos = distillation_loss(student_pos, teacher_out, self.center, self.hparams.student_temp, tau_t)
+        loss = l_pos
+        if student_neg and self.hparams.neg_weight > 0:
+            l_neg = negative_loss(student_neg, self.hparams.student_temp)
+            loss = l_pos + self.hparams.neg_weight * l_neg
+            self.log("train/L_neg", l_neg, on_step=True, on_epoch=True)
+        self._update_center(teacher_out)
+        self.log("train/L_pos", l_pos, on_step=True, on_epoch=True)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log("train/tau_t", tau_t, on_step=False, on_epoch=True)
+        return loss
+
+    @torch.no_grad()
+    def _update_center(self, teacher_out: list[Tensor]) -> None:
+        batch_mean = torch.cat(teacher_out).float().mean(dim=0, keepdim=True)
+        batch_mean = self.trainer.strategy.reduce(batch_mean, reduce_op="mean")
+        self.center.copy_(update_center(self.center, batch_mean, self.hparams.center_momentum))
+
+    def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
+        values = self._step_schedules(self.global_step)
+        for group in optimizer.param_groups:
+            group["lr"] = values["lr"]
+            if group["regularized"]:
+                group["weight_decay"] = values["wd"]
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        self._ema_update(values["momentum"])
+        self.log_dict({"train/lr": values["lr"], "train/wd": values["wd"], "train/momentum": values["momentum"]},
+                      on_step=True, on_epoch=False)
+
+    @torch.no_grad()
+    def _ema_update(self, momentum: float) -> None:
+        """θ_t ← m·θ_t + (1 − m)·θ_s (Eq. 2), one fused op over all parameters."""
+        teacher = [p.data for p in self.teacher.parameters()]
+        student = [p.data for p in self.student.parameters()]
+        torch._foreach_mul_(teacher, momentum)
+        torch._foreach_add_(teacher, student, alpha=1.0 - momentum)
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Freeze the last layer during the first epoch(s) by dropping its gradients (DINO)."""
+        if self.current_epoch < self.optim["freeze_last_layer"]:
+            for p in self.student.head.last_layer.parameters():
+                p.grad = None
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Clip at ``clip_grad``: per parameter as DINO does (default), or the global norm (``global``)."""
+        clip = self.optim["clip_grad"]
+        if not clip:
+            return
+        if self.optim["clip_mode"] == "global":
+            self.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+            return
+        grads = [p.grad for p in self.student.parameters() if p.grad is not None]
+        if grads:
+            norms = torch.stack(torch._foreach_norm(grads))
+            scale = (clip / (norms + 1e-6)).clamp(max=1.0)
+            torch._foreach_mul_(grads, list(scale.unbind()))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """AdamW; no weight decay on biases and norm parameters (1-D tensors)."""
+        regularized, plain = [], []
+        for name, p in self.student.named_parameters():
+            if p.requires_grad:
+                (plain if name.endswith(".bias") or p.ndim <= 1 else regularized).append(p)
+        groups = [{"params": regularized, "regularized": True},
+                  {"params": plain, "regularized": False, "weight_decay": 0.0}]
+        fused = bool(self.optim["fused"]) and torch.cuda.is_available()
+        return torch.optim.AdamW(groups, lr=self.optim["base_lr"], fused=fused or None)
+
+    # ----------------------------------------------------------------- resumability
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the run's config (a checkpoint is self-describing) and the random state, so that a resumed
+        run draws the same crops and batches."""
+        checkpoint["ssad_config"] = self.run_config
+        checkpoint["rng_states"] = {
+            "torch": torch.get_rng_state(),
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("rng_states")
+        if states:
+            torch.set_rng_state(states["torch"])
+            np.random.set_state(states["numpy"])
+            random.setstate(states["python"])
+            if states["cuda"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(states["cuda"])

@@ -1,0 +1,184 @@
+"""Negative samples: the shifting transforms and the variant spec (paper Sec. 3.2 and Table 2).
+
+A negative-sampling variant is a list of parts (source, transform, weight). Every transform works on a
+whole uint8 batch (B, C, H, W) at the source resolution, before multi-crop, with independent randomness
+per sample: it only moves pixels (exact rotations and permutations via one ``gather``), never interpolates.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+VALID_NAMES = ("identity", "rot", "rot360", "perm-N", "pixperm")
+
+
+class NegativeTransform(Protocol):
+    """A batched negative transform: (B, C, H, W) → same shape, dtype and device."""
+
+    def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor: ...
+
+
+def _rand(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Uniform [0, 1) numbers drawn on the generator's device (or ``like``'s), returned on ``like``'s."""
+    device = generator.device if generator is not None else like.device
+    return torch.rand(shape, generator=generator, device=device).to(like.device)
+
+
+def _randint(low: int, high: int, n: int, like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """``n`` integers uniform in [low, high), drawn like :func:`_rand`."""
+    device = generator.device if generator is not None else like.device
+    return torch.randint(low, high, (n,), generator=generator, device=device).to(like.device)
+
+
+def _gather_pixels(images: Tensor, source: Tensor) -> Tensor:
+    """Output pixel i of sample b is input pixel ``source[b, i]`` (flat H·W index), all channels together."""
+    b, c, h, w = images.shape
+    index = source.unsqueeze(1).expand(b, c, h * w)
+    return images.flatten(2).gather(2, index).view(b, c, h, w)
+
+
+def _rotate(images: Tensor, generator: torch.Generator | None, k_min: int) -> Tensor:
+    """Rotate each sample by k·90°, k uniform in {k_min, …, 3}: torch.rot90 of the index grid, gathered."""
+    b, _, h, w = images.shape
+    if h != w:
+        raise ValueError(f"rotation negatives need square images, got H×W = {h}×{w}")
+    grid = torch.arange(h * w, device=images.device).view(h, w)
+    maps = torch.stack([torch.rot90(grid, k, dims=(0, 1)).flatten() for k in range(4)])
+    return _gather_pixels(images, maps[_randint(k_min, 4, b, images, generator)])
+
+
+def rotate(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """``rot``: rotate each sample by 90°, 180° or 270° (never 0°), chosen uniformly per sample."""
+    return _rotate(images, generator, k_min=1)
+
+
+def rotate360(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """``rot360``: rotate each sample by 0°, 90°, 180° or 270°, chosen uniformly per sample."""
+    return _rotate(images, generator, k_min=0)
+
+
+def pixel_permute(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """``pixperm``: shuffle all pixel positions with an independent permutation per sample."""
+    b, _, h, w = images.shape
+    return _gather_pixels(images, _rand((b, h * w), images, generator).argsort(dim=1))
+
+
+def patch_permute(images: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
+    """``perm-N``: cut each sample into √N×√N equal patches and shuffle their places, per sample."""
+    g = math.isqrt(n)
+    b, c, h, w = images.shape
+    if h % g or w % g:
+        raise ValueError(f"perm-{n} cuts images into {g}×{g} patches: H×W = {h}×{w} is not divisible by {g}")
+    ph, pw = h // g, w // g
+    patches = images.reshape(b, c, g, ph, g, pw).permute(0, 2, 4, 1, 3, 5).reshape(b, n, c * ph * pw)
+    perm = _rand((b, n), images, generator).argsort(dim=1)
+    shuffled = patches.gather(1, perm.unsqueeze(2).expand_as(patches))
+    return shuffled.view(b, g, g, c, ph, pw).permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w)
+
+
+def identity(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """``identity``: the negative image as it is (an auxiliary dataset used unchanged)."""
+    return images.clone()
+
+
+_FIXED: dict[str, NegativeTransform] = {
+    "identity": identity,
+    "rot": rotate,
+    "rot360": rotate360,
+    "pixperm": pixel_permute,
+}
+
+
+def get_transform(name: str) -> NegativeTransform:
+    """The batched negative transform called ``name`` (Table 2 of the paper).
+
+    Valid names: ``identity``, ``rot``, ``rot360``, ``perm-N`` (N a perfect square, e.g. ``perm-4``,
+    ``perm-16``) and ``pixperm``. The returned callable takes (B, C, H, W) of any dtype on any device and an
+    optional ``generator`` (on the images' device or the CPU) for reproducible draws.
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"a negative transform is given by its name, got {name!r}")
+    if name in _FIXED:
+        return _FIXED[name]
+    match = re.fullmatch(r"perm-(\d+)", name)
+    if match and int(match[1]) > 0 and math.isqrt(int(match[1])) ** 2 == int(match[1]):
+        n = int(match[1])
+
+        def perm(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+            return patch_permute(images, n, generator)
+
+        return perm
+    raise ValueError(
+        f"unknown negative transform {name!r}; valid names: {', '.join(VALID_NAMES)} "
+        "(perm-N needs a square N: perm-4, perm-9, perm-16, ...)"
+    )
+
+
+@dataclass(frozen=True)
+class NegativePart:
+    """One part of a negative-sampling variant.
+
+    ``source``: ``"indist"``, the name of a configured auxiliary source, or an inline source mapping;
+    ``transform``: a name accepted by :func:`get_transform`; ``weight``: relative share of the negatives.
+    """
+
+    source: str | Mapping
+    transform: str
+    weight: float
+
+
+_PART_KEYS = ("source", "transform", "weight")
+
+
+def parse_variant(parts: Sequence[Mapping]) -> list[NegativePart]:
+    """Validate a variant given as a YAML list of ``{source, transform, weight}`` mappings.
+
+    ``transform`` defaults to ``identity`` and ``weight`` to 1. An empty list is the variant without
+    negatives (vanilla DINO). Errors name the offending part index and key.
+    """
+    if isinstance(parts, (str, Mapping)) or not isinstance(parts, Sequence):
+        raise ValueError(f"a negative variant is a list of parts, got {type(parts).__name__}")
+    result = []
+    for i, part in enumerate(parts):
+        if not isinstance(part, Mapping):
+            raise ValueError(f"negative part {i}: expected a mapping with keys {_PART_KEYS}, got {part!r}")
+        unknown = sorted(set(part) - set(_PART_KEYS))
+        if unknown:
+            raise ValueError(f"negative part {i}: unknown key(s) {unknown}; valid keys: {_PART_KEYS}")
+        source = part.get("source")
+        if not (isinstance(source, Mapping) or (isinstance(source, str) and source)):
+            raise ValueError(f"negative part {i}, key 'source': need a name or a mapping, got {source!r}")
+        transform = part.get("transform", "identity")
+        try:
+            get_transform(transform)
+        except ValueError as err:
+            raise ValueError(f"negative part {i}, key 'transform': {err}") from None
+        weight = part.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < math.inf:
+            raise ValueError(f"negative part {i}, key 'weight': need a finite number > 0, got {weight!r}")
+        result.append(NegativePart(source=source, transform=transform, weight=float(weight)))
+    return result
+
+
+def apply_parts(
+    images: Tensor, part_index: Tensor, transforms: Sequence[Callable[[Tensor], Tensor]]
+) -> Tensor:
+    """Apply ``transforms[p]`` to the samples with ``part_index == p``, one batched call per part.
+
+    Returns a new tensor; samples whose index matches no transform are copied unchanged.
+    """
+    if part_index.shape != images.shape[:1]:
+        raise ValueError(f"part_index shape {tuple(part_index.shape)} != batch size ({images.shape[0]},)")
+    out = images.clone()
+    for p, transform in enumerate(transforms):
+        rows = (part_index == p).nonzero().squeeze(1).to(images.device)
+        if rows.numel():
+            out[rows] = transform(images[rows])
+    return out

@@ -1,0 +1,73 @@
+"""Train a detector: ``python -m ssad.train [group=option ...] [key=value ...]`` (Hydra)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto`` = bf16 mixed precision on a GPU that supports it, full fp32 elsewhere."""
+    if precision != "auto":
+        return precision
+    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
+
+
+def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
+    """Instantiate datamodule, model and trainer (with callbacks and loggers) from a composed config."""
+    datamodule = instantiate(cfg.data)
+    datamodule.check_sources()
+    model = instantiate(cfg.model)
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer_cfg["precision"] = resolve_precision(str(trainer_cfg.get("precision", "auto")))
+    trainer = instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False)
+    return datamodule, model, trainer
+
+
+def checkpoint_to_resume(cfg: DictConfig, output_dir: Path) -> str | None:
+    """``ckpt_path`` if given, else ``<run dir>/checkpoints/last.ckpt`` when ``resume`` and it exists."""
+    if cfg.get("ckpt_path"):
+        path = Path(cfg.ckpt_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"ckpt_path={path} does not exist; give an existing checkpoint or drop it")
+        return str(path)
+    last = output_dir / "checkpoints" / "last.ckpt"
+    return str(last) if cfg.get("resume", True) and last.is_file() else None
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit the model of ``cfg``; returns a summary (variant, dataset, seed, run dir, final epoch)."""
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    datamodule, model, trainer = build(cfg)
+    ckpt = checkpoint_to_resume(cfg, output_dir)
+    if ckpt:
+        log.info("resuming from %s", ckpt)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
+    return {"variant": cfg.negatives.name, "dataset": cfg.data.name, "seed": cfg.seed,
+            "run_dir": str(output_dir), "epochs": trainer.current_epoch}
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> None:
+    OmegaConf.set_struct(cfg, False)
+    log.info("run directory: %s", HydraConfig.get().runtime.output_dir)
+    train(cfg)
+
+
+if __name__ == "__main__":
+    main()
