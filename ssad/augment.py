@@ -3,14 +3,16 @@
 Follows DINO's ``DataAugmentationDINO`` (Caron et al. 2021, Sec. 3 and App. D; the paper's Sec. 4 uses it
 unchanged): random resized crop, horizontal flip, colour jitter (p=0.8), grayscale (p=0.2), Gaussian blur
 (p=1.0 / 0.1 / 0.5 for global-1 / global-2 / local views), solarize (p=0.2, global-2 only), ImageNet
-normalisation. Every function below works on a float32 batch (N, 3, H, W) in [0, 1] and takes one random
-parameter per sample; the randomness is drawn in :class:`MultiCropAugment`. No Python loop runs over samples.
+normalisation. Every function below works on a float32 batch (N, 3, H, W) in [0, 1] with one parameter per
+sample (those ending in ``_`` modify the batch in place); the randomness is drawn in
+:class:`MultiCropAugment`, where a sample whose coin fails gets the neutral parameter (factor 1, shift 0,
+σ → 0, ...) chosen by ``torch.where``. No Python loop runs over samples.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -70,67 +72,72 @@ def resized_crops(images: Tensor, theta: Tensor, size: int, mode: str = "bicubic
 
 def luma(x: Tensor) -> Tensor:
     """(N, 1, H, W) gray level with ITU-R 601 weights 0.299 R + 0.587 G + 0.114 B."""
-    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
-    return LUMA_WEIGHTS[0] * r + LUMA_WEIGHTS[1] * g + LUMA_WEIGHTS[2] * b
+    (wr, wg, wb), (r, g, b) = LUMA_WEIGHTS, x.split(1, dim=1)
+    return (r * wr).add_(g, alpha=wg).add_(b, alpha=wb)
 
 
-def grayscale(x: Tensor) -> Tensor:
-    """RandomGrayscale's transform: the ITU-R 601 gray level copied to the three channels."""
-    return luma(x).expand_as(x)
+def grayscale_(x: Tensor, amount: Tensor) -> Tensor:
+    """RandomGrayscale: replace each sample (amount 1) by its ITU-R 601 gray level on all three channels."""
+    return x.lerp_(luma(x), _per_sample(amount))
 
 
-def _blend(x: Tensor, other: Tensor, factor: Tensor) -> Tensor:
-    """factor·x + (1 − factor)·other, clamped to [0, 1] (torchvision's ``_blend``), one factor per sample."""
-    factor = _per_sample(factor)
-    return (factor * x + (1 - factor) * other).clamp_(0.0, 1.0)
-
-
-def adjust_brightness(x: Tensor, factor: Tensor) -> Tensor:
+def adjust_brightness_(x: Tensor, factor: Tensor) -> Tensor:
     """ColorJitter brightness: multiply each sample by its factor, clamp to [0, 1]."""
-    return (x * _per_sample(factor)).clamp_(0.0, 1.0)
+    return x.mul_(_per_sample(factor)).clamp_(0.0, 1.0)
 
 
-def adjust_contrast(x: Tensor, factor: Tensor) -> Tensor:
-    """ColorJitter contrast: blend each sample with the mean of its own gray image."""
-    return _blend(x, luma(x).mean((1, 2, 3), keepdim=True), factor)
+def adjust_contrast_(x: Tensor, factor: Tensor) -> Tensor:
+    """ColorJitter contrast: factor·x + (1 − factor)·(mean of the sample's gray image), clamp to [0, 1]."""
+    return x.lerp_(luma(x).mean((1, 2, 3), keepdim=True), 1 - _per_sample(factor)).clamp_(0.0, 1.0)
 
 
-def adjust_saturation(x: Tensor, factor: Tensor) -> Tensor:
-    """ColorJitter saturation: blend each sample with its gray image."""
-    return _blend(x, luma(x), factor)
+def adjust_saturation_(x: Tensor, factor: Tensor) -> Tensor:
+    """ColorJitter saturation: factor·x + (1 − factor)·(the sample's gray image), clamp to [0, 1]."""
+    return x.lerp_(luma(x), 1 - _per_sample(factor)).clamp_(0.0, 1.0)
+
+
+def _hexcone(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Hue in sextants (6·H, up to a multiple of 6), chroma (max − min) and value (max) of RGB images."""
+    r, g, b = x.split(1, dim=1)
+    value = x.amax(1, keepdim=True)
+    chroma = value - x.amin(1, keepdim=True)
+    sextant = torch.where(r == value, g - b, torch.where(g == value, b - r + 2 * chroma, r - g + 4 * chroma))
+    return sextant.div_(chroma.clamp(min=1e-12)), chroma, value  # chroma 0 (gray): hue 0
+
+
+def _from_hexcone(hue6: Tensor, chroma: Tensor, value: Tensor) -> Tensor:
+    """Inverse of :func:`_hexcone`: channel n ∈ (5, 3, 1) is V − C·clamp(min(k, 4 − k), 0, 1) with
+    k = (n + 6H) mod 6.
+
+    Since min(k, 4 − k) = 2 − |k − 2|, that is V − 2C + C·clamp(|k − 2|, 1, 2): in-place passes only.
+    """
+    k = (torch.arange(5.0, 0.0, -2.0, device=hue6.device).view(1, 3, 1, 1) + hue6).remainder_(6)
+    return k.sub_(2).abs_().clamp_(1.0, 2.0).mul_(chroma).add_(value - 2 * chroma)
 
 
 def rgb_to_hsv(x: Tensor) -> Tensor:
     """RGB → HSV on (N, 3, H, W) in [0, 1]; hue in [0, 1) (fraction of a turn), 0 for grays."""
-    r, g, b = x.unbind(1)
-    value, argmax = x.max(1)
-    delta = value - x.amin(1)
-    saturation = delta / value.clamp(min=1e-12)
-    d = delta.clamp(min=1e-12)  # delta = 0 makes every hue formula 0 (gray)
-    hue = torch.where(argmax == 0, (g - b) / d, torch.where(argmax == 1, 2 + (b - r) / d, 4 + (r - g) / d))
-    return torch.stack([torch.remainder(hue / 6, 1.0), saturation, value], 1)
+    hue6, chroma, value = _hexcone(x)
+    return torch.cat([hue6.div_(6).remainder_(1.0), chroma.div_(value.clamp(min=1e-12)), value], 1)
 
 
 def hsv_to_rgb(x: Tensor) -> Tensor:
-    """HSV → RGB, inverse of :func:`rgb_to_hsv`: channel n ∈ (5, 3, 1) is V − V·S·clamp(min(k, 4 − k), 0, 1)
-    with k = (n + 6H) mod 6."""
-    hue, saturation, value = x[:, :1], x[:, 1:2], x[:, 2:]
-    k = torch.remainder(torch.arange(5.0, 0.0, -2.0, device=x.device).view(1, 3, 1, 1) + 6 * hue, 6)
-    return value - value * saturation * torch.minimum(k, 4 - k).clamp(0.0, 1.0)
+    """HSV → RGB, inverse of :func:`rgb_to_hsv`."""
+    hue, saturation, value = x.split(1, dim=1)
+    return _from_hexcone(6 * hue, saturation * value, value)
 
 
 def adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
-    """ColorJitter hue: rotate each sample's hue by its shift (fraction of a turn) through HSV."""
-    hsv = rgb_to_hsv(x)
-    hsv[:, 0] = torch.remainder(hsv[:, 0] + shift.view(-1, 1, 1), 1.0)
-    return hsv_to_rgb(hsv)
+    """ColorJitter hue: rotate each sample's hue by its shift (fraction of a turn), keep chroma and value."""
+    hue6, chroma, value = _hexcone(x)
+    return _from_hexcone(hue6.add_(6 * _per_sample(shift)), chroma, value)
 
 
 def gaussian_blur(x: Tensor, sigma: Tensor, radius: int | None = None) -> Tensor:
     """GaussianBlur with one σ per sample: separable, one kernel per (sample, channel) by grouped conv2d.
 
     The kernel spans ±``radius`` pixels (default ⌈3·max σ⌉, which needs a host sync: pass it when known);
-    borders are replicated, as PIL's ``GaussianBlur`` that DINO uses.
+    borders are replicated, as PIL's ``GaussianBlur`` that DINO uses. A σ ≤ 1e-3 leaves the sample as is.
     """
     n, c, h, w = x.shape
     radius = math.ceil(3 * sigma.max().item()) if radius is None else radius
@@ -143,23 +150,10 @@ def gaussian_blur(x: Tensor, sigma: Tensor, radius: int | None = None) -> Tensor
     return out.view(n, c, h, w)
 
 
-def solarize(x: Tensor, threshold: float = 0.5) -> Tensor:
-    """Solarization: invert the pixels at or above the threshold (x ≥ 0.5 → 1 − x)."""
-    return torch.where(x >= threshold, 1.0 - x, x)
-
-
-def _random_apply(x: Tensor, transform: Callable[[Tensor], Tensor], p: Sequence[float]) -> Tensor:
-    """RandomApply per sample on a view-major batch: ``transform(x)`` where a coin succeeds, else x.
-
-    ``p`` holds one probability per view; the coins are drawn per sample, the blend is one ``torch.where``.
-    """
-    if max(p) <= 0:
-        return x
-    if min(p) >= 1:
-        return transform(x)
-    b = len(x) // len(p)
-    threshold = torch.cat([torch.full((b,), float(pv), device=x.device) for pv in p])
-    return torch.where(_per_sample(torch.rand(len(x), device=x.device) < threshold), transform(x), x)
+def solarize(x: Tensor, threshold: Tensor | float = 0.5) -> Tensor:
+    """Solarization: invert the pixels at or above the sample's threshold (x ≥ 0.5 → 1 − x)."""
+    threshold = _per_sample(threshold) if isinstance(threshold, Tensor) else threshold
+    return torch.where(x >= threshold, 1 - x, x)
 
 
 class MultiCropAugment(nn.Module):
@@ -198,11 +192,17 @@ class MultiCropAugment(nn.Module):
         self.n_global, self.n_local = n_global, n_local
         self.global_scale, self.local_scale = tuple(global_scale), tuple(local_scale)
         self.ratio, self.flip_p = tuple(ratio), flip_p
-        ranges = [(max(0.0, 1 - s), 1 + s) for s in jitter[:3]] + [(-jitter[3], jitter[3])]
-        ops = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
-        # (factor range, operation) in ColorJitter's order; a strength of 0 skips the operation
-        self.jitter_ranges = [
-            (r, op) for r, op, strength in zip(ranges, ops, jitter, strict=True) if strength > 0
+        brightness, contrast, saturation, hue = jitter
+        # (factor range, neutral factor, operation) in ColorJitter's order; strength 0 skips the operation
+        self.jitter_ops = [
+            (r, neutral, op)
+            for strength, r, neutral, op in (
+                (brightness, (max(0.0, 1 - brightness), 1 + brightness), 1.0, adjust_brightness_),
+                (contrast, (max(0.0, 1 - contrast), 1 + contrast), 1.0, adjust_contrast_),
+                (saturation, (max(0.0, 1 - saturation), 1 + saturation), 1.0, adjust_saturation_),
+                (hue, (-hue, hue), 0.0, adjust_hue),
+            )
+            if strength > 0
         ]
         self.jitter_p, self.grayscale_p = jitter_p, grayscale_p
         self.blur_sigma, self.blur_p, self.solarize_p = tuple(blur_sigma), tuple(blur_p), solarize_p
@@ -211,30 +211,34 @@ class MultiCropAugment(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-    def color_jitter(self, x: Tensor) -> Tensor:
-        """ColorJitter with factors drawn per sample: brightness, contrast, saturation, then hue."""
-        for (low, high), op in self.jitter_ranges:
-            x = op(x, torch.empty(len(x), device=x.device).uniform_(low, high))
-        return x
-
-    def blur(self, x: Tensor) -> Tensor:
-        """GaussianBlur with σ uniform in ``blur_sigma`` per sample."""
-        return gaussian_blur(
-            x, torch.empty(len(x), device=x.device).uniform_(*self.blur_sigma), self.blur_radius
-        )
+    @staticmethod
+    def _coins(p: Sequence[float], batch: int, device: torch.device) -> Tensor:
+        """Per-sample coins of a view-major batch, with probability p[v] for the samples of view v."""
+        threshold = torch.cat([torch.full((batch,), float(pv), device=device) for pv in p])
+        return torch.rand(len(threshold), device=device) < threshold
 
     def _views(
         self, x: Tensor, n_views: int, size: int, scale: tuple, blur_p: list[float], solarize_p: list[float]
     ) -> list[Tensor]:
         """``n_views`` views of every image at one resolution, all processed as one batch."""
         b, _, h, w = x.shape
-        theta = crop_matrices(n_views * b, h / w, scale, self.ratio, self.flip_p, x.device)
-        v = resized_crops(x, theta, size, self.interpolation)
-        v = _random_apply(v, self.color_jitter, [self.jitter_p])
-        v = _random_apply(v, grayscale, [self.grayscale_p])
-        v = _random_apply(v, self.blur, blur_p)
-        v = _random_apply(v, solarize, solarize_p)
-        v = (v - self.mean.to(v.device)) / self.std.to(v.device)
+        n, dev = n_views * b, x.device
+        v = resized_crops(
+            x, crop_matrices(n, h / w, scale, self.ratio, self.flip_p, dev), size, self.interpolation
+        )
+        if self.jitter_p > 0 and self.jitter_ops:
+            on = self._coins([self.jitter_p], n, dev)
+            for (low, high), neutral, op in self.jitter_ops:
+                v = op(v, torch.where(on, torch.empty(n, device=dev).uniform_(low, high), neutral))
+            v.clamp_(0.0, 1.0)
+        if self.grayscale_p > 0:
+            grayscale_(v, self._coins([self.grayscale_p], n, dev).float())
+        if max(blur_p) > 0:
+            sigma = torch.empty(n, device=dev).uniform_(*self.blur_sigma)
+            v = gaussian_blur(v, torch.where(self._coins(blur_p, b, dev), sigma, 1e-3), self.blur_radius)
+        if max(solarize_p) > 0:
+            v = solarize(v, torch.where(self._coins(solarize_p, b, dev), 0.5, math.inf))
+        v.sub_(self.mean.to(dev)).div_(self.std.to(dev))
         return list(v.view(n_views, b, 3, size, size).unbind(0))
 
     def forward(

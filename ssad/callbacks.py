@@ -10,6 +10,7 @@ import lightning as L
 
 from ssad.evaluation import EvalSettings, evaluate_network
 from ssad.io import append_jsonl, write_json_atomic
+from ssad.loggers import publish_results
 from ssad.plots import plot_scores
 
 
@@ -66,13 +67,14 @@ class OODEvaluation(L.Callback):
                                            datamodule.augment.global_size, self.settings)
         results = {**self.meta, **results, "epoch": epoch, "step": trainer.global_step,
                    "loss": self.loss_curve[-1] if self.loss_curve else None}
-        pl_module.log_dict(flatten_metrics(results), rank_zero_only=True)
+        flat = flatten_metrics(results)
+        pl_module.log_dict(flat, rank_zero_only=True)
         if trainer.is_global_zero:
             append_jsonl(self.output_dir / "metrics.jsonl", results)
             if final:
                 write_json_atomic(self.output_dir / "results.json", {**results, "loss_curve": self.loss_curve})
-                if self.plots:
-                    title = f"{self.meta.get('dataset', '')} / {self.meta.get('variant', '')}"
-                    plot_scores(scores, results, self.output_dir / "plots", title=title)
+                title = f"{self.meta.get('dataset', '')} / {self.meta.get('variant', '')}"
+                images = plot_scores(scores, results, self.output_dir / "plots", title) if self.plots else []
+                publish_results(trainer.loggers, flat, images)
         self.last_results = results
         return results

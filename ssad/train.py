@@ -35,6 +35,8 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_cfg["precision"] = resolve_precision(str(trainer_cfg.get("precision", "auto")))
     trainer = instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(model.run_config)
     return datamodule, model, trainer
 
 

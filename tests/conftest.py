@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny configs composed from the real conf/ tree, tiny auxiliary datasets on disk."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from ssad.train import CONFIG_DIR
+
+# A model and views small enough that one step takes milliseconds on a CPU.
+TINY = [
+    "experiment=demo",
+    "data.size=16",
+    "data.batch_size=16",
+    "augment.global_size=16",
+    "augment.local_size=8",
+    "augment.n_local=2",
+    "model.backbone.depth=1",
+    "model.backbone.embed_dim=24",
+    "model.backbone.num_heads=2",
+    "model.head.out_dim=32",
+    "model.head.hidden_dim=32",
+    "model.head.bottleneck_dim=16",
+    "optim.warmup_epochs=1",
+    "trainer.max_epochs=2",
+    "+trainer.limit_train_batches=3",
+    "trainer.enable_progress_bar=false",
+    "trainer.enable_model_summary=false",
+    "eval.settings.progress=false",
+    "eval.plots=false",
+    "logger=none",
+    "~callbacks.progress",
+]
+
+
+def write_aux_data(data_dir: Path, n: int = 40) -> None:
+    """Tiny files in the real formats of the auxiliary negative sources (ImageNet32 pickles, 300K .npy)."""
+    rng = np.random.default_rng(0)
+    (data_dir / "imagenet32").mkdir(parents=True, exist_ok=True)
+    batch = {"data": rng.integers(0, 256, (n, 3 * 32 * 32), dtype=np.uint8),
+             "labels": list(rng.integers(1, 1001, n))}
+    with open(data_dir / "imagenet32" / "train_data_batch_1", "wb") as f:
+        pickle.dump(batch, f)
+    np.save(data_dir / "300K_random_images.npy", rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8))
+
+
+def compose_cfg(tmp_path: Path, *overrides: str, run_dir: str = "run"):
+    """The training config with TINY settings, data and outputs under ``tmp_path``."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=[*TINY, f"paths.data_dir={tmp_path}/data",
+                                          f"paths.output_dir={tmp_path}/{run_dir}", *overrides])
+    OmegaConf.set_struct(cfg, False)
+    return cfg
+
+
+@pytest.fixture
+def aux_data(tmp_path: Path) -> Path:
+    write_aux_data(tmp_path / "data")
+    return tmp_path

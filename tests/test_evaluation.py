@@ -1,0 +1,112 @@
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from ssad.callbacks import flatten_metrics
+from ssad.data.sources import ArraySet
+from ssad.evaluation import EvalSettings, evaluate_features, network_features, soft_class_probs
+from ssad.features import preprocess
+from ssad.metrics import ood_metrics, ood_score
+from ssad.models import DINOHead, MultiCropNetwork, vit_backbone
+
+SETTINGS = EvalSettings(progress=False, batch_size=4)
+
+
+def _network() -> MultiCropNetwork:
+    torch.manual_seed(0)
+    backbone = vit_backbone("vit_tiny_patch16_224", img_size=16, patch_size=8, embed_dim=16, depth=1,
+                            num_heads=2, drop_path_rate=0.0)
+    return MultiCropNetwork(backbone, DINOHead(16, out_dim=8, hidden_dim=8, bottleneck_dim=4)).eval()
+
+
+def _images(n: int, seed: int) -> ArraySet:
+    rng = np.random.default_rng(seed)
+    return ArraySet(images=rng.integers(0, 256, (n, 3, 8, 8), dtype=np.uint8),
+                    labels=rng.integers(0, 3, n), name=f"set{seed}")
+
+
+def test_evaluate_features_per_set_and_average():
+    torch.manual_seed(0)
+    train, test = torch.randn(40, 5), torch.randn(12, 5)
+    ood = {"near": torch.randn(9, 5) + 0.5, "far": torch.randn(7, 5) + 3.0}
+    results, scores = evaluate_features(train, test, ood, SETTINGS)
+    s_test = ood_score(test, train, 0.04)
+    for name, feats in ood.items():
+        assert results["ood"][name] == pytest.approx(ood_metrics(s_test, ood_score(feats, train, 0.04)))
+    assert results["average"]["auroc"] == pytest.approx(
+        (results["ood"]["near"]["auroc"] + results["ood"]["far"]["auroc"]) / 2)
+    assert results["knn_accuracy"] is None  # no labels: kNN is skipped, not invented
+    assert 0.0 <= results["sensitivity"] <= 1.0
+    assert torch.equal(scores["test"], s_test)
+
+
+def test_evaluate_features_knn_with_labels():
+    train = torch.eye(4).repeat(5, 1)
+    labels = torch.arange(4).repeat(5)
+    results, _ = evaluate_features(train, torch.eye(4), {}, SETTINGS, labels, torch.arange(4))
+    assert results["knn_accuracy"] == 1.0 and results["average"] is None
+
+
+def test_soft_class_probs_centering():
+    logits = torch.tensor([[1.0, 0.0], [3.0, 0.0]])
+    running = soft_class_probs(logits, torch.zeros(1, 2), SETTINGS)
+    dataset = soft_class_probs(logits, torch.zeros(1, 2),
+                               EvalSettings(soft_classes_center="dataset", progress=False))
+    assert torch.allclose(running.sum(1), torch.ones(2))
+    assert dataset[0, 0] < 0.5 < running[0, 0]  # centred by the mean logit, the first row falls below
+
+
+def test_bad_settings_name_the_key():
+    with pytest.raises(ValueError, match="soft_classes_split"):
+        EvalSettings(soft_classes_split="val")
+
+
+def test_flatten_metrics_keys():
+    flat = flatten_metrics({"ood": {"svhn": {"auroc": 0.9}}, "average": {"auroc": 0.9}, "knn_accuracy": None,
+                            "sensitivity": 0.5})
+    assert flat == {"eval/svhn/auroc": 0.9, "eval/average/auroc": 0.9, "eval/sensitivity": 0.5}
+
+
+def test_preprocess_resizes_and_normalises():
+    x = torch.full((2, 3, 8, 8), 255, dtype=torch.uint8)
+    out = preprocess(x, 16)
+    assert out.shape == (2, 3, 16, 16)
+    assert torch.allclose(out[:, 0], torch.full((2, 16, 16), (1 - 0.485) / 0.229), atol=1e-4)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: dict) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        feats, logits = network_features(_network(), _images(11, 1), 16, SETTINGS, with_head=True)
+        out[rank] = (feats, logits)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_features_gathered_in_dataset_order_equal_single_process():
+    single, single_logits = network_features(_network(), _images(11, 1), 16, SETTINGS, with_head=True)
+    with mp.Manager() as manager:
+        out = manager.dict()
+        mp.spawn(_ddp_worker, args=(2, _free_port(), out), nprocs=2, join=True)
+        results = dict(out)
+    for rank in (0, 1):
+        feats, logits = results[rank]
+        assert feats.shape == single.shape == (11, 16)  # sampler padding removed
+        assert torch.allclose(feats, single, atol=1e-5)
+        assert torch.allclose(logits, single_logits, atol=1e-5)
+    # the metrics computed from the gathered features are therefore the single-process ones
+    bank = results[0][0]
+    assert ood_metrics(ood_score(bank[:5], bank), ood_score(bank[5:], bank)) == \
+        ood_metrics(ood_score(single[:5], single), ood_score(single[5:], single))

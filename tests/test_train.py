@@ -1,0 +1,99 @@
+import json
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from ssad.train import build, train
+from tests.conftest import compose_cfg
+
+PRESETS = sorted(p.stem for p in (Path(__file__).parent.parent / "conf" / "negatives").glob("*.yaml"))
+
+
+def test_all_eleven_paper_presets_exist():
+    assert {"none", "imgn", "rot_imgn", "rot360_imgn", "dti", "rot_dti", "perm16_imgn", "perm4_imgn",
+            "pixperm_imgn", "rot_indist", "combined"} <= set(PRESETS)
+
+
+@pytest.mark.parametrize("variant", PRESETS)
+def test_fast_dev_run_of_every_preset(aux_data, variant):
+    cfg = compose_cfg(aux_data, f"negatives={variant}", "+trainer.fast_dev_run=1", "callbacks=none")
+    datamodule, model, trainer = build(cfg)
+    trainer.fit(model, datamodule=datamodule)
+    assert trainer.global_step == 1
+    assert all(torch.isfinite(p).all() for p in model.student.parameters())
+
+
+def test_views_and_loss_terms(aux_data):
+    cfg = compose_cfg(aux_data, "negatives=combined")
+    datamodule, model, trainer = build(cfg)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    batch = batch[0] if isinstance(batch, tuple) else batch
+    assert batch["pos"]["image"].dtype == torch.uint8 and batch["neg"]["image"].dtype == torch.uint8
+    assert set(batch["neg"]["part"].tolist()) <= {0, 1}
+    datamodule.trainer = trainer
+    trainer.state.fn, trainer.training = "fit", True
+    views = datamodule.on_after_batch_transfer(batch, 0)
+    assert [v.shape[-1] for v in views["pos_global"]] == [16, 16]
+    assert [v.shape[-1] for v in views["pos_local"]] == [8, 8]
+    assert len(views["neg_global"]) == 1 and len(views["neg_local"]) == 2
+    assert views["neg_global"][0].dtype == torch.float32
+
+
+def test_training_writes_checkpoint_metrics_and_results(tmp_path):
+    cfg = compose_cfg(tmp_path, "negatives=rot_indist", "eval.every_n_epochs=1")
+    summary = train(cfg)
+    run = Path(summary["run_dir"])
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and json.loads(lines[0])["epoch"] == 1
+    results = json.loads((run / "results.json").read_text())
+    assert results["variant"] == "rot_indist" and results["dataset"] == "digits" and results["seed"] == 0
+    assert set(results["ood"]) == {"digits_5to9", "photos"}
+    assert 0.0 <= results["average"]["auroc"] <= 1.0
+    assert len(results["loss_curve"]) == 2
+
+
+class _Interrupt(L.Callback):
+    """Stops the run after its first epoch, as a pre-emption would (after the epoch's checkpoint)."""
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        trainer.should_stop = True
+
+
+def test_resumed_run_ends_with_the_same_weights(tmp_path):
+    train(compose_cfg(tmp_path, "negatives=rot_indist", run_dir="straight"))
+    first = compose_cfg(tmp_path, "negatives=rot_indist", run_dir="resumed")
+    L.seed_everything(first.seed, workers=True)
+    datamodule, model, trainer = build(first)
+    trainer.callbacks.append(_Interrupt())
+    trainer.fit(model, datamodule=datamodule)
+    assert trainer.current_epoch == 1
+    # the same run directory again: resumes from checkpoints/last.ckpt and finishes the schedule
+    train(compose_cfg(tmp_path, "negatives=rot_indist", run_dir="resumed"))
+    a = torch.load(tmp_path / "straight/checkpoints/last.ckpt", weights_only=False)
+    b = torch.load(tmp_path / "resumed/checkpoints/last.ckpt", weights_only=False)
+    assert a["global_step"] == b["global_step"] == 6
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+
+
+def test_unknown_variant_names_the_choices(tmp_path):
+    with pytest.raises(Exception, match="rot_imgn"):
+        compose_cfg(tmp_path, "negatives=rot_imagenet")
+
+
+def test_missing_auxiliary_dataset_fails_before_training(tmp_path):
+    cfg = compose_cfg(tmp_path, "negatives=rot_imgn")
+    with pytest.raises(FileNotFoundError, match="imagenet32"):
+        build(cfg)
+
+
+def test_unknown_negative_source_names_the_choices(tmp_path):
+    cfg = compose_cfg(tmp_path, "negatives=rot_indist", "negatives.parts.0.source=imagenet22k")
+    with pytest.raises(ValueError, match="indist"):
+        instantiate(cfg.data)
