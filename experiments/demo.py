@@ -37,7 +37,7 @@ def baselines(overrides: list[str]) -> dict[str, dict]:
     ood = {k: v for k, v in pixels.items() if k not in ("train", "test")}
     labels = {k: torch.as_tensor(sets[k].labels) for k in ("train", "test")}
     raw, _ = evaluate_features(pixels["train"], pixels["test"], ood, settings, labels["train"], labels["test"])
-    model = instantiate(cfg.model)
+    model = instantiate(cfg.model, _convert_="all")
     untrained, _ = evaluate_network(model.teacher, model.center, sets, datamodule.augment.global_size, settings)
     return {"raw pixels": raw, "untrained network": untrained}
 

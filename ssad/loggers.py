@@ -43,3 +43,10 @@ def publish_results(loggers: Iterable[Logger], flat_results: Mapping[str, float]
             images = [str(p) for p in images]
             if images:
                 logger.log_image(key="plots", images=images, caption=[Path(p).stem for p in images])
+
+
+def finish(loggers: Iterable[Logger]) -> None:
+    """Close W&B runs so their config and summary are written (and an offline run is ready to sync)."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish()

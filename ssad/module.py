@@ -173,7 +173,7 @@ class SSADModule(L.LightningModule):
         checkpoint["ssad_config"] = self.run_config
         checkpoint["rng_states"] = {
             "torch": torch.get_rng_state(),
-            "numpy": np.random.get_state(),
+            "numpy": _numpy_state_to_torch(np.random.get_state()),
             "python": random.getstate(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
@@ -182,7 +182,14 @@ class SSADModule(L.LightningModule):
         states = checkpoint.get("rng_states")
         if states:
             torch.set_rng_state(states["torch"])
-            np.random.set_state(states["numpy"])
+            name, keys, *rest = states["numpy"]
+            np.random.set_state((name, keys.numpy(), *rest))
             random.setstate(states["python"])
             if states["cuda"] and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _numpy_state_to_torch(state: tuple) -> tuple:
+    """NumPy's RNG state with its key array as a tensor (checkpoints load with ``weights_only=True``)."""
+    name, keys, *rest = state
+    return (name, torch.from_numpy(keys.copy()), *rest)

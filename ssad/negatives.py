@@ -1,4 +1,4 @@
-"""Negative samples: the shifting transforms and the variant spec (paper Sec. 3.2 and Table 2).
+"""Negative samples: the shifting transforms and the variant spec (Rafiee et al. 2022, Eq. 4 and Table 2).
 
 A negative-sampling variant is a list of parts (source, transform, weight). Every transform works on a
 whole uint8 batch (B, C, H, W) at the source resolution, before multi-crop, with independent randomness
@@ -31,12 +31,6 @@ def _rand(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | Non
     return torch.rand(shape, generator=generator, device=device).to(like.device)
 
 
-def _randint(low: int, high: int, n: int, like: Tensor, generator: torch.Generator | None) -> Tensor:
-    """``n`` integers uniform in [low, high), drawn like :func:`_rand`."""
-    device = generator.device if generator is not None else like.device
-    return torch.randint(low, high, (n,), generator=generator, device=device).to(like.device)
-
-
 def _gather_pixels(images: Tensor, source: Tensor) -> Tensor:
     """Output pixel i of sample b is input pixel ``source[b, i]`` (flat H·W index), all channels together."""
     b, c, h, w = images.shape
@@ -51,7 +45,8 @@ def _rotate(images: Tensor, generator: torch.Generator | None, k_min: int) -> Te
         raise ValueError(f"rotation negatives need square images, got H×W = {h}×{w}")
     grid = torch.arange(h * w, device=images.device).view(h, w)
     maps = torch.stack([torch.rot90(grid, k, dims=(0, 1)).flatten() for k in range(4)])
-    return _gather_pixels(images, maps[_randint(k_min, 4, b, images, generator)])
+    k = k_min + (_rand((b,), images, generator) * (4 - k_min)).long()
+    return _gather_pixels(images, maps[k])
 
 
 def rotate(images: Tensor, generator: torch.Generator | None = None) -> Tensor:

@@ -13,6 +13,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ssad.loggers import finish as finish_loggers
+
 log = logging.getLogger(__name__)
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -28,7 +30,7 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     """Instantiate datamodule, model and trainer (with callbacks and loggers) from a composed config."""
     datamodule = instantiate(cfg.data)
     datamodule.check_sources()
-    model = instantiate(cfg.model)
+    model = instantiate(cfg.model, _convert_="all")
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
@@ -59,7 +61,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ckpt = checkpoint_to_resume(cfg, output_dir)
     if ckpt:
         log.info("resuming from %s", ckpt)
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
+    finally:
+        finish_loggers(trainer.loggers)
     return {"variant": cfg.negatives.name, "dataset": cfg.data.name, "seed": cfg.seed,
             "run_dir": str(output_dir), "epochs": trainer.current_epoch}
 

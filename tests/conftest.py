@@ -28,13 +28,12 @@ TINY = [
     "model.head.bottleneck_dim=16",
     "optim.warmup_epochs=1",
     "trainer.max_epochs=2",
-    "+trainer.limit_train_batches=3",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
+    "++trainer.limit_train_batches=3",
+    "++trainer.enable_progress_bar=false",
+    "++trainer.enable_model_summary=false",
     "eval.settings.progress=false",
     "eval.plots=false",
     "logger=none",
-    "~callbacks.progress",
 ]
 
 

@@ -1,4 +1,3 @@
-import json
 from pathlib import Path
 
 import pytest
@@ -18,11 +17,11 @@ def test_wandb_offline_run_files_hold_config_and_summary(tmp_path, monkeypatch):
     train(cfg)
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
-    config = (runs[0] / "files" / "config.yaml").read_text()
-    assert "rot_indist" in config and "negatives" in config
-    summary = json.loads((runs[0] / "files" / "wandb-summary.json").read_text())
-    assert 0.0 <= summary["eval/average/auroc"] <= 1.0
-    assert "eval/photos/auroc" in summary
+    # the offline transaction log (what `wandb sync` uploads) holds the resolved config and the summary
+    log = next(runs[0].glob("run-*.wandb")).read_bytes()
+    assert b"rot_indist" in log and b"warmup_teacher_temp" in log
+    for key in (b"eval/average/auroc", b"eval/photos/auroc", b"eval/knn_accuracy", b"plots"):
+        assert key in log, key
 
 
 def test_wandb_mode_is_checked():

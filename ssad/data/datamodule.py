@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from ssad.augment import MultiCropAugment
-from ssad.data.sources import ArraySet, check_source, load_source
+from ssad.data.sources import ArraySet, check_source, load_source, plain
 from ssad.negatives import NegativePart, apply_parts, get_transform, parse_variant
 
 INDIST = "indist"
@@ -99,13 +99,13 @@ class SSADDataModule(L.LightningDataModule):
         super().__init__()
         self.name, self.size, self.batch_size = name, size, batch_size
         self.num_workers, self.cache_dir = num_workers, cache_dir
-        self.train_spec, self.test_spec = dict(train), dict(test) if test else None
-        self.ood_specs = {k: dict(v) for k, v in (ood or {}).items()}
-        self.sources = {k: dict(v) for k, v in (sources or {}).items()}
+        self.train_spec, self.test_spec = plain(train), plain(test)
+        self.ood_specs = plain(ood) or {}
+        self.sources = plain(sources) or {}
         self.augment = augment
-        negatives = negatives or {}
-        self.parts: list[NegativePart] = parse_variant(negatives.get("parts") or [])
+        self.parts: list[NegativePart] = parse_variant(plain((negatives or {}).get("parts")) or [])
         self.neg_transforms = [get_transform(p.transform) for p in self.parts]
+        self.part_specs = [self.resolve_source(p.source) for p in self.parts]
         self.train_set: ArraySet | None = None
 
     # ----------------------------------------------------------------- sources
@@ -118,13 +118,12 @@ class SSADDataModule(L.LightningDataModule):
                 raise ValueError(f"negative source {source!r} is not configured; choose '{INDIST}', one of "
                                  f"{sorted(self.sources)} (the `sources` config), or give an inline mapping")
             return self.sources[source]
-        return dict(source)
+        return plain(source)
 
     def all_specs(self) -> dict[str, dict[str, Any]]:
         """Every dataset this run reads, by role."""
         specs = {"train": self.train_spec}
-        for i, part in enumerate(self.parts):
-            spec = self.resolve_source(part.source)
+        for i, spec in enumerate(self.part_specs):
             if spec is not None:
                 specs[f"negatives[{i}]"] = spec
         if self.test_spec:
@@ -153,8 +152,7 @@ class SSADDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
             self.train_set = self.load(self.train_spec)
-            self.neg_sets = [self.train_set if spec is None else self.load(spec)
-                             for spec in (self.resolve_source(p.source) for p in self.parts)]
+            self.neg_sets = [self.train_set if spec is None else self.load(spec) for spec in self.part_specs]
 
     def train_dataloader(self) -> CombinedLoader:
         positives = ArrayDataset(self.train_set.images)

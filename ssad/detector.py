@@ -1,0 +1,95 @@
+"""A self-contained detector file: teacher backbone + training feature bank + Eq. 6 + a threshold.
+
+Usage, without Hydra or the training config::
+
+    from ssad.detector import Detector
+    detector = Detector.load("detector.pt")
+    scores, flags = detector.predict(images)   # uint8 (N, 3, H, W); higher score = more anomalous
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ssad.features import preprocess
+from ssad.io import save_atomic
+from ssad.metrics import ood_score
+from ssad.models import vit_backbone
+
+FORMAT = "ssad-detector-v1"
+
+
+def threshold_at_tpr(scores_in: Tensor, tpr: float = 0.95) -> float:
+    """The smallest score that accepts (S ≤ thr) at least ``tpr`` of the in-distribution scores."""
+    ordered = torch.sort(scores_in.double()).values
+    k = min(max(int(-(-tpr * len(ordered) // 1)), 1), len(ordered))
+    return float(ordered[k - 1])
+
+
+class Detector(nn.Module):
+    """Eq. 6 OOD detector. ``data_size``: images are first brought to the training resolution (as the
+    training data were), then ``preprocess`` resizes them to the global-view size ``view_size``."""
+
+    def __init__(self, backbone: nn.Module, bank: Tensor, backbone_args: dict[str, Any], data_size: int,
+                 view_size: int, temperature: float, threshold: float, meta: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.backbone = backbone.eval()
+        self.register_buffer("bank", bank.half())
+        self.backbone_args, self.meta = dict(backbone_args), dict(meta or {})
+        self.data_size, self.view_size = data_size, view_size
+        self.temperature, self.threshold = temperature, threshold
+
+    @torch.no_grad()
+    def features(self, images: Tensor) -> Tensor:
+        """Normalised teacher features of uint8 images (N, 3, H, W) at the training resolution."""
+        device = self.bank.device
+        x = preprocess(images.to(device), self.view_size)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            f = self.backbone(x)
+        return nn.functional.normalize(f.float(), dim=-1)
+
+    @torch.no_grad()
+    def score(self, images: Tensor, batch_size: int = 256) -> Tensor:
+        """Eq. 6 score S(x) per image (float64, CPU); higher = more anomalous."""
+        if images.ndim != 4 or images.shape[1] != 3 or images.dtype != torch.uint8:
+            raise ValueError(f"expected uint8 images of shape (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
+        bank = self.bank.float()
+        return torch.cat([ood_score(self.features(images[i:i + batch_size]), bank, self.temperature).cpu()
+                          for i in range(0, len(images), batch_size)])
+
+    def predict(self, images: Tensor, batch_size: int = 256) -> tuple[Tensor, Tensor]:
+        """Scores and is-anomalous flags (score above the threshold)."""
+        scores = self.score(images, batch_size)
+        return scores, scores > self.threshold
+
+    def save(self, path: str | Path) -> Path:
+        return save_atomic(path, {
+            "format": FORMAT, "backbone_args": self.backbone_args, "backbone": self.backbone.state_dict(),
+            "bank": self.bank, "data_size": self.data_size, "view_size": self.view_size,
+            "temperature": self.temperature, "threshold": self.threshold, "meta": self.meta,
+        })
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto") -> Detector:
+        """Rebuild a detector saved by :meth:`save` (``ssad.export``) on ``device`` (auto = CUDA if present)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"detector file {path} does not exist; make one with "
+                                    "`python -m ssad.export ckpt=... out=detector.pt`")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as err:
+            raise ValueError(f"{path} is not a readable detector file ({err}); export it again") from err
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise ValueError(f"{path} is not an ssad detector ({FORMAT}); `python -m ssad.export` writes one")
+        backbone = vit_backbone(**state["backbone_args"])
+        backbone.load_state_dict(state["backbone"])
+        detector = cls(backbone, state["bank"], state["backbone_args"], state["data_size"], state["view_size"],
+                       state["temperature"], state["threshold"], state["meta"])
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return detector.to(device)
