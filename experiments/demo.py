@@ -59,7 +59,7 @@ def main(variants: list[str]) -> None:
     results = {v: json.loads((sweep_dir / v / "results.json").read_text()) for v in variants}
     base = baselines(["experiment=demo"])
     ood_names = list(next(iter(results.values()))["ood"])
-    print(f"\nQuick-start on digits 0-4 (near-OOD: digits 5-9, far-OOD: photo crops); AUROC in %.")
+    print("\nQuick-start on digits 0-4 (near-OOD: digits 5-9, far-OOD: photo crops); AUROC in %.")
     print(f"{'variant':<20} {'loss start→end':<15} " + "  ".join(f"{n[:6]:>6}" for n in ood_names)
           + f"  {'average':>7}  {'kNN':>5}  {'occupied':>8}")
     for name, res in base.items():

@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint: ``python -m ssad.evaluate ckpt=PATH [ood=...] [add_ood.NAME=...] [out=...]``."""
+"""Evaluate a checkpoint: ``python -m ssad.evaluate ckpt=PATH [ood=...] [+add_ood.NAME=...] [out=...]``."""
 
 from __future__ import annotations
 

@@ -92,16 +92,19 @@ class MultiCropNetwork(nn.Module):
 
     Consecutive views of equal size are concatenated along the batch (e.g. positive and negative global
     views together, then all local views), the head runs once on all features, and the output is split
-    back into one (B_v, K) tensor per view.
+    back into one (B_v, K) tensor per view. ``group_views=False`` makes one backbone call per view instead
+    (DINO-style reference; same result up to rounding).
     """
 
-    def __init__(self, backbone: nn.Module, head: DINOHead) -> None:
+    def __init__(self, backbone: nn.Module, head: DINOHead, group_views: bool = True) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
+        self.group_views = group_views
 
     def forward(self, views: Sequence[Tensor]) -> list[Tensor]:
-        features = torch.cat([self.backbone(torch.cat(group)) for group in _group_by_size(views)])
+        groups = _group_by_size(views) if self.group_views else [[view] for view in views]
+        features = torch.cat([self.backbone(torch.cat(group)) for group in groups])
         logits = self.head(features)
         return list(logits.split([v.shape[0] for v in views]))
 

@@ -35,7 +35,8 @@ class SSADModule(L.LightningModule):
     The batch arrives as views made on the device by the datamodule: ``pos_global`` (M lists of (B,3,G,G)),
     ``pos_local`` (N lists of (B,3,L,L)) and, when negatives are used, ``neg_global`` and ``neg_local``.
     Schedules follow DINO: per-step cosine learning rate with linear warm-up, cosine weight decay and
-    cosine teacher momentum m→1; τ_t is linear per epoch.
+    cosine teacher momentum m→1; τ_t is linear per epoch. Fast paths: ``group_views`` (one backbone call
+    per resolution, else per view) and ``compile`` (``torch.compile`` of both backbones).
     """
 
     def __init__(
@@ -51,16 +52,27 @@ class SSADModule(L.LightningModule):
         neg_weight: float = 1.0,
         batch_size: int = 64,
         optim: Mapping[str, Any] | None = None,
+        group_views: bool = True,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["backbone"])
         self.optim = {**DEFAULT_OPTIM, **dict(optim or {})}
         head_module = DINOHead(backbone.num_features, **dict(head or {}))
-        self.student = MultiCropNetwork(backbone, head_module)
+        self.student = MultiCropNetwork(backbone, head_module, group_views)
         self.teacher = copy.deepcopy(self.student)
         self.teacher.requires_grad_(False)
         self.register_buffer("center", torch.zeros(1, head_module.last_layer.out_features))
         self.run_config: dict[str, Any] | None = None  # the resolved Hydra config, kept in checkpoints
+        self._compiled = False
+
+    def configure_model(self) -> None:
+        """With ``compile=True``, compile the student and teacher backbones in place (``nn.Module.compile``:
+        parameter names and checkpoints unchanged), one static graph per view shape; idempotent."""
+        if self.hparams.compile and not self._compiled:
+            self.student.backbone.compile(dynamic=False)
+            self.teacher.backbone.compile(dynamic=False)
+            self._compiled = True
 
     # ----------------------------------------------------------------- schedules
     @property
