@@ -23,5 +23,8 @@ test: setup
 lint: setup
 	$(BIN)/ruff check ssad tests experiments
 
+bench: setup
+	$(BIN)/python -m ssad.bench
+
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ssad.evaluation import EvalSettings, evaluate_network
 from ssad.io import append_jsonl, write_json_atomic
@@ -25,6 +27,20 @@ def flatten_metrics(results: Mapping[str, Any], prefix: str = "eval") -> dict[st
         if results.get(key) is not None:
             flat[f"{prefix}/{key}"] = float(results[key])
     return flat
+
+
+class CheckpointOnInterrupt(L.Callback):
+    """On Ctrl-C (SIGINT) or SIGTERM (e.g. a cluster pre-emption), write ``last.ckpt`` before exiting, so
+    rerunning the same run directory resumes from the interrupted step."""
+
+    def __init__(self, dirpath: str) -> None:
+        self.path = Path(dirpath) / "last.ckpt"
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)) and trainer.global_step > 0:
+            trainer.save_checkpoint(self.path)
+            rank_zero_warn(f"interrupted at step {trainer.global_step}: saved {self.path}; rerun with the same "
+                           "hydra.run.dir to resume")
 
 
 class OODEvaluation(L.Callback):

@@ -116,6 +116,11 @@ class SSADModule(L.LightningModule):
             l_neg = negative_loss(student_neg, self.hparams.student_temp)
             loss = l_pos + self.hparams.neg_weight * l_neg
             self.log("train/L_neg", l_neg, on_step=True, on_epoch=True)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite loss ({loss.item()}) at epoch {self.current_epoch}, step {self.global_step}: training "
+                "stopped; checkpoints/last.ckpt holds the last good weights. Lower optim.base_lr, raise "
+                "model.warmup_teacher_temp, or use precision=32-true to find the cause")
         self._update_center(teacher_out)
         self.log("train/L_pos", l_pos, on_step=True, on_epoch=True)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)

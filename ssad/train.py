@@ -13,6 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ssad.config import validate
 from ssad.loggers import finish as finish_loggers
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ def resolve_precision(precision: str) -> str:
 
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate datamodule, model and trainer (with callbacks and loggers) from a composed config."""
+    validate(cfg)
     datamodule = instantiate(cfg.data)
     datamodule.check_sources()
     model = instantiate(cfg.model, _convert_="all")
