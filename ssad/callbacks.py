@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ssad.evaluation import EvalSettings, evaluate_network
@@ -85,6 +85,10 @@ class OODEvaluation(L.Callback):
                    "loss": self.loss_curve[-1] if self.loss_curve else None}
         flat = flatten_metrics(results)
         pl_module.log_dict(flat, rank_zero_only=True)
+        if results["knn_accuracy"] is None:
+            rank_zero_info("kNN accuracy skipped: the in-distribution train/test sets have no labels")
+        if not results["ood"]:
+            rank_zero_info("OOD metrics skipped: no in-distribution test set (data.test) or no OOD set (data.ood)")
         if trainer.is_global_zero:
             append_jsonl(self.output_dir / "metrics.jsonl", results)
             if final:

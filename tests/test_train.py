@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -97,3 +98,23 @@ def test_unknown_negative_source_names_the_choices(tmp_path):
     cfg = compose_cfg(tmp_path, "negatives=rot_indist", "negatives.parts.0.source=imagenet22k")
     with pytest.raises(Exception, match="imagenet22k' is not configured; choose 'indist'"):
         instantiate(cfg.data)
+
+
+def test_train_on_a_users_unlabeled_folder(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        mode = ["RGB", "L", "RGBA"][i % 3]
+        size = (20 + i, 30)
+        array = rng.integers(0, 256, (size[1], size[0], len(mode) if mode != "L" else 1), dtype=np.uint8)
+        Image.fromarray(array.squeeze(-1) if mode == "L" else array, mode).save(folder / f"{i}.png")
+    Image.fromarray(rng.integers(0, 65535, (12, 12), dtype=np.uint16)).save(folder / "sixteen_bit.png")
+    cfg = compose_cfg(tmp_path, "data=folder", f"data.path={folder}", "data.size=16", "data.batch_size=8",
+                      "data.num_workers=0", "negatives=rot_indist")
+    train(cfg)
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["knn_accuracy"] is None and results["dataset"] == "folder"
+    assert results["occupied_soft_classes"] >= 0

@@ -69,6 +69,11 @@ class NegativeDataset(Dataset):
         return torch.from_numpy(np.repeat(np.asarray(part_weights) / sizes, sizes))
 
 
+def user_source(path: str) -> dict[str, Any]:
+    """A user's own unlabeled images: a ``.npy`` array or a folder of images (recursive)."""
+    return {"format": "npy", "path": path} if str(path).endswith(".npy") else {"format": "image_folder", "path": path}
+
+
 def passthrough(batch: Any) -> Any:
     return batch
 
@@ -78,14 +83,16 @@ class SSADDataModule(L.LightningDataModule):
 
     ``sources`` names the auxiliary datasets a variant may refer to (``source: imagenet``); a part may
     also give an inline source mapping, or ``indist`` for the in-distribution training set itself.
+    ``path`` (a folder of images or a ``.npy`` file) stands for ``train`` when that is not given.
     An epoch is one pass over the in-distribution training set; as many negatives are drawn (with
     replacement) as positives.
     """
 
     def __init__(
         self,
-        train: Mapping[str, Any],
         augment: MultiCropAugment,
+        train: Mapping[str, Any] | None = None,
+        path: str | None = None,
         negatives: Mapping[str, Any] | None = None,
         sources: Mapping[str, Mapping[str, Any]] | None = None,
         test: Mapping[str, Any] | None = None,
@@ -99,7 +106,10 @@ class SSADDataModule(L.LightningDataModule):
         super().__init__()
         self.name, self.size, self.batch_size = name, size, batch_size
         self.num_workers, self.cache_dir = num_workers, cache_dir
-        self.train_spec, self.test_spec = plain(train), plain(test)
+        if train is None and path is None:
+            raise ValueError("no training data: set data.path (a folder of images or a .npy file) or data.train")
+        self.train_spec = plain(train) or user_source(path)
+        self.test_spec = plain(test)
         self.ood_specs = plain(ood) or {}
         self.sources = plain(sources) or {}
         self.augment = augment
