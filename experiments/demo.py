@@ -2,7 +2,8 @@
 
 Runs ``python -m ssad.train -m experiment=demo negatives=...`` (a Hydra multirun), then prints per
 variant the loss curve's start and end and the final metrics, beside two baselines scored with the same
-Eq. 6 score: raw pixels and the untrained network. Usage: ``python experiments/demo.py [variants...]``.
+Eq. 6 score: raw pixels and the untrained network; then ``python -m ssad.report`` turns the sweep into
+the paper-style tables and figures. Usage: ``python experiments/demo.py [variants...]``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from ssad.evaluation import EvalSettings, evaluate_features, evaluate_network
+from ssad.report import main as report
 from ssad.train import CONFIG_DIR
 
 VARIANTS = ["none", "rot_indist"]
@@ -67,7 +69,8 @@ def main(variants: list[str]) -> None:
     for variant, res in results.items():
         curve = res["loss_curve"]
         print(row(variant, res, f"{curve[0]:.3f}→{curve[-1]:.3f}"))
-    print(f"\nrun directories (results.json, metrics.jsonl, plots/, checkpoints/): {sweep_dir}")
+    print(f"\nrun directories (results.json, metrics.jsonl, plots/, checkpoints/): {sweep_dir}\n")
+    report([str(sweep_dir)])
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
-"""Dataset specs → cached uint8 arrays. A spec is a mapping ``{format: NAME, **reader arguments}``."""
+"""Dataset specs → cached uint8 arrays.
+
+A spec is a mapping ``{"format": NAME, **reader arguments}`` (plus an optional display ``name``), e.g.
+``{"format": "cifar10", "root": "data/cifar10", "split": "test"}``; :data:`FORMATS` lists the readers.
+"""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,17 +18,29 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from ssad.data import formats
 from ssad.data.cache import cached_arrays, fingerprint
 
-FORMATS = {f.__name__: f for f in (
+Reader = Callable[..., formats.Arrays]
+Locator = Callable[..., list[Path]]
+
+FORMATS: dict[str, Reader] = {reader.__name__: reader for reader in (
     formats.digits, formats.sklearn_photos, formats.synthetic, formats.cifar10, formats.cifar100,
     formats.svhn, formats.stl10, formats.dtd, formats.places365, formats.lsun, formats.tinyimagenet,
     formats.imagenet30, formats.image_folder, formats.npy, formats.imagenet_pickle,
 )}
-PATH_ARGS = ("root", "path")
+# The files each path-based reader reads, found without decoding (formats without one need no files).
+LOCATORS: dict[str, Locator] = {
+    "cifar10": formats.cifar10_files, "cifar100": formats.cifar100_files, "svhn": formats.svhn_files,
+    "stl10": formats.stl10_files, "dtd": formats.dtd_files, "places365": formats.folder_root_files,
+    "lsun": formats.folder_root_files, "tinyimagenet": formats.folder_root_files,
+    "imagenet30": formats.folder_root_files, "image_folder": formats.image_folder_files,
+    "npy": formats.npy_files, "imagenet_pickle": formats.imagenet_pickle_files,
+}
+SPEC_KEYS = ("format", "name")  # spec keys that are not reader arguments
+NOT_CONTENT = ("size", "download")  # reader arguments that do not change the arrays (size is keyed apart)
 
 
 @dataclass
 class ArraySet:
-    """uint8 images N×3×H×W (memory-mapped when cached), int64 labels or None, a display name."""
+    """uint8 images N×3×H×W (memory-mapped when cached), int64 labels (N,) or None, a display name."""
 
     images: np.ndarray
     labels: np.ndarray | None
@@ -35,47 +51,86 @@ class ArraySet:
 
 
 def plain(value: Any) -> Any:
-    """Hydra/OmegaConf containers as plain dicts and lists (JSON-able, picklable)."""
+    """Hydra/OmegaConf containers as plain dicts and lists (JSON-able, picklable); other values unchanged."""
     if isinstance(value, (DictConfig, ListConfig)):
         return OmegaConf.to_container(value, resolve=True)
     return value
 
 
-def _reader(spec: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
-    """The reader of ``spec['format']`` and its checked keyword arguments."""
-    spec = plain(spec)
-    if "format" not in spec:
-        raise ValueError(f"dataset spec {dict(spec)} has no 'format'; choose one of {sorted(FORMATS)}")
-    name = spec["format"]
-    if name not in FORMATS:
-        raise ValueError(f"unknown dataset format {name!r}; choose one of {sorted(FORMATS)}")
-    reader = FORMATS[name]
-    params = inspect.signature(reader).parameters
-    kwargs = {k: v for k, v in spec.items() if k not in ("format", "name")}
-    accepted = [p for p in params if p != "size"]
-    unknown = sorted(set(kwargs) - set(accepted))
-    missing = sorted(p for p, v in params.items()
-                     if p != "size" and v.default is inspect.Parameter.empty and p not in kwargs)
+def _reader(spec: Mapping[str, Any]) -> tuple[str, Reader, dict[str, Any]]:
+    """The format name, its reader and the spec's reader arguments, checked against the reader's
+    signature (unknown or missing arguments → ValueError naming the format and what it accepts)."""
+    spec = dict(plain(spec))
+    fmt = spec.get("format")
+    if fmt not in FORMATS:
+        raise ValueError(f"dataset spec {spec}: unknown format {fmt!r}; choose one of {sorted(FORMATS)}")
+    reader = FORMATS[fmt]
+    params = {k: p for k, p in inspect.signature(reader).parameters.items() if k != "size"}
+    kwargs = {k: v for k, v in spec.items() if k not in SPEC_KEYS}
+    unknown = sorted(set(kwargs) - set(params))
+    missing = sorted(k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in kwargs)
     if unknown or missing:
-        raise ValueError(f"format {name!r}: {'unknown ' + str(unknown) if unknown else ''}"
-                         f"{' missing ' + str(missing) if missing else ''} arguments; it takes {accepted}")
-    return reader, kwargs
+        problems = "; ".join(f"{what} {names}" for what, names in (("unknown", unknown), ("missing", missing))
+                             if names)
+        accepted = ", ".join(k if p.default is inspect.Parameter.empty else f"{k}={p.default!r}"
+                             for k, p in params.items())
+        raise ValueError(f"format {fmt!r}: {problems} argument(s); it accepts: {accepted}")
+    return fmt, reader, kwargs
+
+
+def _locate(fmt: str, kwargs: Mapping[str, Any], fetch: bool) -> list[Path]:
+    """The files ``fmt`` reads for ``kwargs`` (downloading them first when ``fetch`` and allowed)."""
+    if fmt not in LOCATORS:
+        return []
+    locator = LOCATORS[fmt]
+    accepted = inspect.signature(locator).parameters
+    return locator(**{k: v for k, v in {**kwargs, "fetch": fetch}.items() if k in accepted})
 
 
 def check_source(spec: Mapping[str, Any]) -> None:
-    """Cheap start-up check (no decoding): arguments valid and the named file or folder exists."""
-    _, kwargs = _reader(spec)
-    for arg in PATH_ARGS:
-        if arg in kwargs and not Path(kwargs[arg]).exists():
-            raise FileNotFoundError(f"{spec['format']}: {arg}={kwargs[arg]} does not exist; put the dataset "
-                                    f"there (see README, 'Datasets') or point {arg} / data_dir at it")
+    """Cheap start-up check, no decoding: the spec's format and arguments are valid and the files it
+    needs exist (or will be downloaded: ``download=true``). Raises ValueError for a bad spec and a
+    FileNotFoundError saying which files are expected where and how to provide them."""
+    fmt, _, kwargs = _reader(spec)
+    _locate(fmt, kwargs, fetch=False)
+
+
+def _cache_key(fmt: str, reader: Reader, kwargs: Mapping[str, Any], size: int,
+               files: list[Path]) -> dict[str, Any]:
+    """What determines the arrays: the format, its arguments with defaults filled in (so equivalent specs
+    share an entry), the size and the fingerprints of the files read."""
+    bound = inspect.signature(reader).bind(size=size, **kwargs)
+    bound.apply_defaults()
+    args = {k: v for k, v in bound.arguments.items() if k not in NOT_CONTENT}
+    return {"format": fmt, "args": args, "size": size, "sources": [fingerprint(f) for f in files]}
+
+
+def _checked(arrays: formats.Arrays, fmt: str, size: int) -> formats.Arrays:
+    """The reader's output, verified: uint8 N×3×size×size, int64 labels of length N or None."""
+    images, labels = arrays
+    if images.dtype != np.uint8 or images.shape[1:] != (3, size, size):
+        raise ValueError(f"format {fmt!r} returned {images.dtype} images of shape {images.shape}; "
+                         f"expected uint8 N×3×{size}×{size}")
+    if labels is not None:
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.shape != (len(images),):
+            raise ValueError(f"format {fmt!r} returned labels of shape {labels.shape} for {len(images)} "
+                             "images")
+    return images, labels
 
 
 def load_source(spec: Mapping[str, Any], size: int, cache_dir: str | None = None) -> ArraySet:
-    """Read ``spec`` at ``size`` through the cache (``cache_dir`` None: in memory only)."""
-    reader, kwargs = _reader(spec)
-    check_source(spec)
-    key = {"spec": kwargs, "format": spec["format"], "size": size,
-           "source": [fingerprint(kwargs[a]) for a in PATH_ARGS if a in kwargs]}
-    images, labels = cached_arrays(spec["format"], key, lambda: reader(size=size, **kwargs), cache_dir)
-    return ArraySet(images, labels, str(spec.get("name", spec["format"])))
+    """Read ``spec`` at ``size``×``size`` through the cache (``cache_dir`` None: in memory only). The first
+    read decodes the real files (downloading them where the spec says ``download: true``); later reads
+    memory-map the cached array until a source file changes."""
+    if not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"size={size!r}: expected a positive integer (pixels)")
+    size = int(size)
+    fmt, reader, kwargs = _reader(spec)
+    files = _locate(fmt, kwargs, fetch=True)
+    key = _cache_key(fmt, reader, kwargs, size, files)
+    def build() -> formats.Arrays:
+        return _checked(reader(size=size, **kwargs), fmt, size)
+
+    images, labels = cached_arrays(fmt, key, build, cache_dir)
+    return ArraySet(images, labels, str(plain(spec).get("name", fmt)))
