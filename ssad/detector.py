@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from ssad.features import preprocess
 from ssad.io import save_atomic
@@ -53,17 +54,18 @@ class Detector(nn.Module):
         return nn.functional.normalize(f.float(), dim=-1)
 
     @torch.no_grad()
-    def score(self, images: Tensor, batch_size: int = 256) -> Tensor:
+    def score(self, images: Tensor, batch_size: int = 256, progress: bool = False) -> Tensor:
         """Eq. 6 score S(x) per image (float64, CPU); higher = more anomalous."""
         if images.ndim != 4 or images.shape[1] != 3 or images.dtype != torch.uint8:
             raise ValueError(f"expected uint8 images of shape (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
         bank = self.bank.float()
+        starts = tqdm(range(0, len(images), batch_size), desc="scoring", disable=not progress, leave=False)
         return torch.cat([ood_score(self.features(images[i:i + batch_size]), bank, self.temperature).cpu()
-                          for i in range(0, len(images), batch_size)])
+                          for i in starts])
 
-    def predict(self, images: Tensor, batch_size: int = 256) -> tuple[Tensor, Tensor]:
+    def predict(self, images: Tensor, batch_size: int = 256, progress: bool = False) -> tuple[Tensor, Tensor]:
         """Scores and is-anomalous flags (score above the threshold)."""
-        scores = self.score(images, batch_size)
+        scores = self.score(images, batch_size, progress)
         return scores, scores > self.threshold
 
     def save(self, path: str | Path) -> Path:

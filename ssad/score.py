@@ -65,7 +65,8 @@ def score_images(cfg: DictConfig) -> tuple[list[str], torch.Tensor, torch.Tensor
     """Score ``cfg.input`` with ``cfg.detector``; write ``cfg.out`` (CSV) and, if asked, a histogram."""
     detector = Detector.load(cfg.detector, device=cfg.device)
     names, images = read_input(cfg.input, detector.data_size, cfg.on_error)
-    scores, flags = detector.predict(torch.from_numpy(np.ascontiguousarray(images)), cfg.batch_size)
+    scores, flags = detector.predict(torch.from_numpy(np.ascontiguousarray(images)), cfg.batch_size,
+                                     progress=True)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["file", "score", "anomalous"])

@@ -57,7 +57,7 @@ def resize_images(images: np.ndarray, size: int) -> np.ndarray:
     chunk = max(1, RESIZE_BUDGET // (3 * max(height * width, size * size)))
     shrink = height > size or width > size
     for start in range(0, len(images), chunk):
-        x = torch.from_numpy(np.ascontiguousarray(images[start:start + chunk])).float()
+        x = torch.from_numpy(np.array(images[start:start + chunk], dtype=np.float32))
         y = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False, antialias=shrink)
         out[start:start + chunk] = y.round_().clamp_(0, 255).to(torch.uint8).numpy()
     return out
