@@ -16,8 +16,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from ssad.augment import IMAGENET_MEAN, IMAGENET_STD
 
 
 def preprocess(images: Tensor, size: int) -> Tensor:

@@ -100,6 +100,30 @@ def test_missing_cifar_names_the_path_and_the_fix(tmp_path, fmt, expected):
     check_source({**spec, "download": True})  # will be downloaded: not an error at start-up
 
 
+def test_download_fetches_missing_files_once_and_reports_failure(tmp_path, monkeypatch):
+    import torchvision.datasets.utils as tv_utils
+
+    fetched = []
+
+    def fake_archive(url, download_root, md5=None):  # stands in for the network: writes the extracted files
+        fetched.append((url, md5))
+        write_cifar10(Path(download_root), random_images(5, 32), np.arange(5), random_images(1, 32))
+
+    monkeypatch.setattr(tv_utils, "download_and_extract_archive", fake_archive)
+    spec = {"format": "cifar10", "root": str(tmp_path / "c10"), "download": True}
+    check_source(spec)
+    assert not fetched  # the start-up check never downloads
+    assert len(load_source(spec, 32)) == 5 and len(load_source(spec, 32)) == 5
+    assert fetched == [(formats.CIFAR10_DOWNLOAD.url, "c58f30108f718f92721af3b95e74349a")]
+
+    def offline(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(tv_utils, "download_and_extract_archive", offline)
+    with pytest.raises(FileNotFoundError, match="could not download .*cifar-100-python.tar.gz"):
+        formats.cifar100(str(tmp_path), 32, download=True)
+
+
 # ------------------------------------------------------------------------------------------- SVHN, STL10
 def test_svhn_mat_layout_and_label_10_is_digit_0(tmp_path):
     images = random_images(4, 32, 4)

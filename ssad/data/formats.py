@@ -209,16 +209,16 @@ def places365(root: str, size: int, on_error: str = "raise") -> Arrays:
 
 
 def lsun(root: str, size: int, on_error: str = "raise") -> Arrays:
-    """LSUN as OOD set: a folder of images. The paper's numbers use the "resize" variant (LSUN_resize:
-    10,000 test scenes downsampled to 32×32, from the ODIN release); "crop" (LSUN_C, 36×36 centre crops
-    of larger images) is another variant in the literature. The folder given is read as is."""
+    """LSUN as OOD set: a folder of images, read as given. The presets (conf/data) expect the "resize"
+    variant (LSUN_resize: 10,000 test scenes downsampled to 32×32, from the ODIN release); "crop" (LSUN_C:
+    random patches of the full-size scenes) is another variant in the literature and scores differently."""
     return image_folder(root, size, on_error)
 
 
 def tinyimagenet(root: str, size: int, on_error: str = "raise") -> Arrays:
-    """TinyImageNet as OOD set: a folder of images. The paper's numbers use the "resize" variant
-    (TIN_resize / Imagenet_resize: 10,000 test images downsampled to 32×32, from the ODIN release); "crop"
-    (TIN_C) is another variant. The folder given is read as is. Its classes overlap ImageNet negatives."""
+    """TinyImageNet as OOD set: a folder of images, read as given. The presets (conf/data) expect the
+    "resize" variant (TIN_resize / Imagenet_resize: 10,000 test images downsampled to 32×32, from the ODIN
+    release); "crop" (TIN_C: random patches) is another variant. Its classes overlap ImageNet negatives."""
     return image_folder(root, size, on_error)
 
 
@@ -245,7 +245,7 @@ class Download:
                 download_and_extract_archive(self.url, str(root), md5=self.md5)
             else:
                 download_url(self.url, str(root), md5=self.md5)
-        except OSError as err:  # no network, HTTP errors (URLError is an OSError)
+        except (OSError, RuntimeError) as err:  # no network, HTTP errors (URLError), md5 mismatch
             raise FileNotFoundError(f"could not download {self.url} into {root} ({err}); fetch it by hand, "
                                     "place it there (extracted) and set download=false") from err
 
