@@ -16,19 +16,12 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ssad.features import preprocess
+from ssad.features import preprocess, resolve_device
 from ssad.io import save_atomic
 from ssad.metrics import ood_score
 from ssad.models import vit_backbone
 
 FORMAT = "ssad-detector-v1"
-
-
-def threshold_at_tpr(scores_in: Tensor, tpr: float = 0.95) -> float:
-    """The smallest score that accepts (S ≤ thr) at least ``tpr`` of the in-distribution scores."""
-    ordered = torch.sort(scores_in.double()).values
-    k = min(max(int(-(-tpr * len(ordered) // 1)), 1), len(ordered))
-    return float(ordered[k - 1])
 
 
 class Detector(nn.Module):
@@ -92,6 +85,4 @@ class Detector(nn.Module):
         backbone.load_state_dict(state["backbone"])
         detector = cls(backbone, state["bank"], state["backbone_args"], state["data_size"], state["view_size"],
                        state["temperature"], state["threshold"], state["meta"])
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        return detector.to(device)
+        return detector.to(resolve_device(device))

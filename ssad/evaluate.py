@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ssad.evaluation import EvalSettings, evaluate_network
+from ssad.features import resolve_device
 from ssad.io import write_json_atomic
 from ssad.module import SSADModule
 from ssad.plots import plot_scores
@@ -44,8 +45,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         run_cfg.data.ood[name] = spec
     datamodule = instantiate(run_cfg.data)
     datamodule.check_sources()
-    device = "cuda" if cfg.accelerator in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
-    model.to(device)
+    model.to(resolve_device(cfg.accelerator))
     results, scores = evaluate_network(model.teacher, model.center, datamodule.eval_sets(),
                                        datamodule.augment.global_size, EvalSettings(**cfg.eval.settings))
     checkpoint = Path(cfg.ckpt)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 
 import hydra
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from ssad.detector import Detector, threshold_at_tpr
+from ssad.detector import Detector
 from ssad.evaluate import load_checkpoint
 from ssad.evaluation import EvalSettings, network_features
-from ssad.metrics import ood_score
+from ssad.features import resolve_device
+from ssad.metrics import ood_score, threshold_at_tpr
 from ssad.train import CONFIG_DIR
 
 log = logging.getLogger(__name__)
@@ -22,8 +22,7 @@ def export_detector(cfg: DictConfig) -> Detector:
     """Teacher backbone + fp16 bank of the training features + the threshold at ``tpr`` of the test set
     (of the training set scored leave-one-out when the run has no test set)."""
     model, run_cfg = load_checkpoint(cfg.ckpt)
-    device = "cuda" if cfg.accelerator in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
-    model.to(device)
+    model.to(resolve_device(cfg.accelerator))
     datamodule = instantiate(run_cfg.data)
     sets = datamodule.eval_sets()
     settings = EvalSettings(**cfg.eval.settings)

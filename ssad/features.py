@@ -19,6 +19,13 @@ from tqdm.auto import tqdm
 from ssad.augment import IMAGENET_MEAN, IMAGENET_STD
 
 
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` (and ``cuda``) = the GPU when one is present, else the CPU; any other name as given."""
+    if name in ("auto", "cuda"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def preprocess(images: Tensor, size: int) -> Tensor:
     """uint8 (B,3,H,W) → float, bicubic resize to size×size, ImageNet normalisation."""
     x = images.float().div_(255.0)

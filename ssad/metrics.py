@@ -99,6 +99,15 @@ def _ranks(scores: Tensor) -> Tensor:
     return rank.double() / max(distinct.numel() - 1, 1)
 
 
+def threshold_at_tpr(scores_in: Tensor, tpr: float = 0.95) -> float:
+    """The smallest in-distribution score thr such that at least ``tpr`` of ``scores_in`` are <= thr,
+    i.e. the ⌈tpr·n⌉-th smallest (computed on the rounded product, so 0.95·n has no float noise)."""
+    _check_scores("scores_in", scores_in)
+    n = scores_in.numel()
+    k = min(max(math.ceil(round(tpr * n, 9)), 1), n)
+    return torch.kthvalue(scores_in.detach().double().cpu(), k).values.item()
+
+
 def fpr_at_95_tpr(scores_in: Tensor, scores_out: Tensor) -> float:
     """Share of OOD accepted at the threshold that accepts 95% of the in-distribution.
 
@@ -106,11 +115,9 @@ def fpr_at_95_tpr(scores_in: Tensor, scores_out: Tensor) -> float:
     score such that at least 95% of the in-distribution scores are <= thr, i.e. the ⌈0.95·n_in⌉-th smallest.
     Returns the fraction of ``scores_out`` with S <= thr.
     """
-    _check_scores("scores_in", scores_in)
     _check_scores("scores_out", scores_out)
-    k = (95 * scores_in.numel() + 99) // 100  # ⌈0.95·n⌉ in exact integer arithmetic
-    threshold = torch.kthvalue(scores_in.cpu(), k).values
-    return (scores_out.cpu() <= threshold).double().mean().item()
+    threshold = threshold_at_tpr(scores_in, 0.95)
+    return (scores_out.detach().double().cpu() <= threshold).double().mean().item()
 
 
 def ood_metrics(scores_in: Tensor, scores_out: Tensor) -> dict[str, float]:

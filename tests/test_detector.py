@@ -8,9 +8,10 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from ssad.data.sources import load_source
-from ssad.detector import Detector, threshold_at_tpr
+from ssad.detector import Detector
 from ssad.evaluate import evaluate_checkpoint
 from ssad.export import export_detector
+from ssad.metrics import threshold_at_tpr
 from ssad.score import score_images
 from ssad.train import CONFIG_DIR, train
 from tests.conftest import compose_cfg
