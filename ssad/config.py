@@ -21,6 +21,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.size": POSITIVE_INT,
     "data.batch_size": POSITIVE_INT,
     "data.num_workers": NON_NEGATIVE_INT,
+    "data.holdout": (lambda v: isinstance(v, (int, float)) and 0 <= v < 1, "a share in [0, 1)"),
     "negatives.weight": NON_NEGATIVE,
     "augment.global_size": POSITIVE_INT,
     "augment.local_size": POSITIVE_INT,

@@ -165,15 +165,17 @@ def parse_variant(parts: Sequence[Mapping]) -> list[NegativePart]:
 def apply_parts(
     images: Tensor, part_index: Tensor, transforms: Sequence[Callable[[Tensor], Tensor]]
 ) -> Tensor:
-    """Apply ``transforms[p]`` to the samples with ``part_index == p``, one batched call per part.
+    """Apply ``transforms[p]`` to the samples with ``part_index == p``.
 
-    Returns a new tensor; samples whose index matches no transform are copied unchanged.
+    Each transform runs on the whole batch and its rows are picked with ``torch.where``: shapes never depend
+    on the data, so the training step needs no device-to-host synchronisation (the transforms are pixel
+    gathers at source size, cheap beside the network). Returns a new tensor; samples whose index matches no
+    transform are copied unchanged.
     """
     if part_index.shape != images.shape[:1]:
         raise ValueError(f"part_index shape {tuple(part_index.shape)} != batch size ({images.shape[0]},)")
     out = images.clone()
+    part_index = part_index.to(images.device).view(-1, *([1] * (images.ndim - 1)))
     for p, transform in enumerate(transforms):
-        rows = (part_index == p).nonzero().squeeze(1).to(images.device)
-        if rows.numel():
-            out[rows] = transform(images[rows])
+        out = torch.where(part_index == p, transform(images), out)
     return out

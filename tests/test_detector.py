@@ -7,6 +7,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
+from ssad.data.datamodule import holdout_split
 from ssad.data.sources import load_source
 from ssad.detector import Detector
 from ssad.evaluate import evaluate_checkpoint
@@ -113,3 +114,18 @@ def test_evaluate_checkpoint_writes_results(trained, tmp_path):
     # the same checkpoint scores the same as at the end of training
     final = __import__("json").loads((trained / "run" / "results.json").read_text())
     assert results["ood"]["photos"]["auroc"] == pytest.approx(final["ood"]["photos"]["auroc"], abs=1e-6)
+
+
+def test_detector_of_a_folder_run_is_calibrated_on_the_held_out_images(tmp_path):
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (80, 16, 16, 3), dtype=np.uint8)
+    np.save(tmp_path / "mine.npy", images)
+    train(compose_cfg(tmp_path, "data=folder", f"data.path={tmp_path}/mine.npy", "data.holdout=0.25",
+                      "data.num_workers=0", "trainer.max_epochs=1"))
+    out = tmp_path / "detector.pt"
+    export_detector(_compose("export", f"ckpt={tmp_path}/run/checkpoints/last.ckpt", f"out={out}"))
+    detector = Detector.load(out, device="cpu")
+    assert detector.meta["threshold_from"] == "test"
+    held_out = holdout_split(load_source({"format": "npy", "path": str(tmp_path / "mine.npy")}, 16), 0.25)[1]
+    _, flags = detector.predict(torch.from_numpy(np.ascontiguousarray(held_out.images)))
+    assert len(held_out) == 20 and (~flags).sum().item() == 19  # 95% of the 20 held-out images accepted

@@ -51,7 +51,8 @@ def test_ood_score_chunked_equals_unchunked_with_large_bank(gen):
     cos = F.normalize(x.double(), dim=1) @ F.normalize(bank.double(), dim=1).T
     whole = -torch.exp(cos / 0.04).mean(dim=1)
     torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=0)
-    torch.testing.assert_close(chunked, ood_score(x, bank, chunk_size=1024), rtol=1e-6, atol=0)
+    # fp32 similarities from different matmul shapes round differently; exp(cos/0.04) turns that into ~1e-6 relative
+    torch.testing.assert_close(chunked, ood_score(x, bank, chunk_size=1024), rtol=1e-5, atol=0)
 
 
 def test_ood_score_is_scale_invariant_and_orders_far_points_higher(gen):

@@ -137,3 +137,15 @@ def test_apply_parts():
     assert torch.equal(out[part_index == 0], images[part_index == 0])
     assert 0 not in _rotation_of(out[part_index == 1], images[part_index == 1])
     assert torch.equal(out[part_index == 2], images[part_index == 2] + 1)
+
+
+def test_apply_parts_traces_without_data_dependent_shapes():
+    """No host synchronisation: the whole call traces as one graph (``.nonzero()`` or ``if rows.numel()``
+    would break it), and the traced call gives the eager result."""
+    images, part_index = _images(16, 8), torch.arange(16) % 3
+    transforms = [get_transform("identity"), get_transform("rot"), get_transform("perm-4")]
+    traced = torch.compile(lambda x, i: apply_parts(x, i, transforms), backend="eager", fullgraph=True)
+    torch.manual_seed(0)
+    want = apply_parts(images, part_index, transforms)
+    torch.manual_seed(0)
+    torch.testing.assert_close(traced(images, part_index), want, rtol=0, atol=0)

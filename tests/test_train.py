@@ -7,6 +7,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from ssad.config import validate
+from ssad.data.datamodule import holdout_split
+from ssad.data.sources import ArraySet
 from ssad.train import build, train
 from tests.conftest import compose_cfg
 
@@ -118,3 +121,27 @@ def test_train_on_a_users_unlabeled_folder(tmp_path):
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["knn_accuracy"] is None and results["dataset"] == "folder"
     assert results["occupied_soft_classes"] >= 0
+    # the default 10% hold-out (2 of 21 images) is the test set: sensitivity is measured on it
+    assert 0 <= results["sensitivity"] <= 1
+
+
+def test_holdout_split_is_disjoint_complete_and_the_same_every_time():
+    images = np.arange(50, dtype=np.uint8).reshape(50, 1, 1, 1)
+    data = ArraySet(images, np.arange(50), "mine")
+    train_part, test_part = holdout_split(data, 0.1)
+    again = holdout_split(data, 0.1)[1]
+    assert len(test_part) == 5 and len(train_part) == 45 and test_part.name == "test"
+    assert np.array_equal(test_part.images, again.images)
+    assert sorted(train_part.images.ravel().tolist() + test_part.images.ravel().tolist()) == list(range(50))
+    assert np.array_equal(train_part.labels, train_part.images.ravel())  # labels follow their images
+    assert len(holdout_split(data, 0.001)[1]) == 1  # at least one held-out image
+    with pytest.raises(ValueError, match="no training images"):
+        holdout_split(ArraySet(images[:1], None, "one"), 0.5)
+
+
+def test_holdout_and_test_together_or_out_of_range_are_refused(tmp_path):
+    cfg = compose_cfg(tmp_path, "+data.holdout=0.2")
+    with pytest.raises(Exception, match="data.holdout and data.test are both set"):
+        instantiate(cfg.data)
+    with pytest.raises(ValueError, match=r"data.holdout=1.0 must be a share in \[0, 1\)"):
+        validate(compose_cfg(tmp_path, "data=folder", "data.path=x.npy", "data.holdout=1.0"))

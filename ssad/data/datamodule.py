@@ -22,6 +22,24 @@ from ssad.data.sources import ArraySet, check_source, load_source, plain
 from ssad.negatives import NegativePart, apply_parts, get_transform, parse_variant
 
 INDIST = "indist"
+HOLDOUT_SEED = 0  # fixed: training, evaluation and export of one run hold out the same images
+
+
+def holdout_split(data: ArraySet, fraction: float) -> tuple[ArraySet, ArraySet]:
+    """Split ``data`` into (train, test), a random ``fraction`` of the images (at least one) going to test.
+
+    The permutation is drawn from a fixed seed, so every command that rebuilds the run's datamodule holds out
+    the same images; the held-out images are never trained on.
+    """
+    n = len(data)
+    n_test = max(1, round(n * fraction))
+    if n_test >= n:
+        raise ValueError(f"data.holdout={fraction} would leave no training images out of {n}; lower it")
+    order = np.random.default_rng(HOLDOUT_SEED).permutation(n)
+    parts = [np.sort(order[n_test:]), np.sort(order[:n_test])]
+    return tuple(replace(data, images=data.images[rows], name=name,
+                         labels=None if data.labels is None else data.labels[rows])
+                 for rows, name in zip(parts, (data.name, "test")))
 
 
 class ArrayDataset(Dataset):
@@ -84,6 +102,8 @@ class SSADDataModule(L.LightningDataModule):
     ``sources`` names the auxiliary datasets a variant may refer to (``source: imagenet``); a part may
     also give an inline source mapping, or ``indist`` for the in-distribution training set itself.
     ``path`` (a folder of images or a ``.npy`` file) stands for ``train`` when that is not given.
+    ``holdout`` > 0 (only without ``test``) keeps that share of the training images out of training as the
+    test set, so a user's own data gets sensitivity, OOD metrics and an honest detector threshold.
     An epoch is one pass over the in-distribution training set; as many negatives are drawn (with
     replacement) as positives.
     """
@@ -97,6 +117,7 @@ class SSADDataModule(L.LightningDataModule):
         sources: Mapping[str, Mapping[str, Any]] | None = None,
         test: Mapping[str, Any] | None = None,
         ood: Mapping[str, Mapping[str, Any]] | None = None,
+        holdout: float = 0.0,
         name: str = "custom",
         size: int = 32,
         batch_size: int = 64,
@@ -108,8 +129,15 @@ class SSADDataModule(L.LightningDataModule):
         self.num_workers, self.cache_dir = num_workers, cache_dir
         if train is None and path is None:
             raise ValueError("no training data: set data.path (a folder of images or a .npy file) or data.train")
+        if not 0 <= holdout < 1:
+            raise ValueError(f"data.holdout={holdout} must be a share in [0, 1)")
+        if holdout and test:
+            raise ValueError("data.holdout and data.test are both set: hold out part of the training images "
+                             "(data.holdout) or name a test set (data.test), not both")
         self.train_spec = plain(train) or user_source(path)
         self.test_spec = plain(test)
+        self.holdout = holdout
+        self.test_set: ArraySet | None = None
         self.ood_specs = plain(ood) or {}
         self.sources = plain(sources) or {}
         self.augment = augment
@@ -162,6 +190,8 @@ class SSADDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
             self.train_set = self.load(self.train_spec)
+            if self.holdout:
+                self.train_set, self.test_set = holdout_split(self.train_set, self.holdout)
             self.neg_sets = [self.train_set if spec is None else self.load(spec) for spec in self.part_specs]
 
     def train_dataloader(self) -> CombinedLoader:
@@ -183,12 +213,15 @@ class SSADDataModule(L.LightningDataModule):
                           pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0)
 
     def eval_sets(self) -> dict[str, ArraySet]:
-        """The evaluation sets by role: ``train`` (the Eq. 6 bank), ``test`` when configured, each OOD set."""
+        """The evaluation sets by role: ``train`` (the Eq. 6 bank), ``test`` when configured or held out, each
+        OOD set."""
         self.setup()
+        sets = {"train": replace(self.train_set, name="train")}
+        if self.test_set is not None:
+            sets["test"] = self.test_set
         specs = {"test": self.test_spec} if self.test_spec else {}
         specs.update(self.ood_specs)
-        return {"train": replace(self.train_set, name="train"),
-                **{name: replace(self.load(spec), name=name) for name, spec in specs.items()}}
+        return {**sets, **{name: replace(self.load(spec), name=name) for name, spec in specs.items()}}
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """On the device: negative transform (at source size), then the multi-crop views."""
