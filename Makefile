@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 
 $(BIN)/ssad-train: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q --upgrade pip "setuptools>=77"
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 

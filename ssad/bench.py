@@ -1,7 +1,7 @@
 """Training and evaluation benchmark of ssad beside a DINO-style reference pipeline (issue 5).
 
 ``python -m ssad.bench [--preset paper|tiny] [options] [hydra overrides ...]`` composes the real config
-(``conf/train.yaml`` + ``experiment=cifar10``: ViT-S/16, K=4096, 2×256² + 8×128² positive and 1×256² +
+(``ssad/conf/train.yaml`` + ``experiment=cifar10``: ViT-S/16, K=4096, 2×256² + 8×128² positive and 1×256² +
 8×128² negative views per image, batch 64), builds the real objects (``SSADModule``, ``MultiCropAugment``,
 the variant's negative transform, ``rot``) on synthetic uint8 images of CIFAR's shape, and times a manual
 loop that reproduces one Lightning training step: uint8 batch → device, negative transform and multi-crop
@@ -48,7 +48,7 @@ from ssad.train import CONFIG_DIR
 
 Batch = dict[str, list[Tensor]]
 
-# Overrides of conf/train.yaml per preset; `tiny` runs in seconds on a CPU.
+# Overrides of ssad/conf/train.yaml per preset; `tiny` runs in seconds on a CPU.
 PRESETS: dict[str, list[str]] = {
     "paper": ["experiment=cifar10"],
     "tiny": ["experiment=cifar10", "data.batch_size=8", "augment.global_size=32", "augment.local_size=16",
@@ -573,7 +573,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--no-reference", action="store_true", help="skip the DINO-style reference")
     parser.add_argument("--ablation", action="store_true", help="also time ssad with each lever flipped")
     parser.add_argument("--json", help="write the figures to this JSON file")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/train.yaml")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of ssad/conf/train.yaml")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -17,7 +17,7 @@ from ssad.config import validate
 from ssad.loggers import finish as finish_loggers
 
 log = logging.getLogger(__name__)
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # packaged: works from a wheel too
 
 
 def resolve_precision(precision: str) -> str:

@@ -10,10 +10,10 @@ from hydra.utils import instantiate
 from ssad.config import validate
 from ssad.data.datamodule import holdout_split
 from ssad.data.sources import ArraySet
-from ssad.train import build, train
+from ssad.train import CONFIG_DIR, build, train
 from tests.conftest import compose_cfg
 
-PRESETS = sorted(p.stem for p in (Path(__file__).parent.parent / "conf" / "negatives").glob("*.yaml"))
+PRESETS = sorted(p.stem for p in (Path(CONFIG_DIR) / "negatives").glob("*.yaml"))
 
 
 def test_all_eleven_paper_presets_exist():

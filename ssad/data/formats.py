@@ -209,14 +209,14 @@ def places365(root: str, size: int, on_error: str = "raise") -> Arrays:
 
 
 def lsun(root: str, size: int, on_error: str = "raise") -> Arrays:
-    """LSUN as OOD set: a folder of images, read as given. The presets (conf/data) expect the "resize"
+    """LSUN as OOD set: a folder of images, read as given. The presets (ssad/conf/data) expect the "resize"
     variant (LSUN_resize: 10,000 test scenes downsampled to 32×32, from the ODIN release); "crop" (LSUN_C:
     random patches of the full-size scenes) is another variant in the literature and scores differently."""
     return image_folder(root, size, on_error)
 
 
 def tinyimagenet(root: str, size: int, on_error: str = "raise") -> Arrays:
-    """TinyImageNet as OOD set: a folder of images, read as given. The presets (conf/data) expect the
+    """TinyImageNet as OOD set: a folder of images, read as given. The presets (ssad/conf/data) expect the
     "resize" variant (TIN_resize / Imagenet_resize: 10,000 test images downsampled to 32×32, from the ODIN
     release); "crop" (TIN_C: random patches) is another variant. Its classes overlap ImageNet negatives."""
     return image_folder(root, size, on_error)
