@@ -84,7 +84,7 @@ class OODEvaluation(L.Callback):
         results = {**self.meta, **results, "epoch": epoch, "step": trainer.global_step,
                    "loss": self.loss_curve[-1] if self.loss_curve else None}
         flat = flatten_metrics(results)
-        pl_module.log_dict(flat, rank_zero_only=True)
+        pl_module.log_dict(flat, sync_dist=True)  # equal on every process (gathered features): the mean is the value
         if results["knn_accuracy"] is None:
             rank_zero_info("kNN accuracy skipped: the in-distribution train/test sets have no labels")
         if not results["ood"]:

@@ -115,16 +115,17 @@ class SSADModule(L.LightningModule):
         if student_neg and self.hparams.neg_weight > 0:
             l_neg = negative_loss(student_neg, self.hparams.student_temp)
             loss = l_pos + self.hparams.neg_weight * l_neg
-            self.log("train/L_neg", l_neg, on_step=True, on_epoch=True)
+            self.log("train/L_neg", l_neg, on_step=True, on_epoch=True, sync_dist=True)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"non-finite loss ({loss.item()}) at epoch {self.current_epoch}, step {self.global_step}: training "
                 "stopped; checkpoints/last.ckpt holds the last good weights. Lower optim.base_lr, raise "
                 "model.warmup_teacher_temp, or use precision=32-true to find the cause")
         self._update_center(teacher_out)
-        self.log("train/L_pos", l_pos, on_step=True, on_epoch=True)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
-        self.log("train/tau_t", tau_t, on_step=False, on_epoch=True)
+        # sync_dist: epoch means over all processes (the loss curve in results.json is the global one)
+        self.log("train/L_pos", l_pos, on_step=True, on_epoch=True, sync_dist=True)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("train/tau_t", tau_t, on_step=False, on_epoch=True, sync_dist=True)
         return loss
 
     @torch.no_grad()

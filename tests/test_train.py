@@ -1,17 +1,21 @@
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from ssad.config import validate
 from ssad.data.datamodule import holdout_split
 from ssad.data.sources import ArraySet
+from ssad.evaluate import evaluate_checkpoint
 from ssad.train import CONFIG_DIR, build, train
-from tests.conftest import compose_cfg
+from tests.conftest import TINY, compose_cfg
 
 PRESETS = sorted(p.stem for p in (Path(CONFIG_DIR) / "negatives").glob("*.yaml"))
 
@@ -145,3 +149,26 @@ def test_holdout_and_test_together_or_out_of_range_are_refused(tmp_path):
         instantiate(cfg.data)
     with pytest.raises(ValueError, match=r"data.holdout=1.0 must be a share in \[0, 1\)"):
         validate(compose_cfg(tmp_path, "data=folder", "data.path=x.npy", "data.holdout=1.0"))
+
+
+def test_ddp_on_two_cpu_processes_matches_a_single_process_evaluation(tmp_path):
+    """``trainer=ddp`` with two gloo processes: rank 0 alone writes metrics.jsonl, and the final metrics (each
+    process extracted a shard; features gathered in dataset order) equal a one-process evaluation of the
+    saved checkpoint, so both processes held the same teacher and centre."""
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "ssad.train", *TINY, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+           "eval.every_n_epochs=1", f"paths.data_dir={tmp_path}/data", f"hydra.run.dir={run}"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2  # two evaluations, one writer
+    distributed = json.loads((run / "results.json").read_text())
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        eval_cfg = compose("evaluate", overrides=[f"ckpt={run}/checkpoints/last.ckpt", f"out={tmp_path}/one.json",
+                                                  "accelerator=cpu", "eval.settings.progress=false",
+                                                  "eval.plots=false"])
+    single = evaluate_checkpoint(eval_cfg)
+    assert distributed["ood"].keys() == single["ood"].keys()
+    for name, metrics in single["ood"].items():
+        assert distributed["ood"][name]["auroc"] == pytest.approx(metrics["auroc"], abs=1e-3)
+    for key in ("knn_accuracy", "sensitivity", "occupied_soft_classes"):
+        assert distributed[key] == pytest.approx(single[key], abs=1e-3)
