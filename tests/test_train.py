@@ -34,6 +34,18 @@ def test_fast_dev_run_of_every_preset(aux_data, variant):
     assert all(torch.isfinite(p).all() for p in model.student.parameters())
 
 
+def test_bf16_mixed_precision_step_keeps_fp32_weights_and_loss(tmp_path):
+    """The GPU default (bf16-mixed) runs the same Lightning path on a CPU: weights, centre and loss stay fp32."""
+    cfg = compose_cfg(tmp_path, "trainer.precision=bf16-mixed", "++trainer.fast_dev_run=2", "callbacks=none")
+    datamodule, model, trainer = build(cfg)
+    trainer.fit(model, datamodule=datamodule)
+    assert trainer.global_step == 2 and trainer.precision == "bf16-mixed"
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.teacher.parameters())
+    assert model.center.dtype == torch.float32 and model.center.abs().sum() > 0
+    loss = trainer.callback_metrics["train/loss"]
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
 def test_views_and_loss_terms(aux_data):
     cfg = compose_cfg(aux_data, "negatives=combined")
     datamodule, model, trainer = build(cfg)
