@@ -5,6 +5,8 @@ Usage, without Hydra or the training config::
     from ssad.detector import Detector
     detector = Detector.load("detector.pt")
     scores, flags = detector.predict(images)   # uint8 (N, 3, H, W); higher score = more anomalous
+    strict = detector.threshold_at(0.99)       # accept 99% of the in-distribution calibration images
+    scores, flags = detector.predict(images, threshold=strict)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from tqdm.auto import tqdm
 
 from ssad.features import preprocess, resolve_device
 from ssad.io import save_atomic
-from ssad.metrics import ood_score
+from ssad.metrics import ood_score, threshold_at_tpr
 from ssad.models import vit_backbone
 
 FORMAT = "ssad-detector-v1"
@@ -26,16 +28,28 @@ FORMAT = "ssad-detector-v1"
 
 class Detector(nn.Module):
     """Eq. 6 OOD detector. ``data_size``: images are first brought to the training resolution (as the
-    training data were), then ``preprocess`` resizes them to the global-view size ``view_size``."""
+    training data were), then ``preprocess`` resizes them to the global-view size ``view_size``.
+    ``calibration``: the scores of in-distribution images never used as the bank (the test set, or the
+    training set scored leave-one-out), from which :meth:`threshold_at` picks a threshold for any TPR."""
 
     def __init__(self, backbone: nn.Module, bank: Tensor, backbone_args: dict[str, Any], data_size: int,
-                 view_size: int, temperature: float, threshold: float, meta: dict[str, Any] | None = None) -> None:
+                 view_size: int, temperature: float, threshold: float, meta: dict[str, Any] | None = None,
+                 calibration: Tensor | None = None) -> None:
         super().__init__()
         self.backbone = backbone.eval()
         self.register_buffer("bank", bank.half())
         self.backbone_args, self.meta = dict(backbone_args), dict(meta or {})
         self.data_size, self.view_size = data_size, view_size
         self.temperature, self.threshold = temperature, threshold
+        self.calibration = None if calibration is None else calibration.detach().double().cpu()
+
+    def threshold_at(self, tpr: float) -> float:
+        """The threshold that accepts (calls in-distribution) ``tpr`` of the calibration images."""
+        if not 0 < tpr <= 1:
+            raise ValueError(f"tpr={tpr} must be a share in (0, 1], e.g. 0.95 or 0.99")
+        if self.calibration is None:
+            raise ValueError("this detector file holds no calibration scores; export it again with ssad.export")
+        return threshold_at_tpr(self.calibration, tpr)
 
     @torch.no_grad()
     def features(self, images: Tensor) -> Tensor:
@@ -56,16 +70,18 @@ class Detector(nn.Module):
         return torch.cat([ood_score(self.features(images[i:i + batch_size]), bank, self.temperature).cpu()
                           for i in starts])
 
-    def predict(self, images: Tensor, batch_size: int = 256, progress: bool = False) -> tuple[Tensor, Tensor]:
-        """Scores and is-anomalous flags (score above the threshold)."""
+    def predict(self, images: Tensor, batch_size: int = 256, progress: bool = False,
+                threshold: float | None = None) -> tuple[Tensor, Tensor]:
+        """Scores and is-anomalous flags: score above ``threshold`` (default: the exported one)."""
         scores = self.score(images, batch_size, progress)
-        return scores, scores > self.threshold
+        return scores, scores > (self.threshold if threshold is None else threshold)
 
     def save(self, path: str | Path) -> Path:
         return save_atomic(path, {
             "format": FORMAT, "backbone_args": self.backbone_args, "backbone": self.backbone.state_dict(),
             "bank": self.bank, "data_size": self.data_size, "view_size": self.view_size,
             "temperature": self.temperature, "threshold": self.threshold, "meta": self.meta,
+            "calibration": self.calibration,
         })
 
     @classmethod
@@ -84,5 +100,5 @@ class Detector(nn.Module):
         backbone = vit_backbone(**state["backbone_args"])
         backbone.load_state_dict(state["backbone"])
         detector = cls(backbone, state["bank"], state["backbone_args"], state["data_size"], state["view_size"],
-                       state["temperature"], state["threshold"], state["meta"])
+                       state["temperature"], state["threshold"], state["meta"], state.get("calibration"))
         return detector.to(resolve_device(device))

@@ -37,7 +37,7 @@ def export_detector(cfg: DictConfig) -> Detector:
     meta = {"dataset": run_cfg.data.name, "variant": run_cfg.negatives.name, "seed": run_cfg.seed,
             "checkpoint": str(cfg.ckpt), "threshold_tpr": cfg.tpr, "threshold_from": source}
     detector = Detector(model.teacher.backbone.cpu(), bank.cpu(), backbone_args, datamodule.size, view_size,
-                        settings.temperature, threshold_at_tpr(calibration.cpu(), cfg.tpr), meta)
+                        settings.temperature, threshold_at_tpr(calibration.cpu(), cfg.tpr), meta, calibration)
     detector.save(cfg.out)
     log.info("wrote %s (bank %d×%d, threshold %.4g from %s)", cfg.out, *bank.shape, detector.threshold, source)
     return detector

@@ -1,6 +1,8 @@
 """Score new images: ``python -m ssad.score detector=detector.pt input=FOLDER_OR_NPY out=scores.csv``.
 
 Writes one CSV row per image (file, score, anomalous) and prints a summary (count flagged, quantiles).
+``tpr=0.99`` flags with the threshold that accepts 99% of the detector's in-distribution calibration images
+instead of the exported one; the histogram shows both score distributions and the threshold.
 """
 
 from __future__ import annotations
@@ -44,18 +46,27 @@ def summary(scores: torch.Tensor, flags: torch.Tensor, threshold: float) -> str:
             f"score quantiles min/5%/50%/95%/max: {' / '.join(f'{v:.4g}' for v in q)}")
 
 
-def plot_histogram(scores: torch.Tensor, threshold: float, path: str | Path) -> None:
-    """Histogram of the scores (as −log(−S)) with the detector's threshold."""
+def plot_histogram(scores: torch.Tensor, threshold: float, path: str | Path,
+                   calibration: torch.Tensor | None = None) -> None:
+    """Histogram of the scores (as −log(−S)) beside the in-distribution calibration scores, with the threshold."""
     import matplotlib.pyplot as plt
 
     from ssad.plots import display_score
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.hist(display_score(scores), bins=50)
+    shown = display_score(scores)
+    if calibration is not None:
+        reference = display_score(calibration)
+        bins = np.histogram_bin_edges(np.concatenate([shown, reference]), bins=50)
+        ax.hist(reference, bins=bins, alpha=0.5, density=True, label="in-distribution (calibration)")
+        ax.hist(shown, bins=bins, alpha=0.5, density=True, label="scored images")
+        ax.set_ylabel("density")
+    else:
+        ax.hist(shown, bins=50)
+        ax.set_ylabel("images")
     ax.axvline(float(display_score(torch.tensor([threshold]))[0]), color="r", ls="--", label="threshold")
     ax.set_xlabel("anomaly score −log(−S)")
-    ax.set_ylabel("images")
-    ax.legend()
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -64,17 +75,18 @@ def plot_histogram(scores: torch.Tensor, threshold: float, path: str | Path) -> 
 def score_images(cfg: DictConfig) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """Score ``cfg.input`` with ``cfg.detector``; write ``cfg.out`` (CSV) and, if asked, a histogram."""
     detector = Detector.load(cfg.detector, device=cfg.device)
+    threshold = detector.threshold if cfg.get("tpr") is None else detector.threshold_at(cfg.tpr)
     names, images = read_input(cfg.input, detector.data_size, cfg.on_error)
     scores, flags = detector.predict(torch.from_numpy(np.ascontiguousarray(images)), cfg.batch_size,
-                                     progress=True)
+                                     progress=True, threshold=threshold)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["file", "score", "anomalous"])
     writer.writerows((n, f"{s:.8g}", int(f)) for n, s, f in zip(names, scores.tolist(), flags.tolist()))
     write_text_atomic(cfg.out, buffer.getvalue())
-    print(summary(scores, flags, detector.threshold))
+    print(summary(scores, flags, threshold))
     if cfg.get("histogram"):
-        plot_histogram(scores, detector.threshold, cfg.histogram)
+        plot_histogram(scores, threshold, cfg.histogram, detector.calibration)
     log.info("wrote %s", cfg.out)
     return names, scores, flags
 

@@ -97,6 +97,35 @@ def test_score_folder_csv_and_corrupt_files(detector_file, tmp_path, capsys):
     assert (tmp_path / "hist.png").stat().st_size > 0
 
 
+def test_threshold_for_any_tpr_from_the_calibration_scores(detector_file, tmp_path, capsys):
+    detector = Detector.load(detector_file, device="cpu")
+    assert detector.threshold_at(detector.meta["threshold_tpr"]) == detector.threshold
+    calibration = detector.calibration
+    for tpr in (0.5, 0.99):
+        assert (calibration <= detector.threshold_at(tpr)).double().mean() >= tpr
+    assert detector.threshold_at(0.5) < detector.threshold < detector.threshold_at(1.0) == calibration.max()
+    with pytest.raises(ValueError, match=r"tpr=1.5 must be a share in \(0, 1\]"):
+        detector.threshold_at(1.5)
+
+    test = load_source({"format": "digits", "split": "test", "classes": [0, 1, 2, 3, 4]}, detector.data_size)
+    np.save(tmp_path / "test.npy", np.ascontiguousarray(test.images.transpose(0, 2, 3, 1)))
+    base = [f"detector={detector_file}", f"input={tmp_path}/test.npy", "device=cpu"]
+    _, _, exported = score_images(_compose("score", *base, f"out={tmp_path}/a.csv", f"histogram={tmp_path}/h.png"))
+    _, _, lenient = score_images(_compose("score", *base, f"out={tmp_path}/b.csv", "tpr=0.5"))
+    assert lenient.sum() > exported.sum()  # a lower TPR flags more in-distribution images
+    assert 0.45 <= lenient.float().mean().item() <= 0.55  # these are the very images the detector calibrated on
+    assert (tmp_path / "h.png").stat().st_size > 0
+
+
+def test_a_detector_file_without_calibration_scores_asks_for_a_new_export(detector_file, tmp_path):
+    state = torch.load(detector_file, weights_only=False)
+    del state["calibration"]
+    torch.save(state, tmp_path / "old.pt")
+    detector = Detector.load(tmp_path / "old.pt", device="cpu")
+    with pytest.raises(ValueError, match="export it again"):
+        detector.threshold_at(0.99)
+
+
 def test_score_npy(detector_file, tmp_path):
     array = np.random.default_rng(1).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
     np.save(tmp_path / "x.npy", array)
