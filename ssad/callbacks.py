@@ -11,9 +11,9 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ssad.evaluation import EvalSettings, evaluate_network
-from ssad.io import append_jsonl, write_json_atomic
+from ssad.io import append_jsonl, read_jsonl, write_json_atomic
 from ssad.loggers import publish_results
-from ssad.plots import plot_scores
+from ssad.plots import plot_curves, plot_scores
 
 
 def flatten_metrics(results: Mapping[str, Any], prefix: str = "eval") -> dict[str, float]:
@@ -94,7 +94,11 @@ class OODEvaluation(L.Callback):
             if final:
                 write_json_atomic(self.output_dir / "results.json", {**results, "loss_curve": self.loss_curve})
                 title = f"{self.meta.get('dataset', '')} / {self.meta.get('variant', '')}"
-                images = plot_scores(scores, results, self.output_dir / "plots", title) if self.plots else []
+                images = []
+                if self.plots:
+                    records = read_jsonl(self.output_dir / "metrics.jsonl")
+                    images = (plot_scores(scores, results, self.output_dir / "plots", title)
+                              + plot_curves(records, self.loss_curve, self.output_dir / "plots", title))
                 publish_results(trainer.loggers, flat, images)
         self.last_results = results
         return results

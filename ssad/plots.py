@@ -1,8 +1,8 @@
-"""PNG plots of an evaluation: Eq. 6 score histograms and ROC curves per OOD set."""
+"""PNG plots of a run: Eq. 6 score histograms and ROC curves per OOD set, and its training curves."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 
@@ -66,3 +67,63 @@ def plot_scores(scores: Mapping[str, Tensor], results: Mapping, out_dir: str | P
     fig.savefig(roc_path, dpi=110)
     plt.close(fig)
     return [hist_path, roc_path]
+
+
+def plot_curves(records: Sequence[Mapping], loss_curve: Sequence[float], out_dir: str | Path,
+                title: str = "") -> list[Path]:
+    """``training_curves.png``: the epoch loss, AUROC per OOD set and their average, and kNN accuracy,
+    sensitivity and occupied soft-classes, against the epoch. ``records`` are the lines of ``metrics.jsonl``
+    (one per evaluation; of an epoch evaluated twice, as after a resume, the last counts). Returns the path,
+    or nothing when there is nothing to draw."""
+    records = sorted({r["epoch"]: r for r in records}.values(), key=lambda r: r["epoch"])
+    epochs = [r["epoch"] for r in records]
+    ood = list(dict.fromkeys(name for r in records for name in r.get("ood") or {}))
+    scalars = {"kNN accuracy": "knn_accuracy", "sensitivity": "sensitivity"}
+    scalars = {label: key for label, key in scalars.items() if any(r.get(key) is not None for r in records)}
+    occupied = [r.get("occupied_soft_classes") for r in records]
+    panels = [bool(loss_curve), bool(ood), bool(scalars) or any(v is not None for v in occupied)]
+    if not any(panels):
+        return []
+    fig, axes = plt.subplots(1, sum(panels), figsize=(4.2 * sum(panels), 3.2), squeeze=False)
+    for ax in axes[0]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes = iter(axes[0])
+    if loss_curve:
+        ax = next(axes)
+        ax.plot(range(1, len(loss_curve) + 1), loss_curve, marker=".")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("training loss L")
+    if ood:
+        ax = next(axes)
+        for name in [*ood, "average"]:
+            points = [(r["epoch"], 100 * r["ood"][name]["auroc"]) if name != "average" else
+                      (r["epoch"], 100 * r["average"]["auroc"]) for r in records
+                      if (name == "average" and r.get("average")) or name in (r.get("ood") or {})]
+            if points:
+                ax.plot(*zip(*points), marker=".", label=name, lw=2.2 if name == "average" else 1.2)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("AUROC (%)")
+        ax.legend(fontsize=7)
+    if panels[2]:
+        ax = next(axes)
+        for label, key in scalars.items():
+            points = [(r["epoch"], 100 * r[key]) for r in records if r.get(key) is not None]
+            ax.plot(*zip(*points), marker=".", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("%")
+        if any(v is not None for v in occupied):
+            twin = ax.twinx()
+            twin.plot(*zip(*[(e, v) for e, v in zip(epochs, occupied) if v is not None]), "k--", marker=".",
+                      label="occupied soft-classes")
+            twin.set_ylabel("occupied soft-classes")
+            twin.legend(fontsize=7, loc="lower right")
+        if scalars:
+            ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "training_curves.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]

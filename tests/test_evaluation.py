@@ -110,3 +110,21 @@ def test_ddp_features_gathered_in_dataset_order_equal_single_process():
     bank = results[0][0]
     assert ood_metrics(ood_score(bank[:5], bank), ood_score(bank[5:], bank)) == \
         ood_metrics(ood_score(single[:5], single), ood_score(single[5:], single))
+
+
+def test_training_curves_from_metrics_jsonl(tmp_path):
+    from ssad.io import append_jsonl, read_jsonl
+    from ssad.plots import plot_curves
+
+    log = tmp_path / "metrics.jsonl"
+    for epoch, auroc in ((2, 0.6), (4, 0.7), (4, 0.8)):  # epoch 4 evaluated again after a resume
+        append_jsonl(log, {"epoch": epoch, "ood": {"svhn": {"auroc": auroc}}, "average": {"auroc": auroc},
+                           "knn_accuracy": None, "sensitivity": 0.5, "occupied_soft_classes": 7})
+    with open(log, "a") as f:
+        f.write('{"epoch": 6, "ood": {"sv')  # a torn last line
+    records = read_jsonl(log)
+    assert [r["epoch"] for r in records] == [2, 4, 4]
+    assert read_jsonl(tmp_path / "missing.jsonl") == []
+    [path] = plot_curves(records, [3.0, 2.5, 2.4, 2.3], tmp_path / "plots", "digits / none")
+    assert path.name == "training_curves.png" and path.stat().st_size > 0
+    assert plot_curves([], [], tmp_path / "empty") == []

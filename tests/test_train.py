@@ -65,7 +65,7 @@ def test_views_and_loss_terms(aux_data):
 
 
 def test_training_writes_checkpoint_metrics_and_results(tmp_path):
-    cfg = compose_cfg(tmp_path, "negatives=rot_indist", "eval.every_n_epochs=1")
+    cfg = compose_cfg(tmp_path, "negatives=rot_indist", "eval.every_n_epochs=1", "eval.plots=true")
     summary = train(cfg)
     run = Path(summary["run_dir"])
     assert (run / "checkpoints" / "last.ckpt").is_file()
@@ -76,6 +76,8 @@ def test_training_writes_checkpoint_metrics_and_results(tmp_path):
     assert set(results["ood"]) == {"digits_5to9", "photos"}
     assert 0.0 <= results["average"]["auroc"] <= 1.0
     assert len(results["loss_curve"]) == 2
+    plots = {p.name for p in (run / "plots").glob("*.png")}
+    assert plots == {"score_histograms.png", "roc_curves.png", "training_curves.png"}
 
 
 class _Interrupt(L.Callback):
