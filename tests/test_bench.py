@@ -111,7 +111,7 @@ def test_bench_command_tiny(tmp_path, capsys) -> None:
     printed = capsys.readouterr().out
     for label in ("training images/s", "augmentation ms", "forward+backward ms", "optimiser ms", "EMA ms",
                   "peak memory", "MFU", "FLOPs per image", "evaluation:", "Eq. 6 scoring", "speed-up",
-                  "crops/s"):
+                  "crops/s", "trainer.fit"):
         assert label in printed
     assert json.loads((tmp_path / "bench.json").read_text()) == json.loads(json.dumps(result))
     for run in (result["ssad"], result["reference"]):
@@ -120,3 +120,4 @@ def test_bench_command_tiny(tmp_path, capsys) -> None:
     assert result["flops_per_image"] > 0 and result["eval"]["images_per_s"] > 0
     assert result["scoring"]["seconds"] > 0 and result["speedup"] > 0
     assert all(v > 0 for v in result["cpu_crops_per_s"].values())
+    assert result["fit"]["images_per_s"] > 0 and result["fit"]["of_step_loop"] > 0  # the real trainer.fit ran
