@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssad.evaluation import EvalSettings, evaluate_network
 from ssad.features import resolve_device
-from ssad.io import write_json_atomic
+from ssad.io import check_checkpoint, write_json_atomic
 from ssad.module import SSADModule
 from ssad.plots import plot_scores
 from ssad.train import CONFIG_DIR
@@ -26,6 +26,7 @@ def load_checkpoint(path: str | Path) -> tuple[SSADModule, DictConfig]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist (a run keeps it in <run dir>/checkpoints/)")
+    check_checkpoint(path)
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     if not checkpoint.get("ssad_config"):
         raise ValueError(f"{path} is not an ssad training checkpoint (no 'ssad_config' entry)")

@@ -1,11 +1,13 @@
-"""Atomic writes: a temporary file in the same directory, then a rename, so an interrupted write never
-leaves a half-written file that looks valid."""
+"""Files that are never half-written or half-read: atomic writes (a temporary file in the same directory,
+then a rename, so an interrupted write never leaves a file that looks valid), a JSON-lines reader that skips
+a torn last line, and a completeness check of checkpoints before they are loaded."""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,3 +68,21 @@ def read_jsonl(path: str | os.PathLike) -> list[Any]:
         except json.JSONDecodeError:
             continue
     return records
+
+
+def check_checkpoint(path: str | os.PathLike) -> None:
+    """Raise a ValueError naming the file and the way out when ``path`` is not a complete ``torch.save``
+    archive (truncated by a crash or a full disk, or not a checkpoint at all); reads it, changes nothing."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+        reason = None if bad is None else f"member {bad} fails its checksum"
+    except (zipfile.BadZipFile, OSError) as err:
+        reason = str(err)
+    if reason:
+        others = sorted(p.name for p in path.parent.glob("*.ckpt") if p != path)
+        raise ValueError(f"checkpoint {path} cannot be read ({reason}); it may have been cut short while being "
+                         f"written. Nothing was changed. Move it aside (mv {path} {path}.bad) to start over"
+                         + (f", or resume from another one with ckpt_path=... (here: {', '.join(others)})"
+                            if others else ""))

@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ssad.config import validate
+from ssad.io import check_checkpoint
 from ssad.loggers import finish as finish_loggers
 
 log = logging.getLogger(__name__)
@@ -50,17 +51,21 @@ def checkpoint_to_resume(cfg: DictConfig, output_dir: Path) -> str | None:
         path = Path(cfg.ckpt_path)
         if not path.is_file():
             raise FileNotFoundError(f"ckpt_path={path} does not exist; give an existing checkpoint or drop it")
+        check_checkpoint(path)
         return str(path)
     last = output_dir / "checkpoints" / "last.ckpt"
-    return str(last) if cfg.get("resume", True) and last.is_file() else None
+    if not (cfg.get("resume", True) and last.is_file()):
+        return None
+    check_checkpoint(last)
+    return str(last)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the model of ``cfg``; returns a summary (variant, dataset, seed, run dir, final epoch)."""
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
+    ckpt = checkpoint_to_resume(cfg, output_dir)  # before any data is read: a bad checkpoint fails at once
     datamodule, model, trainer = build(cfg)
-    ckpt = checkpoint_to_resume(cfg, output_dir)
     if ckpt:
         log.info("resuming from %s", ckpt)
     try:

@@ -10,6 +10,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from ssad.config import validate
 from ssad.data.cache import cached_arrays
+from ssad.evaluate import load_checkpoint
 from ssad.io import atomic_path, write_json_atomic
 from ssad.train import build, train
 from tests.conftest import compose_cfg
@@ -57,6 +58,20 @@ def test_non_finite_loss_stops_with_a_message_and_keeps_good_weights(tmp_path):
     saved = torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=False)
     assert saved["epoch"] == 0
     assert all(torch.isfinite(v).all() for v in saved["state_dict"].values() if v.is_floating_point())
+
+
+def test_a_truncated_checkpoint_is_named_and_left_in_place(tmp_path):
+    cfg = compose_cfg(tmp_path, "trainer.max_epochs=1", "callbacks=default")
+    train(cfg)
+    last = tmp_path / "run/checkpoints/last.ckpt"
+    cut = last.read_bytes()[: last.stat().st_size // 2]  # as a crash or a full disk would leave it
+    last.write_bytes(cut)
+    way_out = r"last.ckpt cannot be read .*\(mv .*last.ckpt .*last.ckpt.bad\).*epoch000.ckpt"
+    with pytest.raises(ValueError, match=way_out):
+        train(compose_cfg(tmp_path, "trainer.max_epochs=2"))
+    assert last.read_bytes() == cut  # nothing changed
+    with pytest.raises(ValueError, match="cannot be read"):
+        load_checkpoint(last)
 
 
 def test_same_seed_same_weights_on_cpu(tmp_path):
