@@ -617,7 +617,8 @@ def format_table(r: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, print its table, write the JSON if asked; returns the figures."""
     parser = argparse.ArgumentParser(prog="python -m ssad.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper")
+    parser.add_argument("--preset", choices=sorted(PRESETS),
+                        help="paper (default on a GPU) or tiny (default on a CPU, where paper takes hours)")
     parser.add_argument("--batch-size", type=int, help="in-distribution images per step (default: config's)")
     parser.add_argument("--steps", type=int, help="timed steps (paper 20, tiny 5)")
     parser.add_argument("--warmup", type=int, help="untimed steps before (paper 5, tiny 2)")
@@ -634,6 +635,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", help="write the figures to this JSON file")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of ssad/conf/train.yaml")
     args = parser.parse_args(argv)
+    if args.preset is None:
+        on_gpu = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+        args.preset = "paper" if on_gpu else "tiny"
+        if not on_gpu:
+            print("no GPU: the tiny preset (--preset paper runs the paper's settings on this CPU, for hours)")
     if args.threads:
         torch.set_num_threads(args.threads)
     result = benchmark(args)
