@@ -1,5 +1,7 @@
 import json
 import multiprocessing as mp
+import os
+import signal
 from pathlib import Path
 
 import lightning as L
@@ -27,6 +29,17 @@ class _Raise(L.Callback):
             raise self.exception
 
 
+class _SendSigterm(L.Callback):
+    """Sends this process a real SIGTERM after ``step`` optimiser steps; Lightning stops after that batch."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
 class _Poison(L.Callback):
     """Turns the head's weights into NaN in the second epoch."""
 
@@ -47,6 +60,25 @@ def test_sigterm_writes_a_checkpoint_and_the_run_resumes(tmp_path):
     train(compose_cfg(tmp_path, "negatives=rot_indist"))
     final = torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=False)
     assert final["global_step"] == 6 and (tmp_path / "run/results.json").is_file()
+
+
+def test_a_run_interrupted_mid_epoch_ends_with_the_same_weights(tmp_path):
+    """SIGTERM in the middle of an epoch, then a rerun: the same batches in the same order, the same crops,
+    so the same final student, teacher and centre as a run that was never interrupted."""
+    train(compose_cfg(tmp_path, "negatives=rot_indist", run_dir="straight"))
+    cfg = compose_cfg(tmp_path, "negatives=rot_indist", run_dir="cut")
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule, model, trainer = build(cfg)
+    trainer.callbacks.append(_SendSigterm(4))  # epoch 1 (of 2), after 1 of its 3 batches
+    with pytest.raises(SIGTERMException):
+        trainer.fit(model, datamodule=datamodule)
+    assert torch.load(tmp_path / "cut/checkpoints/last.ckpt", weights_only=False)["global_step"] == 4
+    train(compose_cfg(tmp_path, "negatives=rot_indist", run_dir="cut"))
+    straight = torch.load(tmp_path / "straight/checkpoints/last.ckpt", weights_only=False)["state_dict"]
+    resumed = torch.load(tmp_path / "cut/checkpoints/last.ckpt", weights_only=False)["state_dict"]
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0, msg=key)
 
 
 def test_non_finite_loss_stops_with_a_message_and_keeps_good_weights(tmp_path):

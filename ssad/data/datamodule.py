@@ -6,6 +6,7 @@ decoding) → device → ``on_after_batch_transfer``: negative transform at sour
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -15,13 +16,17 @@ import numpy as np
 import torch
 from lightning.pytorch.utilities import CombinedLoader
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset
 
 from ssad.augment import MultiCropAugment
+from ssad.data.samplers import EpochSampler
 from ssad.data.sources import ArraySet, check_source, load_source, plain
 from ssad.negatives import NegativePart, apply_parts, get_transform, parse_variant
 
 INDIST = "indist"
+# Lightning calls a mid-epoch resume of loaders without state_dict() unreliable; these resume exactly
+# (EpochSampler positioned from the trainer's restored step count, see SSADDataModule.train_dataloader).
+warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 HOLDOUT_SEED = 0  # fixed: training, evaluation and export of one run hold out the same images
 
 
@@ -105,7 +110,7 @@ class SSADDataModule(L.LightningDataModule):
     ``holdout`` > 0 (only without ``test``) keeps that share of the training images out of training as the
     test set, so a user's own data gets sensitivity, OOD metrics and an honest detector threshold.
     An epoch is one pass over the in-distribution training set; as many negatives are drawn (with
-    replacement) as positives.
+    replacement) as positives, both in an order fixed by ``seed`` and the epoch (exact mid-epoch resumption).
     """
 
     def __init__(
@@ -118,6 +123,7 @@ class SSADDataModule(L.LightningDataModule):
         test: Mapping[str, Any] | None = None,
         ood: Mapping[str, Mapping[str, Any]] | None = None,
         holdout: float = 0.0,
+        seed: int = 0,
         name: str = "custom",
         size: int = 32,
         batch_size: int = 64,
@@ -136,7 +142,7 @@ class SSADDataModule(L.LightningDataModule):
                              "(data.holdout) or name a test set (data.test), not both")
         self.train_spec = plain(train) or user_source(path)
         self.test_spec = plain(test)
-        self.holdout = holdout
+        self.holdout, self.seed = holdout, seed
         self.test_set: ArraySet | None = None
         self.ood_specs = plain(ood) or {}
         self.sources = plain(sources) or {}
@@ -195,21 +201,38 @@ class SSADDataModule(L.LightningDataModule):
             self.neg_sets = [self.train_set if spec is None else self.load(spec) for spec in self.part_specs]
 
     def train_dataloader(self) -> CombinedLoader:
+        """Positives and as many negatives per epoch, in an order fixed by (seed, epoch); when the trainer
+        resumes mid-epoch, both start after the batches already trained on."""
         positives = ArrayDataset(self.train_set.images)
-        loaders = {"pos": self._loader(positives, shuffle=True)}
-        if self.parts:
-            negatives = NegativeDataset([s.images for s in self.neg_sets])
-            sampler = WeightedRandomSampler(negatives.sample_weights([p.weight for p in self.parts]),
-                                            num_samples=len(positives), replacement=True)
-            loaders["neg"] = self._loader(negatives, sampler=sampler)
-        return CombinedLoader(loaders, mode="min_size")
-
-    def _loader(self, dataset: Dataset, shuffle: bool = False, sampler=None) -> DataLoader:
-        if len(dataset) < self.batch_size:
-            raise ValueError(f"{self.name}: {len(dataset)} training images < batch_size={self.batch_size}; "
+        if len(positives) < self.batch_size:
+            raise ValueError(f"{self.name}: {len(positives)} training images < batch_size={self.batch_size}; "
                              "lower data.batch_size")
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, sampler=sampler, drop_last=True,
+        samplers = {"pos": EpochSampler(len(positives), self.seed)}
+        datasets: dict[str, Dataset] = {"pos": positives}
+        if self.parts:
+            datasets["neg"] = NegativeDataset([s.images for s in self.neg_sets])
+            weights = datasets["neg"].sample_weights([p.weight for p in self.parts])
+            samplers["neg"] = EpochSampler(len(positives), self.seed + 1, weights)
+        epoch, batches = self._resume_position(len(samplers["pos"]) // self.batch_size)
+        for sampler in samplers.values():
+            sampler.resume_at(epoch, batches * self.batch_size)
+        return CombinedLoader({k: self._loader(datasets[k], samplers[k]) for k in datasets}, mode="min_size")
+
+    def _resume_position(self, loader_batches: int) -> tuple[int, int]:
+        """(epoch, batches of it already trained on) from the trainer's restored optimiser steps."""
+        trainer = self.trainer
+        if trainer is None or not trainer.global_step:
+            return 0, 0
+        limit = trainer.limit_train_batches
+        per_epoch = int(loader_batches * limit) if isinstance(limit, float) else min(loader_batches, int(limit))
+        done = trainer.global_step * trainer.accumulate_grad_batches
+        return divmod(done, max(per_epoch, 1))
+
+    def _loader(self, dataset: Dataset, sampler: EpochSampler) -> DataLoader:
+        # its own generator: creating the iterator draws worker seeds from it, not from the global random state
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True,
                           num_workers=self.num_workers, collate_fn=passthrough,
+                          generator=torch.Generator().manual_seed(self.seed),
                           pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0)
 
     def eval_sets(self) -> dict[str, ArraySet]:
