@@ -212,7 +212,7 @@ class SSADDataModule(L.LightningDataModule):
         if self.parts:
             datasets["neg"] = NegativeDataset([s.images for s in self.neg_sets])
             weights = datasets["neg"].sample_weights([p.weight for p in self.parts])
-            samplers["neg"] = EpochSampler(len(positives), self.seed + 1, weights)
+            samplers["neg"] = EpochSampler(len(positives), self.seed + 2**32, weights)  # a stream of its own
         epoch, batches = self._resume_position(len(samplers["pos"]) // self.batch_size)
         for sampler in samplers.values():
             sampler.resume_at(epoch, batches * self.batch_size)
