@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
@@ -34,7 +35,7 @@ def baselines(overrides: list[str]) -> dict[str, dict]:
     datamodule = instantiate(cfg.data)
     sets = datamodule.eval_sets()
     settings = EvalSettings(**{**cfg.eval.settings, "progress": False})
-    pixels = {k: torch.nn.functional.normalize(torch.as_tensor(v.images).flatten(1).float(), dim=-1)
+    pixels = {k: torch.nn.functional.normalize(torch.as_tensor(np.asarray(v.images)).flatten(1).float(), dim=-1)
               for k, v in sets.items()}
     ood = {k: v for k, v in pixels.items() if k not in ("train", "test")}
     labels = {k: torch.as_tensor(sets[k].labels) for k in ("train", "test")}

@@ -150,8 +150,13 @@ def test_holdout_split_is_disjoint_complete_and_the_same_every_time():
     again = holdout_split(data, 0.1)[1]
     assert len(test_part) == 5 and len(train_part) == 45 and test_part.name == "test"
     assert np.array_equal(test_part.images, again.images)
-    assert sorted(train_part.images.ravel().tolist() + test_part.images.ravel().tolist()) == list(range(50))
-    assert np.array_equal(train_part.labels, train_part.images.ravel())  # labels follow their images
+    train_images, test_images = np.asarray(train_part.images), np.asarray(test_part.images)
+    assert sorted(train_images.ravel().tolist() + test_images.ravel().tolist()) == list(range(50))
+    assert np.array_equal(train_part.labels, train_images.ravel())  # labels follow their images
+    # views, not copies: batches read through them equal the rows they stand for
+    assert not isinstance(test_part.images, np.ndarray) and test_part.images.shape == (5, 1, 1, 1)
+    assert np.array_equal(test_part.images[[4, 0]], test_images[[4, 0]])
+    assert np.array_equal(test_part.images[1:3], test_images[1:3]) and test_part.images[2].shape == (1, 1, 1)
     assert len(holdout_split(data, 0.001)[1]) == 1  # at least one held-out image
     with pytest.raises(ValueError, match="no training images"):
         holdout_split(ArraySet(images[:1], None, "one"), 0.5)

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ssad.augment import MultiCropAugment
 from ssad.data.samplers import EpochSampler
-from ssad.data.sources import ArraySet, check_source, load_source, plain
+from ssad.data.sources import ArraySet, RowView, check_source, load_source, plain
 from ssad.negatives import NegativePart, apply_parts, get_transform, parse_variant
 
 INDIST = "indist"
@@ -34,7 +34,8 @@ def holdout_split(data: ArraySet, fraction: float) -> tuple[ArraySet, ArraySet]:
     """Split ``data`` into (train, test), a random ``fraction`` of the images (at least one) going to test.
 
     The permutation is drawn from a fixed seed, so every command that rebuilds the run's datamodule holds out
-    the same images; the held-out images are never trained on.
+    the same images; the held-out images are never trained on. Both parts are :class:`RowView` s of the
+    (memory-mapped) images: nothing is copied.
     """
     n = len(data)
     n_test = max(1, round(n * fraction))
@@ -42,7 +43,7 @@ def holdout_split(data: ArraySet, fraction: float) -> tuple[ArraySet, ArraySet]:
         raise ValueError(f"data.holdout={fraction} would leave no training images out of {n}; lower it")
     order = np.random.default_rng(HOLDOUT_SEED).permutation(n)
     parts = [np.sort(order[n_test:]), np.sort(order[:n_test])]
-    return tuple(replace(data, images=data.images[rows], name=name,
+    return tuple(replace(data, images=RowView(data.images, rows), name=name,
                          labels=None if data.labels is None else data.labels[rows])
                  for rows, name in zip(parts, (data.name, "test")))
 

@@ -38,11 +38,39 @@ SPEC_KEYS = ("format", "name")  # spec keys that are not reader arguments
 NOT_CONTENT = ("size", "download")  # reader arguments that do not change the arrays (size is keyed apart)
 
 
+class RowView:
+    """Rows ``rows`` of an array (e.g. a memory-mapped cache), read only when indexed: a subset without a copy.
+
+    Supports what the datasets use: ``len``, ``shape``, ``dtype``, indexing by an int, a slice or an index
+    array (relative to the view), and ``np.asarray`` (which does read every row)."""
+
+    def __init__(self, base: np.ndarray, rows: np.ndarray) -> None:
+        self.base, self.rows = base, np.asarray(rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.rows), *self.base.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.base.dtype
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return self.base[self.rows[index]]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return np.asarray(self.base[self.rows], dtype=dtype)
+
+
 @dataclass
 class ArraySet:
-    """uint8 images N×3×H×W (memory-mapped when cached), int64 labels (N,) or None, a display name."""
+    """uint8 images N×3×H×W (memory-mapped when cached, or a :class:`RowView` of such an array), int64
+    labels (N,) or None, a display name."""
 
-    images: np.ndarray
+    images: np.ndarray | RowView
     labels: np.ndarray | None
     name: str
 
