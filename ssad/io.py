@@ -72,12 +72,12 @@ def read_jsonl(path: str | os.PathLike) -> list[Any]:
 
 def check_checkpoint(path: str | os.PathLike) -> None:
     """Raise a ValueError naming the file and the way out when ``path`` is not a complete ``torch.save``
-    archive (truncated by a crash or a full disk, or not a checkpoint at all); reads it, changes nothing."""
+    archive (truncated by a crash or a full disk, or not a checkpoint at all). Reads only the archive's
+    directory at the end of the file, so it costs nothing beside the load; changes nothing."""
     path = Path(path)
     try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-        reason = None if bad is None else f"member {bad} fails its checksum"
+        with zipfile.ZipFile(path):
+            reason = None
     except (zipfile.BadZipFile, OSError) as err:
         reason = str(err)
     if reason:
