@@ -503,10 +503,15 @@ def mfu(flops: float, images_per_s: float, device: torch.device, bf16: bool) -> 
     return None if peak is None else flops * images_per_s / (peak * 1e12)
 
 
+def bench_device(choice: str) -> torch.device:
+    """``auto`` = the GPU when one is present, else the CPU; ``cpu`` and ``cuda`` as given (``cuda`` without a
+    GPU fails rather than measuring the CPU under the GPU's name)."""
+    return torch.device(("cuda" if torch.cuda.is_available() else "cpu") if choice == "auto" else choice)
+
+
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     """Every figure of the report, as a dict (the JSON of ``--json``)."""
-    auto = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(auto if args.device == "auto" else args.device)
+    device = bench_device(args.device)
     bf16 = (args.precision or ("bf16" if device.type == "cuda" else "fp32")) == "bf16"
     paths = FastPaths(bf16, not args.no_fused_adamw, not args.no_fused_attn, not args.no_group_views,
                       args.compile)
@@ -636,9 +641,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of ssad/conf/train.yaml")
     args = parser.parse_args(argv)
     if args.preset is None:
-        on_gpu = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-        args.preset = "paper" if on_gpu else "tiny"
-        if not on_gpu:
+        args.preset = "paper" if bench_device(args.device).type == "cuda" else "tiny"
+        if args.preset == "tiny":
             print("no GPU: the tiny preset (--preset paper runs the paper's settings on this CPU, for hours)")
     if args.threads:
         torch.set_num_threads(args.threads)

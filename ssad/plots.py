@@ -95,10 +95,10 @@ def plot_curves(records: Sequence[Mapping], loss_curve: Sequence[float], out_dir
         ax.set_ylabel("training loss L")
     if ood:
         ax = next(axes)
-        for name in [*ood, "average"]:
-            points = [(r["epoch"], 100 * r["ood"][name]["auroc"]) if name != "average" else
-                      (r["epoch"], 100 * r["average"]["auroc"]) for r in records
-                      if (name == "average" and r.get("average")) or name in (r.get("ood") or {})]
+        aurocs = {name: [(r["epoch"], 100 * r["ood"][name]["auroc"]) for r in records if name in (r.get("ood") or {})]
+                  for name in ood}
+        aurocs["average"] = [(r["epoch"], 100 * r["average"]["auroc"]) for r in records if r.get("average")]
+        for name, points in aurocs.items():
             if points:
                 ax.plot(*zip(*points), marker=".", label=name, lw=2.2 if name == "average" else 1.2)
         ax.set_xlabel("epoch")
