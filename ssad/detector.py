@@ -18,10 +18,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ssad.backbones import build_backbone
 from ssad.features import preprocess, resolve_device
 from ssad.io import save_atomic
 from ssad.metrics import ood_score, threshold_at_tpr
-from ssad.models import vit_backbone
 
 FORMAT = "ssad-detector-v1"
 
@@ -97,7 +97,8 @@ class Detector(nn.Module):
             raise ValueError(f"{path} is not a readable detector file ({err}); export it again") from err
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise ValueError(f"{path} is not an ssad detector ({FORMAT}); `python -m ssad.export` writes one")
-        backbone = vit_backbone(**state["backbone_args"])
+        args = dict(state["backbone_args"])
+        backbone = build_backbone(args.pop("builder", "vit_backbone"), **args)
         backbone.load_state_dict(state["backbone"])
         detector = cls(backbone, state["bank"], state["backbone_args"], state["data_size"], state["view_size"],
                        state["temperature"], state["threshold"], state["meta"], state.get("calibration"))

@@ -11,6 +11,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from ssad.backbones import builder_name
 from ssad.detector import Detector
 from ssad.evaluate import load_checkpoint
 from ssad.evaluation import EvalSettings, network_features
@@ -34,6 +35,7 @@ def export_detector(cfg: DictConfig) -> Detector:
     view_size = datamodule.augment.global_size
     bank, _ = network_features(model.teacher, sets["train"], view_size, settings)
     backbone_args = {k: v for k, v in run_cfg.model.backbone.items() if k != "_target_"}
+    backbone_args["builder"] = builder_name(run_cfg.model.backbone._target_)
     source = "test" if "test" in sets else "train (leave-one-out)"
     meta = {"dataset": run_cfg.data.name, "variant": run_cfg.negatives.name, "seed": run_cfg.seed,
             "checkpoint": str(cfg.ckpt), "threshold_tpr": cfg.tpr, "threshold_from": source}

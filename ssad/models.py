@@ -7,40 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import timm
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
-
-
-def vit_backbone(
-    name: str = "vit_small_patch16_224",
-    img_size: int = 256,
-    patch_size: int = 16,
-    drop_path_rate: float = 0.1,
-    fused_attn: bool = True,
-    **kwargs,
-) -> nn.Module:
-    """A timm ViT returning the CLS feature f (``num_classes=0``), accepting any view size.
-
-    ``dynamic_img_size`` lets one network take 256×256 global and 128×128 local views (position
-    embeddings interpolated). ``fused_attn`` selects PyTorch's scaled-dot-product attention kernel.
-    Extra keyword arguments (embed_dim, depth, num_heads, ...) override timm's defaults for ``name``.
-    """
-    model = timm.create_model(
-        name,
-        pretrained=False,
-        num_classes=0,
-        img_size=img_size,
-        patch_size=patch_size,
-        drop_path_rate=drop_path_rate,
-        dynamic_img_size=True,
-        **kwargs,
-    )
-    for module in model.modules():
-        if hasattr(module, "fused_attn"):
-            module.fused_attn = fused_attn
-    return model
 
 
 class DINOHead(nn.Module):
@@ -107,6 +76,19 @@ class MultiCropNetwork(nn.Module):
         features = torch.cat([self.backbone(torch.cat(group)) for group in groups])
         logits = self.head(features)
         return list(logits.split([v.shape[0] for v in views]))
+
+
+def make_deterministic(network: nn.Module) -> nn.Module:
+    """The teacher's network: every dropout and drop-path (stochastic depth) probability set to 0, in place, so
+    that its targets and the centre carry no sampling noise in any mode (DINO builds its teacher with
+    ``drop_path_rate=0``). BatchNorm is left as it is: in training mode it normalises with the batch statistics
+    and its running statistics track the teacher's own inputs, which evaluation then uses."""
+    for module in network.modules():
+        if isinstance(module, nn.modules.dropout._DropoutNd):
+            module.p = 0.0
+        if hasattr(module, "drop_prob"):  # timm's DropPath / DropBlock
+            module.drop_prob = 0.0
+    return network
 
 
 def _group_by_size(views: Sequence[Tensor]) -> list[list[Tensor]]:

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from ssad import schedules
 from ssad.losses import distillation_loss, negative_loss, update_center
-from ssad.models import DINOHead, MultiCropNetwork
+from ssad.models import DINOHead, MultiCropNetwork, make_deterministic
 
 DEFAULT_OPTIM = {
     "base_lr": 0.004,  # per 256 images (linear scaling rule)
@@ -60,7 +60,7 @@ class SSADModule(L.LightningModule):
         self.optim = {**DEFAULT_OPTIM, **dict(optim or {})}
         head_module = DINOHead(backbone.num_features, **dict(head or {}))
         self.student = MultiCropNetwork(backbone, head_module, group_views)
-        self.teacher = copy.deepcopy(self.student)
+        self.teacher = make_deterministic(copy.deepcopy(self.student))  # same weights, no drop-path/dropout
         self.teacher.requires_grad_(False)
         self.register_buffer("center", torch.zeros(1, head_module.last_layer.out_features))
         self.run_config: dict[str, Any] | None = None  # the resolved Hydra config, kept in checkpoints

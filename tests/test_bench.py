@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from ssad import bench
-from ssad.models import DINOHead, MultiCropNetwork, vit_backbone
+from ssad.backbones import vit_backbone
+from ssad.models import DINOHead, MultiCropNetwork
 
 TINY_VIT = {"name": "vit_tiny_patch16_224", "img_size": 16, "patch_size": 4, "embed_dim": 24, "depth": 2,
             "num_heads": 2, "drop_path_rate": 0.0}

@@ -12,7 +12,8 @@ from ssad.data.sources import ArraySet
 from ssad.evaluation import EvalSettings, evaluate_features, network_features, soft_class_probs
 from ssad.features import preprocess
 from ssad.metrics import ood_metrics, ood_score
-from ssad.models import DINOHead, MultiCropNetwork, vit_backbone
+from ssad.backbones import vit_backbone
+from ssad.models import DINOHead, MultiCropNetwork
 
 SETTINGS = EvalSettings(progress=False, batch_size=4)
 

@@ -1,6 +1,7 @@
 import torch
 
-from ssad.models import DINOHead, MultiCropNetwork, vit_backbone
+from ssad.backbones import vit_backbone
+from ssad.models import DINOHead, MultiCropNetwork
 
 
 def _tiny_backbone():
