@@ -1,4 +1,5 @@
-"""Lightning callbacks: the paper's evaluation every N epochs, written to metrics.jsonl / results.json."""
+"""Lightning callbacks: the paper's evaluation every N epochs, written to metrics.jsonl / results.json, with
+the collapse warnings of ``CollapseMonitor`` (ssad.collapse)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from ssad.collapse import CollapseMonitor, find_monitor
+from ssad.diagnostics import CODES, SIGNALS
 from ssad.evaluation import EvalSettings, evaluate_network
 from ssad.io import append_jsonl, read_jsonl, write_json_atomic
 from ssad.loggers import publish_results
 from ssad.plots import plot_curves, plot_scores
+
+__all__ = ["CheckpointOnInterrupt", "CollapseMonitor", "OODEvaluation", "flatten_metrics"]
 
 
 def flatten_metrics(results: Mapping[str, Any], prefix: str = "eval") -> dict[str, float]:
@@ -23,9 +28,12 @@ def flatten_metrics(results: Mapping[str, Any], prefix: str = "eval") -> dict[st
         flat.update({f"{prefix}/{name}/{k}": v for k, v in metrics.items()})
     for k, v in (results.get("average") or {}).items():
         flat[f"{prefix}/average/{k}"] = v
-    for key in ("knn_accuracy", "occupied_soft_classes", "sensitivity"):
+    for key in ("knn_accuracy", "occupied_soft_classes", "sensitivity", *SIGNALS):
         if results.get(key) is not None:
             flat[f"{prefix}/{key}"] = float(results[key])
+    if results.get("warnings") is not None:  # 1 while a collapse warning holds (W&B charts)
+        held = {w["code"] for w in results["warnings"]}
+        flat.update({f"{prefix}/warning/{code}": float(code in held) for code in CODES})
     return flat
 
 
@@ -80,9 +88,15 @@ class OODEvaluation(L.Callback):
     def run(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int, final: bool) -> dict[str, Any]:
         datamodule = trainer.datamodule
         results, scores = evaluate_network(pl_module.teacher, pl_module.center, datamodule.eval_sets(),
-                                           datamodule.augment.global_size, self.settings)
+                                           datamodule.augment.global_size, self.settings,
+                                           teacher_temp=pl_module.teacher_temperature())
         results = {**self.meta, **results, "epoch": epoch, "step": trainer.global_step,
                    "loss": self.loss_curve[-1] if self.loss_curve else None}
+        monitor = find_monitor(trainer)
+        if monitor is not None:  # drift, and the collapse warnings that hold now (a stop makes this one final)
+            results.update({k: v for k, v in monitor.drift(pl_module, epoch).items() if k != "epoch"})
+            results["warnings"] = monitor.judge(results, epoch, trainer, pl_module)
+            final = final or monitor.stopping is not None
         flat = flatten_metrics(results)
         pl_module.log_dict(flat, sync_dist=True)  # equal on every process (gathered features): the mean is the value
         if results["knn_accuracy"] is None:
@@ -92,13 +106,18 @@ class OODEvaluation(L.Callback):
         if trainer.is_global_zero:
             append_jsonl(self.output_dir / "metrics.jsonl", results)
             if final:
-                write_json_atomic(self.output_dir / "results.json", {**results, "loss_curve": self.loss_curve})
+                drift_curve = monitor.drift_curve if monitor is not None else None
+                write_json_atomic(self.output_dir / "results.json",
+                                  {**results, "loss_curve": self.loss_curve,
+                                   **({"drift_curve": drift_curve} if drift_curve is not None else {})})
                 title = f"{self.meta.get('dataset', '')} / {self.meta.get('variant', '')}"
                 images = []
                 if self.plots:
                     records = read_jsonl(self.output_dir / "metrics.jsonl")
                     images = (plot_scores(scores, results, self.output_dir / "plots", title)
-                              + plot_curves(records, self.loss_curve, self.output_dir / "plots", title))
+                              + plot_curves(records, self.loss_curve, self.output_dir / "plots", title,
+                                            drift_curve=drift_curve,
+                                            thresholds=vars(monitor.thresholds) if monitor else None))
                 publish_results(trainer.loggers, flat, images)
         self.last_results = results
         return results

@@ -6,6 +6,7 @@ are scored exactly like a trained teacher; ``evaluate_network`` extracts the fea
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ssad.data.datamodule import ArrayDataset, passthrough
 from ssad.data.sources import ArraySet
+from ssad.diagnostics import effective_rank, mean_pairwise_cosine, output_entropies
 from ssad.features import extract, gather_in_order
 from ssad.metrics import knn_accuracy, occupied_soft_classes, ood_metrics, ood_score, sensitivity
 from ssad.models import MultiCropNetwork
@@ -101,15 +103,28 @@ def soft_class_probs(logits: Tensor, center: Tensor, settings: EvalSettings) -> 
     return torch.softmax((logits - c) / settings.soft_classes_temperature, dim=-1)
 
 
+def collapse_signals(features: Tensor, logits: Tensor, center: Tensor, teacher_temp: float) -> dict[str, float]:
+    """The collapse signals of one feature/logit set (ssad.diagnostics): mean entropy of the teacher's centred,
+    sharpened output at τ_t and entropy of its mean, beside log K; effective rank of the features, beside
+    their width; mean pairwise cosine of the features."""
+    h, h_mean = output_entropies(logits, center.cpu(), teacher_temp)
+    return {"teacher_entropy": h, "teacher_entropy_of_mean": h_mean, "log_k": math.log(logits.shape[1]),
+            "effective_rank": effective_rank(features), "feature_dim": int(features.shape[1]),
+            "mean_cosine": mean_pairwise_cosine(features)}
+
+
 def evaluate_network(
     network: MultiCropNetwork,
     center: Tensor,
     sets: Mapping[str, ArraySet],
     size: int,
     settings: EvalSettings,
+    teacher_temp: float | None = None,
 ) -> tuple[dict, dict[str, Tensor]]:
     """Extract features of ``sets`` (keys ``train``, optional ``test``, the rest OOD) with ``network``
-    (the teacher) and compute every metric, plus occupied soft-classes of its head."""
+    (the teacher) and compute every metric, plus occupied soft-classes of its head and the collapse signals
+    (``collapse_signals``) on the soft-classes split, the teacher's output sharpened by ``teacher_temp``
+    (τ_t of the current epoch; default ``settings.soft_classes_temperature``)."""
     split = settings.soft_classes_split if settings.soft_classes_split in sets else "train"
     feats, logits = {}, None
     for name, array_set in sets.items():
@@ -120,6 +135,9 @@ def evaluate_network(
                                         _labels(sets["train"]), _labels(sets.get("test")))
     results["occupied_soft_classes"] = occupied_soft_classes(soft_class_probs(logits, center, settings))
     results["soft_classes_split"] = split
+    tau = settings.soft_classes_temperature if teacher_temp is None else teacher_temp
+    if len(feats[split]) >= 2:
+        results.update(collapse_signals(feats[split], logits, center, tau))
     return results, scores
 
 

@@ -1,4 +1,5 @@
-"""PNG plots of a run: Eq. 6 score histograms and ROC curves per OOD set, and its training curves."""
+"""PNG plots of a run: Eq. 6 score histograms and ROC curves per OOD set, and its training curves with the
+collapse signals."""
 
 from __future__ import annotations
 
@@ -70,24 +71,37 @@ def plot_scores(scores: Mapping[str, Tensor], results: Mapping, out_dir: str | P
 
 
 def plot_curves(records: Sequence[Mapping], loss_curve: Sequence[float], out_dir: str | Path,
-                title: str = "") -> list[Path]:
+                title: str = "", drift_curve: Sequence[Mapping] | None = None,
+                thresholds: Mapping[str, float] | None = None) -> list[Path]:
     """``training_curves.png``: the epoch loss, AUROC per OOD set and their average, and kNN accuracy,
-    sensitivity and occupied soft-classes, against the epoch. ``records`` are the lines of ``metrics.jsonl``
-    (one per evaluation; of an epoch evaluated twice, as after a resume, the last counts). Returns the path,
-    or nothing when there is nothing to draw."""
+    sensitivity and occupied soft-classes, against the epoch; then the collapse signals (ssad.diagnostics):
+    teacher and student drift (per epoch from ``drift_curve``, else per evaluation) with the
+    ``min_teacher_drift`` floor, and teacher entropy / log K, entropy of the mean / log K, effective rank /
+    width and mean cosine with their ``thresholds`` (``callbacks.collapse.*``), and the warnings that hold at
+    the last evaluation. ``records`` are the lines of ``metrics.jsonl`` (one per evaluation; of an epoch
+    evaluated twice, as after a resume, the last counts). Returns the path, or nothing when there is nothing
+    to draw."""
     records = sorted({r["epoch"]: r for r in records}.values(), key=lambda r: r["epoch"])
     epochs = [r["epoch"] for r in records]
     ood = list(dict.fromkeys(name for r in records for name in r.get("ood") or {}))
     scalars = {"kNN accuracy": "knn_accuracy", "sensitivity": "sensitivity"}
     scalars = {label: key for label, key in scalars.items() if any(r.get(key) is not None for r in records)}
     occupied = [r.get("occupied_soft_classes") for r in records]
-    panels = [bool(loss_curve), bool(ood), bool(scalars) or any(v is not None for v in occupied)]
+    drift = _drift_series(records, drift_curve)
+    shares = _share_series(records)
+    panels = [bool(loss_curve), bool(ood), bool(scalars) or any(v is not None for v in occupied), bool(drift),
+              bool(shares)]
     if not any(panels):
         return []
-    fig, axes = plt.subplots(1, sum(panels), figsize=(4.2 * sum(panels), 3.2), squeeze=False)
-    for ax in axes[0]:
+    n = sum(panels)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
+    for ax in grid.flat:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes = iter(axes[0])
+    for ax in grid.flat[n:]:
+        ax.set_visible(False)
+    axes = iter(grid.flat)
     if loss_curve:
         ax = next(axes)
         ax.plot(range(1, len(loss_curve) + 1), loss_curve, marker=".")
@@ -119,11 +133,74 @@ def plot_curves(records: Sequence[Mapping], loss_curve: Sequence[float], out_dir
             twin.legend(fontsize=7, loc="lower right")
         if scalars:
             ax.legend(fontsize=7, loc="upper left")
+    thresholds = thresholds or {}
+    if drift:
+        ax = next(axes)
+        for (label, points), style in zip(drift.items(), ("C0", "C1")):
+            ax.plot(*zip(*points), style, marker=".", label=label)
+        if thresholds.get("min_teacher_drift"):
+            ax.axhline(thresholds["min_teacher_drift"], color="C3", ls=":", lw=1.2, label="floor (teacher_not_moving)")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("‖θ − θ⁰‖ / ‖θ⁰‖ (backbone)")
+        ax.set_title("weight drift from the start", fontsize=9)
+        ax.legend(fontsize=7)
+    if shares:
+        ax = next(axes)
+        limits = {"teacher entropy / log K": ("max_entropy_share", "uniform"),
+                  "entropy of mean / log K": ("min_entropy_of_mean_share", "constant"),
+                  "effective rank / width": ("min_rank_share", "rank"),
+                  "mean feature cosine": ("max_cosine", "cosine")}
+        for i, (label, points) in enumerate(shares.items()):
+            ax.plot(*zip(*points), f"C{i}", marker=".", label=label)
+            key = limits[label][0]
+            if thresholds.get(key) is not None:
+                ax.axhline(thresholds[key], color=f"C{i}", ls=":", lw=1.0)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("share (dotted: warning thresholds)")
+        ax.set_title("collapse signals of the teacher", fontsize=9)
+        ax.legend(fontsize=7)
+    held = [w["code"] if isinstance(w, Mapping) else str(w) for w in (records[-1].get("warnings") or [])] \
+        if records else []
     fig.suptitle(title)
-    fig.tight_layout()
+    if held:
+        fig.text(0.5, 0.005, "warnings at the last evaluation: " + ", ".join(held) + " (see results.json)",
+                 ha="center", va="bottom", color="C3", fontsize=10, weight="bold")
+    fig.tight_layout(rect=(0, 0.04 if held else 0, 1, 1))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "training_curves.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return [path]
+
+
+def _drift_series(records: Sequence[Mapping], drift_curve: Sequence[Mapping] | None) -> dict[str, list]:
+    """{"teacher": [(epoch, drift)], "student": [...]} per epoch (``drift_curve``) or per evaluation."""
+    source = sorted({d["epoch"]: d for d in drift_curve}.values(), key=lambda d: d["epoch"]) if drift_curve \
+        else records
+    series = {}
+    for who in ("teacher", "student"):
+        # a drift of exactly 0 cannot be drawn on a log axis: shown at the smallest float32 step
+        points = [(d["epoch"], max(d[f"{who}_drift"], 1e-12)) for d in source if d.get(f"{who}_drift") is not None]
+        if points:
+            series[who] = points
+    return series
+
+
+def _share_series(records: Sequence[Mapping]) -> dict[str, list]:
+    """The collapse signals of each evaluation as shares in [0, 1] (of log K, of the feature width)."""
+    def share(r: Mapping, key: str, of: str | None) -> float | None:
+        value, scale = r.get(key), (r.get(of) if of else 1.0)
+        return None if value is None or not scale else value / scale
+
+    series = {}
+    for label, key, of in (("teacher entropy / log K", "teacher_entropy", "log_k"),
+                           ("entropy of mean / log K", "teacher_entropy_of_mean", "log_k"),
+                           ("effective rank / width", "effective_rank", "feature_dim"),
+                           ("mean feature cosine", "mean_cosine", None)):
+        points = [(r["epoch"], v) for r in records if (v := share(r, key, of)) is not None]
+        if points:
+            series[label] = points
+    return series
