@@ -22,8 +22,11 @@ from ssad.backbones import build_backbone
 from ssad.features import preprocess, resolve_device
 from ssad.io import save_atomic
 from ssad.metrics import ood_score, threshold_at_tpr
+from ssad.safe_load import load_torch_file
 
 FORMAT = "ssad-detector-v1"
+REEXPORT = ("export it again from its training checkpoint: "
+            "`python -m ssad.export ckpt=<run dir>/checkpoints/last.ckpt out=detector.pt`")
 
 
 class Detector(nn.Module):
@@ -85,21 +88,26 @@ class Detector(nn.Module):
         })
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> Detector:
-        """Rebuild a detector saved by :meth:`save` (``ssad.export``) on ``device`` (auto = CUDA if present)."""
+    def load(cls, path: str | Path, device: str = "auto", trust_file: bool = False) -> Detector:
+        """Rebuild a detector saved by :meth:`save` (``ssad.export``) on ``device`` (auto = CUDA if present).
+
+        The file is read with ``torch.load(weights_only=True)`` and its backbone built through ssad's registry
+        (:mod:`ssad.backbones`) from plain arguments, so nothing in the file runs; a file that would need more
+        is refused (:class:`ssad.safe_load.UnsafeFileError`). ``trust_file=True`` reads it with full pickle,
+        which runs code from the file: only for a file you made yourself or fully trust."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"detector file {path} does not exist; make one with "
                                     "`python -m ssad.export ckpt=... out=detector.pt`")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:
-            raise ValueError(f"{path} is not a readable detector file ({err}); export it again") from err
+        state = load_torch_file(path, "detector file", REEXPORT, trust_file)
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise ValueError(f"{path} is not an ssad detector ({FORMAT}); `python -m ssad.export` writes one")
-        args = dict(state["backbone_args"])
-        backbone = build_backbone(args.pop("builder", "vit_backbone"), **args)
-        backbone.load_state_dict(state["backbone"])
+        try:
+            args = dict(state["backbone_args"])
+            backbone = build_backbone(args.pop("builder", "vit_backbone"), **args)
+            backbone.load_state_dict(state["backbone"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"{path}: its backbone cannot be rebuilt ({err}); {REEXPORT}") from err
         detector = cls(backbone, state["bank"], state["backbone_args"], state["data_size"], state["view_size"],
                        state["temperature"], state["threshold"], state["meta"], state.get("calibration"))
         return detector.to(resolve_device(device))

@@ -9,7 +9,7 @@ import hydra
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ssad.backbones import builder_name
 from ssad.detector import Detector
@@ -26,7 +26,7 @@ def export_detector(cfg: DictConfig) -> Detector:
     """Teacher backbone + fp16 bank of the training features + the threshold at ``tpr`` of the test set
     (of the training set scored leave-one-out when the run has no test set). The calibration scores come
     from the detector itself (its fp16 bank, its preprocessing), so it accepts exactly ``tpr`` of them."""
-    model, run_cfg = load_checkpoint(cfg.ckpt)
+    model, run_cfg = load_checkpoint(cfg.ckpt, bool(cfg.get("trust_file", False)))
     device = resolve_device(cfg.accelerator)
     model.to(device)
     datamodule = instantiate(run_cfg.data)
@@ -34,7 +34,8 @@ def export_detector(cfg: DictConfig) -> Detector:
     settings = EvalSettings(**cfg.eval.settings)
     view_size = datamodule.augment.global_size
     bank, _ = network_features(model.teacher, sets["train"], view_size, settings)
-    backbone_args = {k: v for k, v in run_cfg.model.backbone.items() if k != "_target_"}
+    backbone_args = OmegaConf.to_container(run_cfg.model.backbone, resolve=True)  # plain values only
+    del backbone_args["_target_"]
     backbone_args["builder"] = builder_name(run_cfg.model.backbone._target_)
     source = "test" if "test" in sets else "train (leave-one-out)"
     meta = {"dataset": run_cfg.data.name, "variant": run_cfg.negatives.name, "seed": run_cfg.seed,

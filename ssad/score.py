@@ -74,7 +74,7 @@ def plot_histogram(scores: torch.Tensor, threshold: float, path: str | Path,
 
 def score_images(cfg: DictConfig) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """Score ``cfg.input`` with ``cfg.detector``; write ``cfg.out`` (CSV) and, if asked, a histogram."""
-    detector = Detector.load(cfg.detector, device=cfg.device)
+    detector = Detector.load(cfg.detector, device=cfg.device, trust_file=bool(cfg.get("trust_file", False)))
     threshold = detector.threshold if cfg.get("tpr") is None else detector.threshold_at(cfg.tpr)
     names, images = read_input(cfg.input, detector.data_size, cfg.on_error)
     scores, flags = detector.predict(torch.from_numpy(np.ascontiguousarray(images)), cfg.batch_size,

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from ssad.config import validate
 from ssad.io import check_checkpoint
 from ssad.loggers import finish as finish_loggers
+from ssad.safe_load import load_torch_file, numpy_arrays_allowed
 
 log = logging.getLogger(__name__)
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # packaged: works from a wheel too
@@ -46,18 +47,28 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
 
 
 def checkpoint_to_resume(cfg: DictConfig, output_dir: Path) -> str | None:
-    """``ckpt_path`` if given, else ``<run dir>/checkpoints/last.ckpt`` when ``resume`` and it exists."""
+    """``ckpt_path`` if given, else ``<run dir>/checkpoints/last.ckpt`` when ``resume`` and it exists; checked
+    before anything is read or written (:func:`verify_checkpoint`)."""
+    trust_file = bool(cfg.get("trust_file", False))
     if cfg.get("ckpt_path"):
         path = Path(cfg.ckpt_path)
         if not path.is_file():
             raise FileNotFoundError(f"ckpt_path={path} does not exist; give an existing checkpoint or drop it")
-        check_checkpoint(path)
-        return str(path)
+        return verify_checkpoint(path, trust_file)
     last = output_dir / "checkpoints" / "last.ckpt"
     if not (cfg.get("resume", True) and last.is_file()):
         return None
-    check_checkpoint(last)
-    return str(last)
+    return verify_checkpoint(last, trust_file)
+
+
+def verify_checkpoint(path: Path, trust_file: bool = False) -> str:
+    """``path`` once it is known to be a complete archive (:func:`check_checkpoint`) whose pickle holds only
+    tensors and plain values (:func:`load_torch_file`, memory-mapped: the tensors themselves are not read), so
+    that the resume in ``trainer.fit`` (``weights_only=True``) cannot fail on it after the data are set up."""
+    check_checkpoint(path)
+    load_torch_file(path, "checkpoint", f"resume from one written by `python -m ssad.train`, or move this one aside "
+                    f"(mv {path} {path}.bad) to start over", trust_file, mmap=True)
+    return str(path)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -69,7 +80,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if ckpt:
         log.info("resuming from %s", ckpt)
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
+        with numpy_arrays_allowed():  # older checkpoints keep NumPy's random state as an array
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=not cfg.get("trust_file", False))
     finally:
         finish_loggers(trainer.loggers)
     return {"variant": cfg.negatives.name, "dataset": cfg.data.name, "seed": cfg.seed,

@@ -8,15 +8,15 @@ Readers of files on disk have a ``*_files`` companion (a "locator") that finds t
 read without decoding anything. ``fetch=False`` never downloads and is the cheap start-up check; the readers
 themselves call it with ``fetch=True``, which downloads where ``download=True`` and the files are missing.
 
-Pickle-based formats (CIFAR, downsampled ImageNet) execute code on load, as their official loaders do:
-read only files from a trusted source.
+Pickle-based formats (CIFAR, downsampled ImageNet) are read with a restricted unpickler
+(:func:`ssad.safe_load.load_data_pickle`): only the builtin and NumPy types these formats hold, so a crafted
+batch file is refused, naming the file, before anything in it runs.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import pickle
 import re
 import warnings
 from collections.abc import Iterator, Sequence
@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
+
+from ssad.safe_load import load_data_pickle
 
 Arrays = tuple[np.ndarray, np.ndarray | None]
 
@@ -291,9 +293,9 @@ def _check_split(split: str, choices: Sequence[str], dataset: str) -> None:
 
 # ----------------------------------------------------------------------------------------------- CIFAR
 def _unpickle(path: Path) -> dict[str, Any]:
-    """A pickled dict with str keys, whether written by Python 2 (CIFAR) or Python 3 (bytes or str keys)."""
-    with open(path, "rb") as f:
-        data = pickle.load(f, encoding="latin1")
+    """A pickled dict with str keys, whether written by Python 2 (CIFAR) or Python 3 (bytes or str keys), read
+    with the restricted unpickler (anything but builtin and NumPy data types is refused, naming the file)."""
+    data = load_data_pickle(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a pickled dict, found {type(data).__name__}")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in data.items()}
