@@ -34,7 +34,8 @@ OOD_NAMES = {"cifar10": "CIFAR10", "cifar100": "CIFAR100", "svhn": "SVHN", "imag
              "texture": "Texture"}
 AVERAGE = "average"
 NAMES = {**OOD_NAMES, AVERAGE: "Average"}
-TABLE2_METHODS = {"none": "DINO", "imgn": "ImgN", "rot_imgn": "Rot_ImgN", "rot360_imgn": "Rot360_ImgN",
+BASELINES = {"raw_pixels": "Raw pixels", "untrained": "Untrained"}  # ssad.baselines → baselines.json
+TABLE2_METHODS = {**BASELINES, "none": "DINO", "imgn": "ImgN", "rot_imgn": "Rot_ImgN", "rot360_imgn": "Rot360_ImgN",
                   "dti": "DTI", "perm16_imgn": "Perm16_ImgN", "perm4_imgn": "Perm4_ImgN",
                   "rot_dti": "Rot_DTI", "pixperm_imgn": "PixPerm", "rot_indist": "Rot_InDist"}
 TABLE1_METHODS = {"rot_imgn": "Ours_Rot_ImgN", "combined": "Ours_Combined"}
@@ -128,7 +129,18 @@ def collect_runs(path: str | os.PathLike) -> list[Run]:
         raise FileNotFoundError(
             f"no runs found under {root}: expected run directories (at any depth) holding results.json "
             "and/or .hydra/config.yaml, as `python -m ssad.train` (or its -m multirun) writes them")
-    return _drop_superseded(runs)
+    return _drop_superseded(runs) + collect_baselines(root, runs)
+
+
+def collect_baselines(root: Path, runs: Sequence[Run]) -> list[Run]:
+    """The columns of ``root/baselines.json`` (``python -m ssad.baselines``: raw pixels, untrained network),
+    as runs of the sweep's most common in-distribution set."""
+    path = root / "baselines.json"
+    if not path.is_file() or not runs:
+        return []
+    dataset = Counter(r.dataset for r in runs).most_common(1)[0][0]
+    baselines = json.loads(path.read_text())
+    return [Run(str(path), key, dataset, None, baselines[key]) for key in BASELINES if key in baselines]
 
 
 def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,15 +15,11 @@ from ssad.train import CONFIG_DIR
 # A model and views small enough that one step takes milliseconds on a CPU.
 TINY = [
     "experiment=demo",
-    "model=vit_tiny_demo",
     "data.size=16",
     "data.batch_size=16",
     "augment.global_size=16",
     "augment.local_size=8",
     "augment.n_local=2",
-    "model.backbone.depth=1",
-    "model.backbone.embed_dim=24",
-    "model.backbone.num_heads=2",
     "model.head.out_dim=32",
     "model.head.hidden_dim=32",
     "model.head.bottleneck_dim=16",
@@ -36,6 +32,9 @@ TINY = [
     "eval.plots=false",
     "logger=none",
 ]
+# The tests' default network: a one-block ViT (a test choosing another `model=` gets that preset instead).
+TINY_VIT = ["model=vit_tiny_demo", "model.backbone.depth=1", "model.backbone.embed_dim=24",
+            "model.backbone.num_heads=2"]
 
 
 def write_aux_data(data_dir: Path, n: int = 40) -> None:
@@ -52,7 +51,8 @@ def write_aux_data(data_dir: Path, n: int = 40) -> None:
 def compose_cfg(tmp_path: Path, *overrides: str, run_dir: str = "run"):
     """The training config with TINY settings, data and outputs under ``tmp_path``."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=[*TINY, f"paths.data_dir={tmp_path}/data",
+        model = [] if any(o.startswith("model=") for o in overrides) else TINY_VIT
+        cfg = compose("train", overrides=[*TINY, *model, f"paths.data_dir={tmp_path}/data",
                                           f"paths.output_dir={tmp_path}/{run_dir}", *overrides])
     OmegaConf.set_struct(cfg, False)
     return cfg

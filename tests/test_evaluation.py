@@ -7,12 +7,12 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from ssad.backbones import vit_backbone
 from ssad.callbacks import flatten_metrics
 from ssad.data.sources import ArraySet
 from ssad.evaluation import EvalSettings, evaluate_features, network_features, soft_class_probs
 from ssad.features import preprocess
 from ssad.metrics import ood_metrics, ood_score
-from ssad.backbones import vit_backbone
 from ssad.models import DINOHead, MultiCropNetwork
 
 SETTINGS = EvalSettings(progress=False, batch_size=4)

@@ -80,6 +80,13 @@ def test_cifar10_reads_planar_batches_in_order(tmp_path):
     assert np.array_equal(images, formats.resize_images(test, 16)) and list(read_labels) == [3, 3]
 
 
+def test_cifar10_classes_keep_only_those_labels(tmp_path):
+    train, labels = random_images(6, 32), np.array([0, 1, 2, 0, 1, 2])
+    write_cifar10(tmp_path, train, labels, random_images(1, 32))
+    kept = load_source({"format": "cifar10", "root": str(tmp_path), "classes": [2]}, 32)
+    assert kept.labels.tolist() == [2, 2] and np.array_equal(np.asarray(kept.images), train[[2, 5]])
+
+
 def test_cifar100_fine_labels_python2_style_str_keys(tmp_path):
     data = random_images(3, 32, 3)
     base = tmp_path / "cifar-100-python"
@@ -309,10 +316,33 @@ def test_digits_split_is_deterministic_stratified_and_restricted():
     share = [np.bincount(labels) / len(labels) for labels in (train_labels, test_labels)]
     assert np.allclose(*share, atol=0.01)
     assert train.max() == 255 and (train[:, 0] == train[:, 2]).all()
-    held_out, labels = formats.digits(32, "test", classes=[5, 9])
-    assert held_out.shape[1:] == (3, 32, 32) and set(labels) == {5, 9}
-    with pytest.raises(ValueError, match="0..9"):
-        formats.digits(8, classes=[12])
+    held_out = load_source({"format": "digits", "split": "test", "classes": [5, 9]}, 32)
+    assert held_out.images.shape[1:] == (3, 32, 32) and set(held_out.labels) == {5, 9}
+    assert len(held_out) == int(np.isin(test_labels, [5, 9]).sum())
+    with pytest.raises(ValueError, match=r"classes \[12\] do not occur"):
+        load_source({"format": "digits", "classes": [12]}, 8)
+
+
+def test_npy_labels_and_classes_keep_only_those_labels(tmp_path):
+    """The class-split protocol on a labelled array set: `labels: PATH` and `classes: [...]`."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (12, 28, 28), dtype=np.uint8)  # gray, any size
+    labels = np.arange(12) % 4
+    np.save(tmp_path / "x.npy", images)
+    np.save(tmp_path / "y.npy", labels)
+    spec = {"format": "npy", "path": str(tmp_path / "x.npy"), "labels": str(tmp_path / "y.npy")}
+    full = load_source(spec, 16, str(tmp_path / "cache"))
+    assert full.labels.tolist() == labels.tolist() and full.images.shape == (12, 3, 16, 16)
+    kept = load_source({**spec, "classes": [1, 3]}, 16, str(tmp_path / "cache"))
+    assert kept.labels.tolist() == [1, 3] * 3
+    assert np.array_equal(np.asarray(kept.images), np.asarray(full.images)[labels % 2 == 1])
+    np.save(tmp_path / "short.npy", labels[:5])
+    with pytest.raises(ValueError, match="expected 12 integers"):
+        load_source({**spec, "labels": str(tmp_path / "short.npy")}, 16)
+    with pytest.raises(ValueError, match="needs labels"):
+        load_source({"format": "npy", "path": str(tmp_path / "x.npy"), "classes": [1]}, 16)
+    with pytest.raises(ValueError, match="non-empty list of integer"):
+        load_source({**spec, "classes": "1"}, 16)
 
 
 def test_sklearn_photos_and_synthetic():

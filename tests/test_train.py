@@ -15,7 +15,7 @@ from ssad.data.datamodule import holdout_split
 from ssad.data.sources import ArraySet
 from ssad.evaluate import evaluate_checkpoint
 from ssad.train import CONFIG_DIR, build, train
-from tests.conftest import TINY, compose_cfg
+from tests.conftest import TINY, TINY_VIT, compose_cfg
 
 PRESETS = sorted(p.stem for p in (Path(CONFIG_DIR) / "negatives").glob("*.yaml"))
 
@@ -175,7 +175,8 @@ def test_ddp_on_two_cpu_processes_matches_a_single_process_evaluation(tmp_path):
     process extracted a shard; features gathered in dataset order) equal a one-process evaluation of the
     saved checkpoint, so both processes held the same teacher and centre."""
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "ssad.train", *TINY, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+    cmd = [sys.executable, "-m", "ssad.train", *TINY, *TINY_VIT, "trainer=ddp", "trainer.accelerator=cpu",
+           "trainer.devices=2",
            "eval.every_n_epochs=1", f"paths.data_dir={tmp_path}/data", f"hydra.run.dir={run}"]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -433,14 +433,26 @@ def _open_npy(path: Path) -> np.ndarray:
         raise ValueError(f"{path}: not a plain array file ({err}); accepted: {NPY_LAYOUTS}") from err
 
 
-def npy_files(path: str) -> list[Path]:
-    """Locator of :func:`npy`: the file, whose header (shape, dtype) is checked without reading the data."""
+def npy_files(path: str, labels: str | None = None) -> list[Path]:
+    """Locator of :func:`npy`: the file (and the labels file), whose headers (shape, dtype) are checked without
+    reading the data."""
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"array file {file} does not exist; save your images there with np.save "
                                 f"({NPY_LAYOUTS})")
-    _npy_layout(_open_npy(file), file)
-    return [file]
+    images = _open_npy(file)
+    _npy_layout(images, file)
+    if labels is None:
+        return [file]
+    label_file = Path(labels)
+    if not label_file.is_file():
+        raise FileNotFoundError(f"labels file {label_file} does not exist; save the {len(images)} integer labels "
+                                f"of {file} there with np.save")
+    found = _open_npy(label_file)
+    if found.shape != (len(images),) or not np.issubdtype(found.dtype, np.integer):
+        raise ValueError(f"{label_file}: found dtype {found.dtype}, shape {found.shape}; expected {len(images)} "
+                         f"integers (one label per image of {file}, shape ({len(images)},))")
+    return [file, label_file]
 
 
 def _as_chw(chunk: np.ndarray, layout: str) -> np.ndarray:
@@ -449,11 +461,12 @@ def _as_chw(chunk: np.ndarray, layout: str) -> np.ndarray:
     return chunk.transpose(0, 3, 1, 2) if layout == "hwc" else chunk
 
 
-def npy(path: str, size: int) -> Arrays:
+def npy(path: str, size: int, labels: str | None = None) -> Arrays:
     """A ``.npy`` uint8 image array: N×H×W×3 (HWC, e.g. the 300K random images file, 300000×32×32×3),
-    N×3×H×W, or N×H×W (gray → 3 channels). Memory-mapped and converted chunk by chunk. When the last axis
-    and the second are both 3, HWC is assumed. No labels."""
-    file = npy_files(path)[0]
+    N×3×H×W, or N×H×W (gray → 3 channels), of any H×W. Memory-mapped and converted chunk by chunk. When the
+    last axis and the second are both 3, HWC is assumed. ``labels``: an optional ``.npy`` of N integers."""
+    files = npy_files(path, labels)
+    file = files[0]
     array = _open_npy(file)
     layout = _npy_layout(array, file)
     height, width = array.shape[1:3] if layout != "chw" else array.shape[2:4]
@@ -461,7 +474,7 @@ def npy(path: str, size: int) -> Arrays:
     out = np.empty((len(array), 3, size, size), dtype=np.uint8)
     for start in range(0, len(array), chunk):
         out[start:start + chunk] = resize_images(_as_chw(array[start:start + chunk], layout), size)
-    return out, None
+    return out, (np.load(files[1]).astype(np.int64) if labels is not None else None)
 
 
 # ----------------------------------------------------------------------------------------------- ImageNet
@@ -491,11 +504,9 @@ def imagenet_pickle(root: str, size: int, split: str = "train") -> Arrays:
 
 
 # ----------------------------------------------------------------------------------------------- embedded
-def digits(size: int, split: str = "train", classes: Sequence[int] | None = None, test_fraction: float = 0.3,
-           seed: int = 0) -> Arrays:
+def digits(size: int, split: str = "train", test_fraction: float = 0.3, seed: int = 0) -> Arrays:
     """scikit-learn's embedded handwritten digits (1,797 images, 8×8, values 0..16 → 0..255, gray → RGB),
-    a deterministic stratified train/test split, restricted to ``classes`` when given (labels stay the digit
-    values)."""
+    a deterministic stratified train/test split; labels are the digit values."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -504,11 +515,6 @@ def digits(size: int, split: str = "train", classes: Sequence[int] | None = None
     train_idx, test_idx = train_test_split(np.arange(len(data.target)), test_size=test_fraction,
                                            random_state=seed, stratify=data.target)
     idx = np.sort(train_idx if split == "train" else test_idx)
-    if classes is not None:
-        unknown = sorted(set(classes) - set(range(10)))
-        if unknown or not classes:
-            raise ValueError(f"digits: classes={list(classes)}; choose a non-empty subset of 0..9")
-        idx = idx[np.isin(data.target[idx], list(classes))]
     gray = (data.images[idx] * (255.0 / 16.0)).round().astype(np.uint8)
     return resize_images(np.repeat(gray[:, None], 3, axis=1), size), data.target[idx].astype(np.int64)
 

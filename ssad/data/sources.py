@@ -15,14 +15,14 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from ssad.data import formats
+from ssad.data import formats, glyphs
 from ssad.data.cache import cached_arrays, fingerprint
 
 Reader = Callable[..., formats.Arrays]
 Locator = Callable[..., list[Path]]
 
 FORMATS: dict[str, Reader] = {reader.__name__: reader for reader in (
-    formats.digits, formats.sklearn_photos, formats.synthetic, formats.cifar10, formats.cifar100,
+    formats.digits, glyphs.glyphs, formats.sklearn_photos, formats.synthetic, formats.cifar10, formats.cifar100,
     formats.svhn, formats.stl10, formats.dtd, formats.places365, formats.lsun, formats.tinyimagenet,
     formats.imagenet30, formats.image_folder, formats.npy, formats.imagenet_pickle,
 )}
@@ -34,7 +34,7 @@ LOCATORS: dict[str, Locator] = {
     "imagenet30": formats.folder_root_files, "image_folder": formats.image_folder_files,
     "npy": formats.npy_files, "imagenet_pickle": formats.imagenet_pickle_files,
 }
-SPEC_KEYS = ("format", "name")  # spec keys that are not reader arguments
+SPEC_KEYS = ("format", "name", "classes")  # spec keys that are not reader arguments
 NOT_CONTENT = ("size", "download")  # reader arguments that do not change the arrays (size is keyed apart)
 
 
@@ -161,4 +161,24 @@ def load_source(spec: Mapping[str, Any], size: int, cache_dir: str | None = None
         return _checked(reader(size=size, **kwargs), fmt, size)
 
     images, labels = cached_arrays(fmt, key, build, cache_dir)
-    return ArraySet(images, labels, str(plain(spec).get("name", fmt)))
+    name = str(plain(spec).get("name", fmt))
+    classes = plain(spec).get("classes")
+    return ArraySet(images, labels, name) if classes is None else select_classes(images, labels, classes, name)
+
+
+def select_classes(images: np.ndarray, labels: np.ndarray | None, classes: Any, name: str) -> ArraySet:
+    """The images whose label is in ``classes`` (the one-class / near-OOD protocol), as a :class:`RowView` of
+    the cached array; labels keep their values."""
+    if labels is None:
+        raise ValueError(f"{name}: classes={classes} needs labels, and this set has none; drop `classes` or give "
+                         "labels (npy: `labels: PATH` to a .npy of N integers; image folders: one subfolder per "
+                         "class)")
+    if not isinstance(classes, (list, tuple)) or not classes or not all(isinstance(c, int) for c in classes):
+        raise ValueError(f"{name}: classes={classes!r} must be a non-empty list of integer labels, e.g. [0, 1, 2]")
+    present = set(np.unique(labels).tolist())
+    missing = sorted(set(classes) - present)
+    if missing:
+        raise ValueError(f"{name}: classes {missing} do not occur in its labels (present: "
+                         f"{sorted(present)[:20]}{' …' if len(present) > 20 else ''})")
+    rows = np.flatnonzero(np.isin(labels, classes))
+    return ArraySet(RowView(images, rows), labels[rows], name)

@@ -1,0 +1,73 @@
+"""Baselines a trained teacher must beat, scored exactly like it (Eq. 6 on L2-normalised features, same kNN):
+raw pixels and the untrained network.
+
+``python -m ssad.baselines [the overrides of ssad.train] hydra.run.dir=DIR`` writes ``DIR/baselines.json`` =
+``{"raw_pixels": R, "untrained": R}``, each R in the ``results.json`` schema (``ood.<name>.auroc``,
+``average.auroc``, ``knn_accuracy``, ...). ``python -m ssad.report`` prints them beside the variants.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ssad.data.sources import ArraySet
+from ssad.evaluation import EvalSettings, evaluate_features, evaluate_network
+from ssad.io import write_json_atomic
+from ssad.train import CONFIG_DIR
+
+log = logging.getLogger(__name__)
+BASELINES_FILE = "baselines.json"
+
+
+def pixel_features(array_set: ArraySet, chunk: int = 4096) -> torch.Tensor:
+    """Raw pixels at the data size, flattened and L2-normalised (N, 3·H·W), read chunk by chunk."""
+    rows = [torch.nn.functional.normalize(torch.as_tensor(np.asarray(array_set.images[i:i + chunk]))
+                                          .flatten(1).float(), dim=-1)
+            for i in range(0, len(array_set), chunk)]
+    return torch.cat(rows)
+
+
+def _labels(array_set: ArraySet | None) -> torch.Tensor | None:
+    return None if array_set is None or array_set.labels is None else torch.as_tensor(array_set.labels)
+
+
+def compute_baselines(cfg: DictConfig) -> dict[str, dict[str, Any]]:
+    """Raw-pixel and untrained-network results for the data of a composed training config."""
+    L.seed_everything(cfg.seed)
+    datamodule = instantiate(cfg.data)
+    datamodule.check_sources()
+    sets = datamodule.eval_sets()
+    settings = EvalSettings(**cfg.eval.settings)
+    pixels = {name: pixel_features(array_set) for name, array_set in sets.items()}
+    ood = {k: v for k, v in pixels.items() if k not in ("train", "test")}
+    raw, _ = evaluate_features(pixels["train"], pixels.get("test"), ood, settings, _labels(sets["train"]),
+                               _labels(sets.get("test")))
+    model = instantiate(cfg.model, _convert_="all")
+    untrained, _ = evaluate_network(model.teacher, model.center, sets, datamodule.augment.global_size, settings)
+    return {"raw_pixels": raw, "untrained": untrained}
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> None:
+    OmegaConf.set_struct(cfg, False)
+    out = Path(cfg.paths.output_dir) / BASELINES_FILE
+    results = compute_baselines(cfg)
+    write_json_atomic(out, results)
+    for name, res in results.items():
+        ood = ", ".join(f"{k} {100 * v['auroc']:.1f}" for k, v in res["ood"].items())
+        knn = res.get("knn_accuracy")
+        log.info("%-10s AUROC %% %s; kNN %s", name, ood or "-", "-" if knn is None else f"{100 * knn:.1f}%")
+    log.info("wrote %s", out)
+
+
+if __name__ == "__main__":
+    main()

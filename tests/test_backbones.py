@@ -1,0 +1,98 @@
+"""Backbones (ViT, ResNet-18 with the CIFAR stem, small CNN) and the deterministic teacher."""
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from ssad.backbones import BACKBONES, build_backbone, builder_name, resnet18_cifar, small_cnn
+from ssad.detector import Detector
+from ssad.export import export_detector
+from ssad.module import SSADModule
+from ssad.train import CONFIG_DIR, train
+from tests.conftest import compose_cfg
+
+SMALL_HEAD = {"out_dim": 16, "hidden_dim": 16, "bottleneck_dim": 8}
+# per model preset: overrides that keep a CPU step in milliseconds
+MODELS = {
+    "vit_tiny_demo": [],
+    "cnn_small": ["model.backbone.width=8", "model.backbone.depth=2"],
+    "resnet18": [],
+}
+
+
+def test_cnn_features_are_pooled_with_the_width_the_head_takes():
+    cnn = small_cnn(width=8, depth=3)
+    assert cnn.num_features == 32 and cnn(torch.rand(2, 3, 16, 16)).shape == (2, 32)
+    resnet = resnet18_cifar()
+    assert resnet.conv1.stride == (1, 1) and resnet.conv1.kernel_size == (3, 3)
+    assert isinstance(resnet.maxpool, torch.nn.Identity)
+    # CIFAR stem: a 32×32 image keeps 32×32 through the stem, 4×4 after the last stage
+    assert resnet.forward_features(torch.rand(1, 3, 32, 32)).shape == (1, 512, 4, 4)
+    assert resnet(torch.rand(2, 3, 32, 32)).shape == (2, resnet.num_features) == (2, 512)
+
+
+def test_registry_rebuilds_from_plain_arguments_only():
+    assert builder_name("ssad.backbones.small_cnn") == "small_cnn"
+    assert set(BACKBONES) == {"vit_backbone", "resnet18_cifar", "small_cnn"}
+    assert build_backbone("small_cnn", width=4, depth=2).num_features == 8
+    with pytest.raises(ValueError, match="not one of ssad's backbones"):
+        builder_name("os.system")
+    with pytest.raises(ValueError, match="unknown backbone"):
+        build_backbone("exec")
+
+
+def _unit_batchnorm(network: torch.nn.Module) -> torch.nn.Module:
+    """timm zero-initialises each residual branch's last BatchNorm, which hides drop-path at initialisation."""
+    for module in network.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            torch.nn.init.ones_(module.weight)
+    return network
+
+
+@pytest.mark.parametrize("backbone", [
+    lambda: BACKBONES["vit_backbone"]("vit_tiny_patch16_224", img_size=16, patch_size=8, embed_dim=16, depth=2,
+                                      num_heads=2, drop_path_rate=0.5, drop_rate=0.5),
+    lambda: _unit_batchnorm(resnet18_cifar(drop_path_rate=0.5)),
+], ids=["vit", "resnet18"])
+def test_teacher_is_deterministic_after_train_while_the_student_is_not(backbone):
+    torch.manual_seed(0)
+    module = SSADModule(backbone(), head=SMALL_HEAD)
+    module.train()  # what Lightning calls before every epoch
+    assert module.teacher.training
+    views = [torch.rand(4, 3, 16, 16) for _ in range(2)]
+    with torch.no_grad():
+        first, second = module.teacher(views), module.teacher(views)
+        student_a, student_b = module.student(views), module.student(views)
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+    assert not all(torch.allclose(a, b) for a, b in zip(student_a, student_b))
+
+
+def test_teacher_batchnorm_statistics_track_its_inputs(tmp_path):
+    cfg = compose_cfg(tmp_path, "model=cnn_small", *MODELS["cnn_small"], "trainer.max_epochs=1")
+    initial = instantiate(cfg.model, _convert_="all").teacher.backbone.state_dict()
+    train(cfg)
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    trained = {k[len("teacher.backbone."):]: v for k, v in ckpt["state_dict"].items()
+               if k.startswith("teacher.backbone.")}
+    means = [k for k in initial if k.endswith("running_mean")]
+    assert means and all(not torch.equal(trained[k], initial[k]) for k in means)
+    assert all(int(trained[k.replace("running_mean", "num_batches_tracked")]) > 0 for k in means)
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_every_backbone_trains_exports_and_scores(tmp_path, model):
+    train(compose_cfg(tmp_path, f"model={model}", *MODELS[model], "trainer.max_epochs=1",
+                      "++trainer.limit_train_batches=2"))
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        export_cfg = compose("export", overrides=[f"ckpt={tmp_path}/run/checkpoints/last.ckpt",
+                                                  f"out={tmp_path}/detector.pt", "eval.settings.progress=false"])
+    exported = export_detector(export_cfg)
+    detector = Detector.load(tmp_path / "detector.pt", device="cpu")
+    assert detector.backbone_args["builder"] == builder_name(compose_cfg(tmp_path, f"model={model}")
+                                                             .model.backbone._target_)
+    images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (5, 3, 16, 16), dtype=np.uint8))
+    scores, flags = detector.predict(images)
+    assert scores.shape == (5,) and torch.isfinite(scores).all() and flags.dtype == torch.bool
+    assert torch.allclose(scores, exported.predict(images)[0])
