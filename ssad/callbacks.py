@@ -114,7 +114,8 @@ class OODEvaluation(L.Callback):
                 images = []
                 if self.plots:
                     records = read_jsonl(self.output_dir / "metrics.jsonl")
-                    images = (plot_scores(scores, results, self.output_dir / "plots", title)
+                    images = (plot_scores(scores, results, self.output_dir / "plots", title,
+                                          self.settings.temperature)
                               + plot_curves(records, self.loss_curve, self.output_dir / "plots", title,
                                             drift_curve=drift_curve,
                                             thresholds=vars(monitor.thresholds) if monitor else None))

@@ -84,15 +84,17 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(run_cfg.data)
     datamodule.check_sources()
     model.to(resolve_device(cfg.accelerator))
+    settings = EvalSettings(**cfg.eval.settings)
     results, scores = evaluate_network(model.teacher, model.center, datamodule.eval_sets(),
-                                       datamodule.augment.global_size, EvalSettings(**cfg.eval.settings))
+                                       datamodule.augment.global_size, settings)
     checkpoint = Path(cfg.ckpt)
     out = Path(cfg.out) if cfg.get("out") else checkpoint.parent.parent / "eval" / checkpoint.stem / "results.json"
     results = {"variant": run_cfg.negatives.name, "dataset": run_cfg.data.name, "seed": run_cfg.seed,
                "checkpoint": str(checkpoint), **results}
     write_json_atomic(out, results)
     if cfg.eval.plots:
-        plot_scores(scores, results, out.parent / "plots", title=f"{run_cfg.data.name} / {run_cfg.negatives.name}")
+        plot_scores(scores, results, out.parent / "plots", f"{run_cfg.data.name} / {run_cfg.negatives.name}",
+                    settings.temperature)
     log.info("wrote %s", out)
     return results
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import hydra
 import numpy as np
@@ -16,16 +17,55 @@ from ssad.detector import Detector
 from ssad.evaluate import load_checkpoint
 from ssad.evaluation import EvalSettings, network_features
 from ssad.features import resolve_device
-from ssad.metrics import ood_score, threshold_at_tpr
+from ssad.metrics import ood_metrics, ood_score, readable_score, threshold_at_tpr
 from ssad.train import CONFIG_DIR
 
-log = logging.getLogger(__name__)
+
+def _images(dataset) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(dataset.images))
+
+
+def held_out_quality(detector: Detector, sets: Mapping[str, Any], batch_size: int = 256,
+                     progress: bool = False) -> dict[str, dict[str, float]]:
+    """Per OOD set of the run: AUROC and FPR95 of the detector's calibration scores (in-distribution images it
+    was not built from) against the set's scores, and the share of the set flagged at its threshold."""
+    quality = {}
+    for name, dataset in sets.items():
+        if name in ("train", "test"):
+            continue
+        scores = detector.score(_images(dataset), batch_size, progress=progress)
+        metrics = ood_metrics(detector.calibration, scores)
+        quality[name] = {"auroc": metrics["auroc"], "fpr95": metrics["fpr95"],
+                         "flagged": (scores > detector.threshold).double().mean().item()}
+    return quality
+
+
+def export_report(detector: Detector, out: str) -> str:
+    """What the export prints: the threshold and how many images calibrated it (with a warning when they are
+    too few), and the held-out quality per OOD set, or how to measure it."""
+    meta, n = detector.meta, detector.calibration_size
+    lines = [f"wrote {out}: threshold {detector.threshold:.4g} on the anomaly score 1 − τ·log(−S) accepts "
+             f"{100 * meta['threshold_tpr']:g}% of the {n} in-distribution images of {meta['threshold_from']}"]
+    note = detector.calibration_note()
+    if note:
+        lines.append(f"warning: {note}")
+    quality = meta.get("held_out_quality") or {}
+    if quality:
+        lines.append(f"held-out quality (in-distribution: {meta['threshold_from']}):")
+        lines += [f"  {name}: AUROC {100 * q['auroc']:.1f}%, FPR95 {100 * q['fpr95']:.1f}%, "
+                  f"{100 * q['flagged']:.1f}% flagged at the threshold" for name, q in quality.items()]
+    else:
+        lines.append("held-out quality not measured: the run has no OOD sets. Measure it with `python -m "
+                     "ssad.evaluate ckpt=... +add_ood.NAME='{format: image_folder, path: ...}'`")
+    return "\n".join(lines)
 
 
 def export_detector(cfg: DictConfig) -> Detector:
     """Teacher backbone + fp16 bank of the training features + the threshold at ``tpr`` of the test set
-    (of the training set scored leave-one-out when the run has no test set). The calibration scores come
-    from the detector itself (its fp16 bank, its preprocessing), so it accepts exactly ``tpr`` of them."""
+    (of the training set scored leave-one-out when the run has no test set), on the anomaly score
+    R = 1 − τ·log(−S). The calibration scores come from the detector itself (its fp16 bank, its
+    preprocessing), so it accepts exactly ``tpr`` of them. Prints the threshold, how many images calibrated it
+    and the detector's held-out quality on the run's OOD sets (:func:`export_report`)."""
     model, run_cfg = load_checkpoint(cfg.ckpt, bool(cfg.get("trust_file", False)))
     device = resolve_device(cfg.accelerator)
     model.to(device)
@@ -43,15 +83,17 @@ def export_detector(cfg: DictConfig) -> Detector:
     detector = Detector(model.teacher.backbone, bank, backbone_args, datamodule.size, view_size,
                         settings.temperature, threshold=math.nan, meta=meta).to(device)
     if "test" in sets:
-        test = torch.from_numpy(np.ascontiguousarray(sets["test"].images))
-        calibration = detector.score(test, settings.batch_size, progress=settings.progress)
+        calibration = detector.score(_images(sets["test"]), settings.batch_size, progress=settings.progress)
     else:
         stored = detector.bank.float()
-        calibration = ood_score(stored, stored, settings.temperature, exclude_self=True).cpu()
+        calibration = readable_score(ood_score(stored, stored, settings.temperature, exclude_self=True).cpu(),
+                                     settings.temperature)
     detector.calibration = calibration
     detector.threshold = threshold_at_tpr(calibration, cfg.tpr)
+    detector.meta["calibration_images"] = detector.calibration_size
+    detector.meta["held_out_quality"] = held_out_quality(detector, sets, settings.batch_size, settings.progress)
     detector.cpu().save(cfg.out)
-    log.info("wrote %s (bank %d×%d, threshold %.4g from %s)", cfg.out, *bank.shape, detector.threshold, source)
+    print(export_report(detector, str(cfg.out)))
     return detector
 
 

@@ -14,10 +14,13 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from torch import Tensor  # noqa: E402
 
+from ssad.metrics import readable_score  # noqa: E402
 
-def display_score(scores: Tensor) -> np.ndarray:
-    """−log(−S): an order-preserving view of Eq. 6 scores, which span many orders of magnitude."""
-    return -np.log(np.clip(-scores.double().numpy(), 1e-300, None))
+
+def display_score(scores: Tensor, temperature: float = 0.04) -> np.ndarray:
+    """Eq. 6 scores S as the anomaly score a detector publishes, 1 − τ·log(−S) (order-preserving, in [0, 2];
+    :func:`ssad.metrics.readable_score`), where S spans many orders of magnitude."""
+    return readable_score(scores.cpu(), temperature).numpy()
 
 
 def roc_curve(scores_in: Tensor, scores_out: Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -30,23 +33,25 @@ def roc_curve(scores_in: Tensor, scores_out: Tensor) -> tuple[np.ndarray, np.nda
     return fpr, tpr
 
 
-def plot_scores(scores: Mapping[str, Tensor], results: Mapping, out_dir: str | Path, title: str = "") -> list[Path]:
-    """``scores``: Eq. 6 scores with key ``test`` (in-distribution) and one key per OOD set. Writes
-    ``score_histograms.png`` and ``roc_curves.png`` in ``out_dir``; returns their paths."""
+def plot_scores(scores: Mapping[str, Tensor], results: Mapping, out_dir: str | Path, title: str = "",
+                temperature: float = 0.04) -> list[Path]:
+    """``scores``: Eq. 6 scores with key ``test`` (in-distribution) and one key per OOD set, drawn as
+    1 − τ·log(−S) (τ = ``temperature``). Writes ``score_histograms.png`` and ``roc_curves.png`` in ``out_dir``;
+    returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ood = [k for k in scores if k != "test"]
     if "test" not in scores or not ood:
         return []
     fig, axes = plt.subplots(1, len(ood), figsize=(4 * len(ood), 3.2), squeeze=False)
-    in_scores = display_score(scores["test"])
+    in_scores = display_score(scores["test"], temperature)
     for ax, name in zip(axes[0], ood):
-        out_scores = display_score(scores[name])
+        out_scores = display_score(scores[name], temperature)
         bins = np.histogram_bin_edges(np.concatenate([in_scores, out_scores]), bins=40)
         ax.hist(in_scores, bins=bins, alpha=0.6, density=True, label="in-distribution test")
         ax.hist(out_scores, bins=bins, alpha=0.6, density=True, label=name)
         ax.set_title(f"{name}: AUROC {100 * results['ood'][name]['auroc']:.1f}")
-        ax.set_xlabel("anomaly score −log(−S)")
+        ax.set_xlabel("anomaly score 1 − τ·log(−S)")
         ax.legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()

@@ -1,6 +1,8 @@
 """Score new images: ``python -m ssad.score detector=detector.pt input=FOLDER_OR_NPY out=scores.csv``.
 
-Writes one CSV row per image (file, score, anomalous) and prints a summary (count flagged, quantiles).
+Writes one CSV row per image (file, score, anomalous) and prints a summary (count and share flagged, quantiles,
+and a note when the detector's threshold rests on few in-distribution images). The score is the detector's
+R = 1 − τ·log(−S) (:func:`ssad.metrics.readable_score`, S of Eq. 6): in [0, 2], higher = more anomalous.
 ``tpr=0.99`` flags with the threshold that accepts 99% of the detector's in-distribution calibration images
 instead of the exported one; the histogram shows both score distributions and the threshold.
 """
@@ -40,23 +42,26 @@ def read_input(path: str | Path, size: int, on_error: str = "raise") -> tuple[li
     return [str(files[i].relative_to(path)) for i in kept], images
 
 
-def summary(scores: torch.Tensor, flags: torch.Tensor, threshold: float) -> str:
+def summary(scores: torch.Tensor, flags: torch.Tensor, threshold: float, detector: Detector | None = None) -> str:
+    """The console summary: how many images (and what share) are flagged, the score quantiles, and, when the
+    detector's threshold rests on few in-distribution images, a note saying so."""
     q = np.quantile(scores.numpy(), [0.0, 0.05, 0.5, 0.95, 1.0])
-    return (f"{int(flags.sum())} of {len(flags)} images flagged as anomalous (score > {threshold:.4g}); "
+    share = 100 * flags.double().mean().item() if len(flags) else 0.0
+    text = (f"{int(flags.sum())} of {len(flags)} images ({share:.1f}%) flagged as anomalous (score > {threshold:.4g}); "
             f"score quantiles min/5%/50%/95%/max: {' / '.join(f'{v:.4g}' for v in q)}")
+    note = detector.calibration_note() if detector is not None else None
+    return f"{text}\nnote: {note}" if note else text
 
 
 def plot_histogram(scores: torch.Tensor, threshold: float, path: str | Path,
                    calibration: torch.Tensor | None = None) -> None:
-    """Histogram of the scores (as −log(−S)) beside the in-distribution calibration scores, with the threshold."""
+    """Histogram of the scores beside the in-distribution calibration scores, with the threshold."""
     import matplotlib.pyplot as plt
 
-    from ssad.plots import display_score
-
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    shown = display_score(scores)
+    shown = scores.double().numpy()
     if calibration is not None:
-        reference = display_score(calibration)
+        reference = calibration.double().numpy()
         bins = np.histogram_bin_edges(np.concatenate([shown, reference]), bins=50)
         ax.hist(reference, bins=bins, alpha=0.5, density=True, label="in-distribution (calibration)")
         ax.hist(shown, bins=bins, alpha=0.5, density=True, label="scored images")
@@ -64,8 +69,8 @@ def plot_histogram(scores: torch.Tensor, threshold: float, path: str | Path,
     else:
         ax.hist(shown, bins=50)
         ax.set_ylabel("images")
-    ax.axvline(float(display_score(torch.tensor([threshold]))[0]), color="r", ls="--", label="threshold")
-    ax.set_xlabel("anomaly score −log(−S)")
+    ax.axvline(threshold, color="r", ls="--", label="threshold")
+    ax.set_xlabel("anomaly score 1 − τ·log(−S)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -84,7 +89,7 @@ def score_images(cfg: DictConfig) -> tuple[list[str], torch.Tensor, torch.Tensor
     writer.writerow(["file", "score", "anomalous"])
     writer.writerows((n, f"{s:.8g}", int(f)) for n, s, f in zip(names, scores.tolist(), flags.tolist()))
     write_text_atomic(cfg.out, buffer.getvalue())
-    print(summary(scores, flags, threshold))
+    print(summary(scores, flags, threshold, detector))
     if cfg.get("histogram"):
         plot_histogram(scores, threshold, cfg.histogram, detector.calibration)
     log.info("wrote %s", cfg.out)

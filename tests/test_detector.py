@@ -1,4 +1,7 @@
 import csv
+import json
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -8,11 +11,12 @@ from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from ssad.data.datamodule import holdout_split
+from ssad.data.formats import resize_images
 from ssad.data.sources import load_source
 from ssad.detector import Detector
 from ssad.evaluate import evaluate_checkpoint
-from ssad.export import export_detector
-from ssad.metrics import threshold_at_tpr
+from ssad.export import export_detector, export_report
+from ssad.metrics import ood_metrics, ood_score, threshold_at_tpr
 from ssad.score import score_images
 from ssad.train import CONFIG_DIR, train
 from tests.conftest import compose_cfg
@@ -93,7 +97,7 @@ def test_score_folder_csv_and_corrupt_files(detector_file, tmp_path, capsys):
     rows = list(csv.DictReader(out.open()))
     assert [r["file"] for r in rows] == names == ["gray16.png", "img0.png", "img1.png", "img2.png"]
     assert [float(r["score"]) for r in rows] == pytest.approx(scores.tolist(), rel=1e-6)
-    assert "images flagged as anomalous" in capsys.readouterr().out
+    assert re.search(r"\b\d of 4 images \(\d+\.\d%\) flagged as anomalous", capsys.readouterr().out)
     assert (tmp_path / "hist.png").stat().st_size > 0
 
 
@@ -108,7 +112,7 @@ def test_threshold_for_any_tpr_from_the_calibration_scores(detector_file, tmp_pa
         detector.threshold_at(1.5)
 
     test = load_source({"format": "digits", "split": "test", "classes": [0, 1, 2, 3, 4]}, detector.data_size)
-    np.save(tmp_path / "test.npy", np.ascontiguousarray(test.images.transpose(0, 2, 3, 1)))
+    np.save(tmp_path / "test.npy", np.asarray(test.images).transpose(0, 2, 3, 1))
     base = [f"detector={detector_file}", f"input={tmp_path}/test.npy", "device=cpu"]
     _, _, exported = score_images(_compose("score", *base, f"out={tmp_path}/a.csv", f"histogram={tmp_path}/h.png"))
     _, _, lenient = score_images(_compose("score", *base, f"out={tmp_path}/b.csv", "tpr=0.5"))
@@ -145,16 +149,85 @@ def test_evaluate_checkpoint_writes_results(trained, tmp_path):
     assert results["ood"]["photos"]["auroc"] == pytest.approx(final["ood"]["photos"]["auroc"], abs=1e-6)
 
 
-def test_detector_of_a_folder_run_is_calibrated_on_the_held_out_images(tmp_path):
+def test_detector_of_a_folder_run_is_calibrated_on_the_held_out_images(tmp_path, capsys):
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (80, 16, 16, 3), dtype=np.uint8)
     np.save(tmp_path / "mine.npy", images)
     train(compose_cfg(tmp_path, "data=folder", f"data.path={tmp_path}/mine.npy", "data.holdout=0.25",
                       "data.num_workers=0", "trainer.max_epochs=1"))
     out = tmp_path / "detector.pt"
+    capsys.readouterr()
     export_detector(_compose("export", f"ckpt={tmp_path}/run/checkpoints/last.ckpt", f"out={out}"))
+    printed = capsys.readouterr().out
+    assert "accepts 95% of the 20 in-distribution images of test" in printed
+    assert "warning: the threshold was calibrated on only 20 in-distribution images (fewer than 200)" in printed
+    assert "held-out quality not measured: the run has no OOD sets" in printed
     detector = Detector.load(out, device="cpu")
     assert detector.meta["threshold_from"] == "test"
+    score_images(_compose("score", f"detector={out}", f"input={tmp_path}/mine.npy", f"out={tmp_path}/s.csv",
+                          "device=cpu"))
+    printed = capsys.readouterr().out
+    assert "of 80 images (" in printed and "note: the threshold was calibrated on only 20" in printed
     held_out = holdout_split(load_source({"format": "npy", "path": str(tmp_path / "mine.npy")}, 16), 0.25)[1]
     _, flags = detector.predict(torch.from_numpy(np.ascontiguousarray(held_out.images)))
     assert len(held_out) == 20 and (~flags).sum().item() == 19  # 95% of the 20 held-out images accepted
+
+
+# ------------------------------------------------------------------------------------------ issue 11, items 1-3
+def test_scores_are_one_readable_transform_of_eq6(detector_file):
+    detector = Detector.load(detector_file, device="cpu")
+    test = load_source({"format": "digits", "split": "test", "classes": [0, 1, 2, 3, 4]}, detector.data_size)
+    photos = load_source({"format": "sklearn_photos", "n": 50}, detector.data_size)
+    images = {name: torch.from_numpy(np.ascontiguousarray(s.images)) for name, s in (("in", test), ("out", photos))}
+    readable = {name: detector.score(x) for name, x in images.items()}
+    eq6 = {name: ood_score(detector.features(x), detector.bank.float(), detector.temperature).cpu()
+           for name, x in images.items()}
+    for name in images:
+        assert torch.allclose(readable[name], 1 - detector.temperature * torch.log(-eq6[name]), rtol=0, atol=1e-12)
+        assert ((readable[name] >= 0) & (readable[name] <= 2)).all() and (eq6[name] < -1).all()
+    # the same ranking: the same AUROC, and the threshold and calibration on the same scale
+    assert ood_metrics(readable["in"], readable["out"])["auroc"] == ood_metrics(eq6["in"], eq6["out"])["auroc"]
+    assert 0 <= detector.threshold <= 2 and ((detector.calibration >= 0) & (detector.calibration <= 2)).all()
+
+
+def test_a_detector_file_of_format_v1_is_read_on_the_new_scale(detector_file, tmp_path):
+    state = torch.load(detector_file, weights_only=True)
+    tau, tpr = state["temperature"], state["meta"]["threshold_tpr"]
+    eq6 = -torch.exp((1 - state["calibration"]) / tau)  # what a v1 file held: Eq. 6 scores
+    state.update(format="ssad-detector-v1", calibration=eq6, threshold=threshold_at_tpr(eq6, tpr))
+    torch.save(state, tmp_path / "v1.pt")
+    old, new = Detector.load(tmp_path / "v1.pt", device="cpu"), Detector.load(detector_file, device="cpu")
+    assert torch.allclose(old.calibration, new.calibration, rtol=0, atol=1e-12)
+    assert old.threshold == old.threshold_at(tpr) == pytest.approx(new.threshold, abs=1e-12)
+
+
+def test_export_reports_calibration_size_and_held_out_quality(trained, detector_file):
+    detector = Detector.load(detector_file, device="cpu")
+    report = export_report(detector, "detector.pt")
+    n = detector.calibration_size
+    assert n == detector.meta["calibration_images"] == 271 and detector.calibration_note() is None
+    assert f"accepts 95% of the {n} in-distribution images of test" in report and "warning" not in report
+    quality = detector.meta["held_out_quality"]
+    final = json.loads((trained / "run" / "results.json").read_text())
+    for name in ("digits_5to9", "photos"):
+        assert f"  {name}: AUROC {100 * quality[name]['auroc']:.1f}%, FPR95" in report
+        # the detector (fp16 bank) measures what the run's evaluation measured
+        assert quality[name]["auroc"] == pytest.approx(final["ood"][name]["auroc"], abs=0.01)
+        assert quality[name]["fpr95"] == pytest.approx(final["ood"][name]["fpr95"], abs=0.02)
+
+
+def test_predict_at_another_size_resizes_as_the_cli_does_and_says_so(detector_file, tmp_path):
+    detector = Detector.load(detector_file, device="cpu")
+    assert detector.data_size == 16
+    big = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (6, 3, 40, 28), dtype=np.uint8))
+    with pytest.warns(UserWarning, match="images of size 40×28 resized to the detector's training size 16×16"):
+        scores, flags = detector.predict(big)
+    assert torch.equal(scores, detector.score(torch.from_numpy(resize_images(big.numpy(), 16))))
+    np.save(tmp_path / "big.npy", big.numpy())
+    _, cli_scores, cli_flags = score_images(_compose("score", f"detector={detector_file}",
+                                                     f"input={tmp_path}/big.npy", f"out={tmp_path}/s.csv",
+                                                     "device=cpu"))
+    assert torch.equal(scores, cli_scores) and torch.equal(flags, cli_flags)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        detector.predict(torch.from_numpy(resize_images(big.numpy(), 16)))  # the training size: no warning

@@ -1,13 +1,11 @@
 """The LightningDataModule: in-distribution positives + a negative-sampling variant, as uint8 batches.
 
 Data flow (DESIGN.md): cached uint8 arrays → DataLoader (whole batches by fancy indexing, no per-image
-decoding) → device → ``on_after_batch_transfer``: ``ssad.views.TrainingViews`` (negative transforms at the
-source, multi-crop, negative transforms on the views).
+decoding) → device → ``on_after_batch_transfer``: negative transform at source size, then multi-crop views.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -23,8 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from ssad.augment import MultiCropAugment
 from ssad.data.samplers import EpochSampler
 from ssad.data.sources import ArraySet, RowView, check_source, load_source, plain
-from ssad.negatives import NegativePart, parse_variant
-from ssad.views import TrainingViews
+from ssad.negatives import NegativePart, apply_parts, get_transform, parse_variant
 
 INDIST = "indist"
 # Lightning calls a mid-epoch resume of loaders without state_dict() unreliable; these resume exactly
@@ -152,7 +149,7 @@ class SSADDataModule(L.LightningDataModule):
         self.sources = plain(sources) or {}
         self.augment = augment
         self.parts: list[NegativePart] = parse_variant(plain((negatives or {}).get("parts")) or [])
-        self.views = TrainingViews(augment, self.parts)
+        self.neg_transforms = [get_transform(p.transform) for p in self.parts]
         self.part_specs = [self.resolve_source(p.source) for p in self.parts]
         self.train_set: ArraySet | None = None
 
@@ -217,30 +214,20 @@ class SSADDataModule(L.LightningDataModule):
             datasets["neg"] = NegativeDataset([s.images for s in self.neg_sets])
             weights = datasets["neg"].sample_weights([p.weight for p in self.parts])
             samplers["neg"] = EpochSampler(len(positives), self.seed + 2**32, weights)  # a stream of its own
-        # whole optimiser steps only: with k micro-batches per step, an epoch's batches are a multiple of k
-        accumulate = self.trainer.accumulate_grad_batches if self.trainer is not None else 1
-        loader_batches = len(samplers["pos"]) // self.batch_size // accumulate * accumulate
-        if not loader_batches:
-            raise ValueError(f"{self.name}: {len(samplers['pos'])} training images per process give no optimiser step "
-                             f"of {accumulate} micro-batches × data.batch_size={self.batch_size}; lower "
-                             "optim.effective_batch or data.batch_size")
-        epoch, batches = self._resume_position(loader_batches)
+        epoch, batches = self._resume_position(len(samplers["pos"]) // self.batch_size)
         for sampler in samplers.values():
-            sampler.truncate(loader_batches * self.batch_size)
             sampler.resume_at(epoch, batches * self.batch_size)
         return CombinedLoader({k: self._loader(datasets[k], samplers[k]) for k in datasets}, mode="min_size")
 
     def _resume_position(self, loader_batches: int) -> tuple[int, int]:
-        """(epoch, batches of it already trained on) from the trainer's restored optimiser steps; an epoch whose
-        batches are not a multiple of the accumulation (``limit_train_batches``) ends with a shorter step."""
+        """(epoch, batches of it already trained on) from the trainer's restored optimiser steps."""
         trainer = self.trainer
         if trainer is None or not trainer.global_step:
             return 0, 0
         limit = trainer.limit_train_batches
         per_epoch = int(loader_batches * limit) if isinstance(limit, float) else min(loader_batches, int(limit))
-        steps_per_epoch = max(math.ceil(per_epoch / trainer.accumulate_grad_batches), 1)
-        epoch, steps = divmod(trainer.global_step, steps_per_epoch)
-        return epoch, steps * trainer.accumulate_grad_batches
+        done = trainer.global_step * trainer.accumulate_grad_batches
+        return divmod(done, max(per_epoch, 1))
 
     def _loader(self, dataset: Dataset, sampler: EpochSampler) -> DataLoader:
         # its own generator: creating the iterator draws worker seeds from it, not from the global random state
@@ -261,8 +248,15 @@ class SSADDataModule(L.LightningDataModule):
         return {**sets, **{name: replace(self.load(spec), name=name) for name, spec in specs.items()}}
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """On the device: the training step's views (:class:`ssad.views.TrainingViews`)."""
+        """On the device: negative transform (at source size), then the multi-crop views."""
         if self.trainer is None or not self.trainer.training:
             return batch
-        neg = batch.get("neg") or {}
-        return self.views(batch["pos"]["image"], neg.get("image"), neg.get("part"))
+        self.augment.to(batch["pos"]["image"].device)
+        pos_views = self.augment(batch["pos"]["image"])
+        n_global = self.augment.n_global
+        views = {"pos_global": pos_views[:n_global], "pos_local": pos_views[n_global:]}
+        if "neg" in batch:
+            neg = apply_parts(batch["neg"]["image"], batch["neg"]["part"], self.neg_transforms)
+            neg_views = self.augment(neg, n_global=1)
+            views.update(neg_global=neg_views[:1], neg_local=neg_views[1:])
+        return views
