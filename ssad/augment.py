@@ -22,6 +22,8 @@ from torch import Tensor, nn
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as PIL's convert("L")
+GLOBAL1, GLOBAL2, LOCAL = 0, 1, 2  # the three DINO pipelines (blur p = blur_p[pipeline]; solarize on GLOBAL2)
+NEGATIVE_GLOBAL = ("random", "global1")
 
 
 def _per_sample(values: Tensor) -> Tensor:
@@ -193,7 +195,9 @@ class MultiCropAugment(nn.Module):
     Defaults follow DINO's ``DataAugmentationDINO`` and Rafiee et al. 2022: 256/128 px crops with scale
     (0.4, 1) / (0.15, 0.4). Colour jitter applies brightness, contrast, saturation and hue in that fixed
     order (torchvision shuffles it per call). ``forward`` takes uint8 (B, 3, H, W) on any device and returns
-    float32 normalised views on the same device. On the CPU it works through ``cpu_chunk`` images at a time
+    float32 normalised views on the same device. ``negative_global`` is the pipeline of a negative's single
+    global view (:meth:`negative_views`): ``random`` draws global-1 or global-2 with probability 1/2 per sample,
+    as the authors' code; ``global1`` always takes global-1. On the CPU it works through ``cpu_chunk`` images at a time
     (the temporaries then stay in cache: about 1.5× faster per core than DINO's PIL pipeline on 32 px images).
     """
 
@@ -214,11 +218,14 @@ class MultiCropAugment(nn.Module):
         blur_p: Sequence[float] = (1.0, 0.1, 0.5),
         solarize_p: float = 0.2,
         interpolation: str = "bicubic",
+        negative_global: str = "random",
         cpu_chunk: int = 4,
     ) -> None:
         super().__init__()
         if interpolation not in ("bicubic", "bilinear"):
             raise ValueError(f"interpolation must be 'bicubic' or 'bilinear', got {interpolation!r}")
+        if negative_global not in NEGATIVE_GLOBAL:
+            raise ValueError(f"negative_global must be one of {NEGATIVE_GLOBAL}, got {negative_global!r}")
         if len(blur_p) != 3 or len(jitter) != 4:
             raise ValueError("blur_p needs 3 probabilities (global-1, global-2, local), jitter 4 strengths")
         self.global_size, self.local_size = global_size, local_size
@@ -241,62 +248,82 @@ class MultiCropAugment(nn.Module):
         self.blur_sigma, self.blur_p, self.solarize_p = tuple(blur_sigma), tuple(blur_p), solarize_p
         self.blur_radius = math.ceil(3 * self.blur_sigma[1])
         self.interpolation, self.cpu_chunk = interpolation, cpu_chunk
+        self.negative_global = negative_global
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-
-    @staticmethod
-    def _coins(p: Sequence[float], batch: int, device: torch.device) -> Tensor:
-        """Per-sample coins of a view-major batch, with probability p[v] for the samples of view v."""
-        threshold = torch.cat([torch.full((batch,), float(pv), device=device) for pv in p])
-        return torch.rand(len(threshold), device=device) < threshold
+        self.register_buffer("blur_probs", torch.tensor(self.blur_p), persistent=False)  # by pipeline
 
     def _views(
-        self, x: Tensor, n_views: int, size: int, scale: tuple, blur_p: list[float], solarize_p: list[float]
+        self, x: Tensor, n_views: int, size: int, scale: tuple, pipeline: Tensor, used: set[int]
     ) -> list[Tensor]:
-        """``n_views`` views of every image at one resolution, all processed as one batch."""
+        """``n_views`` views of every image at one resolution, all processed as one batch.
+
+        ``pipeline`` ((n_views·B,), view-major) is each sample's pipeline (GLOBAL1, GLOBAL2 or LOCAL): its blur
+        probability, and solarisation for GLOBAL2; ``used`` are the pipelines it may contain (known without
+        looking at the tensor, so that a step needs no host synchronisation).
+        """
         b, _, h, w = x.shape
         n, dev = n_views * b, x.device
         v = resized_crops(
             x, crop_matrices(n, h / w, scale, self.ratio, self.flip_p, dev), size, self.interpolation
         )
         if self.jitter_p > 0 and self.jitter_ops:
-            on = self._coins([self.jitter_p], n, dev)
+            on = torch.rand(n, device=dev) < self.jitter_p
             for (low, high), neutral, op in self.jitter_ops:
                 v = op(v, torch.where(on, torch.empty(n, device=dev).uniform_(low, high), neutral))
             v.clamp_(0.0, 1.0)
         if self.grayscale_p > 0:
-            grayscale_(v, self._coins([self.grayscale_p], n, dev).float())
-        if max(blur_p) > 0:
+            grayscale_(v, (torch.rand(n, device=dev) < self.grayscale_p).float())
+        if max(self.blur_p[p] for p in used) > 0:
             sigma = torch.empty(n, device=dev).uniform_(*self.blur_sigma)
-            v = gaussian_blur(v, torch.where(self._coins(blur_p, b, dev), sigma, 1e-3), self.blur_radius)
-        if max(solarize_p) > 0:
-            v = solarize(v, torch.where(self._coins(solarize_p, b, dev), 0.5, math.inf))
+            coins = torch.rand(n, device=dev) < self.blur_probs.to(dev)[pipeline]
+            v = gaussian_blur(v, torch.where(coins, sigma, 1e-3), self.blur_radius)
+        if self.solarize_p > 0 and GLOBAL2 in used:
+            coins = (torch.rand(n, device=dev) < self.solarize_p) & (pipeline == GLOBAL2)
+            v = solarize(v, torch.where(coins, 0.5, math.inf))
         v.sub_(self.mean.to(dev)).div_(self.std.to(dev))
         return list(v.view(n_views, b, 3, size, size).unbind(0))
 
     def forward(
-        self, images: Tensor, n_global: int | None = None, n_local: int | None = None
+        self,
+        images: Tensor,
+        n_global: int | None = None,
+        n_local: int | None = None,
+        global_pipeline: str = "alternate",
     ) -> list[Tensor]:
         """Global views (B, 3, G, G) then local views (B, 3, L, L), float32, ImageNet-normalised.
 
-        Global view 0 uses the global-1 pipeline, view 1 the global-2 pipeline, further globals alternate;
-        ``n_global`` / ``n_local`` override the configured counts (negatives use 1 and 8).
+        ``global_pipeline="alternate"``: global view 0 uses the global-1 pipeline, view 1 the global-2 pipeline,
+        further globals alternate; ``"random"``: each global view of each sample draws global-1 or global-2 with
+        probability 1/2. ``n_global`` / ``n_local`` override the configured counts (negatives use 1 and 8).
         """
         if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected uint8 images (B, 3, H, W), got {images.dtype} {tuple(images.shape)}")
         if images.device.type == "cpu" and len(images) > self.cpu_chunk:  # small chunks stay in cache
-            chunks = [self(chunk, n_global, n_local) for chunk in images.split(self.cpu_chunk)]
+            chunks = [self(chunk, n_global, n_local, global_pipeline) for chunk in images.split(self.cpu_chunk)]
             return [torch.cat(views) for views in zip(*chunks, strict=True)]
         n_global = self.n_global if n_global is None else n_global
         n_local = self.n_local if n_local is None else n_local
+        b, dev = len(images), images.device
         views = []
         with torch.autocast(images.device.type, enabled=False):  # float32 resampling under mixed precision
             x = images.float().div_(255)
             if n_global:
-                blur_p = [self.blur_p[v % 2] for v in range(n_global)]
-                solarize_p = [self.solarize_p * (v % 2) for v in range(n_global)]
-                views += self._views(x, n_global, self.global_size, self.global_scale, blur_p, solarize_p)
+                if global_pipeline == "random":
+                    pipeline = (torch.rand(n_global * b, device=dev) < 0.5).long()  # GLOBAL1 = 0, GLOBAL2 = 1
+                    used = {GLOBAL1, GLOBAL2}
+                elif global_pipeline == "alternate":
+                    pipeline = (torch.arange(n_global, device=dev) % 2).repeat_interleave(b)
+                    used = {v % 2 for v in range(n_global)}
+                else:
+                    raise ValueError(f"global_pipeline must be 'alternate' or 'random', got {global_pipeline!r}")
+                views += self._views(x, n_global, self.global_size, self.global_scale, pipeline, used)
             if n_local:
-                blur_p, solarize_p = [self.blur_p[2]] * n_local, [0.0] * n_local
-                views += self._views(x, n_local, self.local_size, self.local_scale, blur_p, solarize_p)
+                pipeline = torch.full((n_local * b,), LOCAL, device=dev)
+                views += self._views(x, n_local, self.local_size, self.local_scale, pipeline, {LOCAL})
         return views
+
+    def negative_views(self, images: Tensor) -> list[Tensor]:
+        """A negative's views (Rafiee et al. 2022, Sec. 3): one global view, its pipeline chosen by
+        ``negative_global``, then ``n_local`` local views."""
+        return self(images, 1, None, "random" if self.negative_global == "random" else "alternate")

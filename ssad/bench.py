@@ -50,8 +50,9 @@ from ssad.features import extract
 from ssad.metrics import ood_score
 from ssad.models import MultiCropNetwork
 from ssad.module import SSADModule
-from ssad.negatives import apply_parts, get_transform, parse_variant
+from ssad.negatives import get_transform, parse_variant
 from ssad.train import CONFIG_DIR, build
+from ssad.views import TrainingViews
 
 Batch = dict[str, list[Tensor]]
 
@@ -282,9 +283,10 @@ def ssad_batches(
     images: Tensor, augment: MultiCropAugment, cfg: DictConfig, device: torch.device
 ) -> Callable[[], Batch]:
     """Batches as in training: random uint8 positives and negatives (part drawn ∝ its weight), pinned and
-    moved to the device, then ``SSADDataModule.on_after_batch_transfer``: negative transform, multi-crop."""
+    moved to the device, then the views as ``SSADDataModule.on_after_batch_transfer`` makes them
+    (:class:`ssad.views.TrainingViews`: negative transforms at the source, multi-crop, transforms on the views)."""
     parts = parse_variant(OmegaConf.to_container(cfg.negatives.parts))
-    transforms = [get_transform(p.transform) for p in parts]
+    views = TrainingViews(augment, parts)
     weights = torch.tensor([p.weight for p in parts] or [1.0])
     batch_size, pin = cfg.data.batch_size, device.type == "cuda"
     augment.to(device)
@@ -293,14 +295,11 @@ def ssad_batches(
         return (x.pin_memory() if pin else x).to(device, non_blocking=True)
 
     def next_batch() -> Batch:
-        views = augment(to_device(images[torch.randint(len(images), (batch_size,))]))
-        batch = {"pos_global": views[: augment.n_global], "pos_local": views[augment.n_global:]}
-        if parts:
-            neg = to_device(images[torch.randint(len(images), (batch_size,))])
-            part = to_device(torch.multinomial(weights, batch_size, replacement=True))
-            neg_views = augment(apply_parts(neg, part, transforms), n_global=1)
-            batch.update(neg_global=neg_views[:1], neg_local=neg_views[1:])
-        return batch
+        pos = to_device(images[torch.randint(len(images), (batch_size,))])
+        if not parts:
+            return views(pos)
+        neg = to_device(images[torch.randint(len(images), (batch_size,))])
+        return views(pos, neg, to_device(torch.multinomial(weights, batch_size, replacement=True)))
 
     return next_batch
 
@@ -402,7 +401,7 @@ def crops_per_second(augment: MultiCropAugment, images: Tensor) -> dict[str, flo
     try:
         augment = augment.to("cpu")
         start = time.perf_counter()
-        views = augment(images) + augment(get_transform("rot")(images), n_global=1)
+        views = augment(images) + augment.negative_views(get_transform("rot")(images))
         ssad = sum(len(v) for v in views) / (time.perf_counter() - start)
         pairs = PILPairs(images.permute(0, 2, 3, 1).numpy(), PILMultiCrop(augment), len(images))
         start = time.perf_counter()

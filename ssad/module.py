@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from ssad import schedules
+from ssad.batching import scaled_lr
 from ssad.losses import distillation_loss, negative_loss, update_center
 from ssad.models import DINOHead, MultiCropNetwork, make_deterministic
 
@@ -35,7 +36,11 @@ class SSADModule(L.LightningModule):
     The batch arrives as views made on the device by the datamodule: ``pos_global`` (M lists of (B,3,G,G)),
     ``pos_local`` (N lists of (B,3,L,L)) and, when negatives are used, ``neg_global`` and ``neg_local``.
     Schedules follow DINO: per-step cosine learning rate with linear warm-up, cosine weight decay and
-    cosine teacher momentum m→1; τ_t is linear per epoch. Fast paths: ``group_views`` (one backbone call
+    cosine teacher momentum m→1; τ_t is linear per epoch. With gradient accumulation (``optim.effective_batch``
+    larger than the devices' batch) the optimiser step is DINO's iteration: the schedules, the EMA teacher and
+    the centre advance once per optimiser step; every micro-batch of a step sees the same centre and teacher,
+    and the centre moves by the mean teacher output over all of the step's micro-batches and processes, so that
+    k micro-batches of b images update as one batch of k·b does. Fast paths: ``group_views`` (one backbone call
     per resolution, else per view) and ``compile`` (``torch.compile`` of both backbones).
     """
 
@@ -63,6 +68,10 @@ class SSADModule(L.LightningModule):
         self.teacher = make_deterministic(copy.deepcopy(self.student))  # same weights, no drop-path/dropout
         self.teacher.requires_grad_(False)
         self.register_buffer("center", torch.zeros(1, head_module.last_layer.out_features))
+        # teacher outputs summed over the micro-batches of the current optimiser step (not in checkpoints:
+        # a run resumes at a step boundary)
+        self.register_buffer("center_sum", torch.zeros_like(self.center), persistent=False)
+        self.center_rows = 0
         self.run_config: dict[str, Any] | None = None  # the resolved Hydra config, kept in checkpoints
         self._compiled = False
 
@@ -79,10 +88,13 @@ class SSADModule(L.LightningModule):
     def steps_per_epoch(self) -> int:
         return max(int(self.trainer.estimated_stepping_batches) // max(self.trainer.max_epochs, 1), 1)
 
+    def effective_batch(self) -> int:
+        """Images per optimiser step: the batch summed over processes and accumulated micro-batches."""
+        return self.hparams.batch_size * self.trainer.world_size * self.trainer.accumulate_grad_batches
+
     def effective_lr(self) -> float:
-        """lr = lr_base × effective batch / 256, the batch summed over processes and accumulation."""
-        batch = self.hparams.batch_size * self.trainer.world_size * self.trainer.accumulate_grad_batches
-        return self.optim["base_lr"] * batch / 256
+        """lr = lr_base × effective batch / 256 (:func:`ssad.batching.scaled_lr`)."""
+        return scaled_lr(self.optim["base_lr"], self.effective_batch())
 
     def teacher_temperature(self) -> float:
         """τ_t for the current epoch: linear from ``warmup_teacher_temp`` to ``teacher_temp``."""
@@ -121,7 +133,7 @@ class SSADModule(L.LightningModule):
                 f"non-finite loss ({loss.item()}) at epoch {self.current_epoch}, step {self.global_step}: training "
                 "stopped; checkpoints/last.ckpt holds the last good weights. Lower optim.base_lr, raise "
                 "model.warmup_teacher_temp, or use precision=32-true to find the cause")
-        self._update_center(teacher_out)
+        self._accumulate_center(teacher_out)
         # sync_dist: epoch means over all processes (the loss curve in results.json is the global one)
         self.log("train/L_pos", l_pos, on_step=True, on_epoch=True, sync_dist=True)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
@@ -129,10 +141,22 @@ class SSADModule(L.LightningModule):
         return loss
 
     @torch.no_grad()
-    def _update_center(self, teacher_out: list[Tensor]) -> None:
-        batch_mean = torch.cat(teacher_out).float().mean(dim=0, keepdim=True)
-        batch_mean = self.trainer.strategy.reduce(batch_mean, reduce_op="mean")
+    def _accumulate_center(self, teacher_out: list[Tensor]) -> None:
+        """Add this micro-batch's teacher outputs to the step's sum (the centre itself moves after the step)."""
+        logits = torch.cat(teacher_out).float()
+        self.center_sum.add_(logits.sum(dim=0, keepdim=True))
+        self.center_rows += len(logits)
+
+    @torch.no_grad()
+    def _update_center(self) -> None:
+        """c ← m·c + (1 − m)·(mean teacher output of the step's micro-batches on all processes), one all-reduce."""
+        if not self.center_rows:
+            return
+        total = self.trainer.strategy.reduce(self.center_sum, reduce_op="sum")
+        batch_mean = total / (self.center_rows * self.trainer.world_size)  # equal batches on every process
         self.center.copy_(update_center(self.center, batch_mean, self.hparams.center_momentum))
+        self.center_sum.zero_()
+        self.center_rows = 0
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
         values = self._step_schedules(self.global_step)
@@ -140,7 +164,8 @@ class SSADModule(L.LightningModule):
             group["lr"] = values["lr"]
             if group["regularized"]:
                 group["weight_decay"] = values["wd"]
-        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)  # runs the step's last micro-batch
+        self._update_center()
         self._ema_update(values["momentum"])
         self.log_dict({"train/lr": values["lr"], "train/wd": values["wd"], "train/momentum": values["momentum"]},
                       on_step=True, on_epoch=False)

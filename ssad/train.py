@@ -13,6 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ssad.batching import configure_accumulation
 from ssad.config import validate
 from ssad.io import check_checkpoint
 from ssad.loggers import finish as finish_loggers
@@ -41,6 +42,17 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_cfg["precision"] = resolve_precision(str(trainer_cfg.get("precision", "auto")))
     trainer = instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False)
+    # effective batch and lr (optim.effective_batch → gradient accumulation on the trainer's processes): in the
+    # checkpoint's config, the loggers' hyperparameters and results.json
+    batching = configure_accumulation(trainer, cfg.data.batch_size, cfg.optim.get("effective_batch"),
+                                      cfg.optim.base_lr)
+    model.run_config["batching"] = batching
+    for callback in callbacks:
+        if isinstance(getattr(callback, "meta", None), dict):
+            callback.meta.update(batching)
+    log.info("effective batch %d = %d per process × %d process(es) × %d micro-batch(es) per optimiser step; "
+             "lr %.4g (= %g × %d / 256)", batching["effective_batch"], batching["batch_size"], batching["world_size"],
+             batching["accumulate_grad_batches"], batching["lr"], cfg.optim.base_lr, batching["effective_batch"])
     for logger in loggers:
         logger.log_hyperparams(model.run_config)
     return datamodule, model, trainer

@@ -61,7 +61,7 @@ def test_pixperm_keeps_each_images_pixels():
     assert not torch.equal(out, images)
 
 
-@pytest.mark.parametrize("name", ["identity", "rot", "rot360", "perm-4", "perm-16", "pixperm"])
+@pytest.mark.parametrize("name", ["identity", "rot", "rot360", "rot-any", "perm-4", "perm-16", "pixperm"])
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
 def test_shape_dtype_device_kept(name, dtype):
     images = _images(4, 8, dtype)
@@ -72,7 +72,7 @@ def test_shape_dtype_device_kept(name, dtype):
         assert out.device.type == "cuda" and out.dtype == dtype
 
 
-@pytest.mark.parametrize("name", ["rot", "rot360", "perm-4", "perm-16", "pixperm"])
+@pytest.mark.parametrize("name", ["rot", "rot360", "rot-any", "perm-4", "perm-16", "pixperm"])
 def test_randomness_is_per_sample(name):
     images = _images(1, 8).expand(16, -1, -1, -1)  # 16 copies of one image
     out = get_transform(name)(images)
@@ -103,8 +103,9 @@ def test_parse_variant():
     parts = parse_variant(
         [{"source": "indist", "transform": "rot", "weight": 0.5}, {"source": inline}, {"source": "imgn"}]
     )
-    assert parts[0] == NegativePart("indist", "rot", 0.5)
+    assert parts[0] == NegativePart("indist", "rot", 0.5, "source")
     assert parts[1] == NegativePart(inline, "identity", 1.0)
+    assert parse_variant([{"source": "imgn", "transform": "pixperm", "at": "view"}])[0].at == "view"
     assert parse_variant([]) == []
 
 
@@ -149,3 +150,18 @@ def test_apply_parts_traces_without_data_dependent_shapes():
     want = apply_parts(images, part_index, transforms)
     torch.manual_seed(0)
     torch.testing.assert_close(traced(images, part_index), want, rtol=0, atol=0)
+
+
+def test_rot_any_is_torchvisions_random_rotation_with_black_corners():
+    """``rot-any`` = RandomRotation((0, 360)) of the authors' code: nearest pixel, corners filled with 0 — equal to
+    torchvision's rotate by the drawn angle (clockwise, which is as uniform over a turn) at every pixel."""
+    import torchvision.transforms.functional as TF
+    from torchvision.transforms import InterpolationMode
+
+    images = _images(32, 16).clamp(min=1)  # 0 only where a corner was filled
+    out = get_transform("rot-any")(images, torch.Generator().manual_seed(3))
+    angles = torch.rand((32, 1), generator=torch.Generator().manual_seed(3)) * 360
+    for o, x, angle in zip(out, images, angles, strict=True):
+        torch.testing.assert_close(o, TF.rotate(x, -angle.item(), InterpolationMode.NEAREST, fill=0), rtol=0, atol=0)
+    black = (out == 0).all(1).float().mean((1, 2))
+    assert black.max() > 0.1 and len(set(angles.flatten().tolist())) == 32

@@ -1,11 +1,13 @@
 """The LightningDataModule: in-distribution positives + a negative-sampling variant, as uint8 batches.
 
 Data flow (DESIGN.md): cached uint8 arrays → DataLoader (whole batches by fancy indexing, no per-image
-decoding) → device → ``on_after_batch_transfer``: negative transform at source size, then multi-crop views.
+decoding) → device → ``on_after_batch_transfer``: ``ssad.views.TrainingViews`` (negative transforms at the
+source, multi-crop, negative transforms on the views).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -21,7 +23,8 @@ from torch.utils.data import DataLoader, Dataset
 from ssad.augment import MultiCropAugment
 from ssad.data.samplers import EpochSampler
 from ssad.data.sources import ArraySet, RowView, check_source, load_source, plain
-from ssad.negatives import NegativePart, apply_parts, get_transform, parse_variant
+from ssad.negatives import NegativePart, parse_variant
+from ssad.views import TrainingViews
 
 INDIST = "indist"
 # Lightning calls a mid-epoch resume of loaders without state_dict() unreliable; these resume exactly
@@ -149,7 +152,7 @@ class SSADDataModule(L.LightningDataModule):
         self.sources = plain(sources) or {}
         self.augment = augment
         self.parts: list[NegativePart] = parse_variant(plain((negatives or {}).get("parts")) or [])
-        self.neg_transforms = [get_transform(p.transform) for p in self.parts]
+        self.views = TrainingViews(augment, self.parts)
         self.part_specs = [self.resolve_source(p.source) for p in self.parts]
         self.train_set: ArraySet | None = None
 
@@ -214,20 +217,30 @@ class SSADDataModule(L.LightningDataModule):
             datasets["neg"] = NegativeDataset([s.images for s in self.neg_sets])
             weights = datasets["neg"].sample_weights([p.weight for p in self.parts])
             samplers["neg"] = EpochSampler(len(positives), self.seed + 2**32, weights)  # a stream of its own
-        epoch, batches = self._resume_position(len(samplers["pos"]) // self.batch_size)
+        # whole optimiser steps only: with k micro-batches per step, an epoch's batches are a multiple of k
+        accumulate = self.trainer.accumulate_grad_batches if self.trainer is not None else 1
+        loader_batches = len(samplers["pos"]) // self.batch_size // accumulate * accumulate
+        if not loader_batches:
+            raise ValueError(f"{self.name}: {len(samplers['pos'])} training images per process give no optimiser step "
+                             f"of {accumulate} micro-batches × data.batch_size={self.batch_size}; lower "
+                             "optim.effective_batch or data.batch_size")
+        epoch, batches = self._resume_position(loader_batches)
         for sampler in samplers.values():
+            sampler.truncate(loader_batches * self.batch_size)
             sampler.resume_at(epoch, batches * self.batch_size)
         return CombinedLoader({k: self._loader(datasets[k], samplers[k]) for k in datasets}, mode="min_size")
 
     def _resume_position(self, loader_batches: int) -> tuple[int, int]:
-        """(epoch, batches of it already trained on) from the trainer's restored optimiser steps."""
+        """(epoch, batches of it already trained on) from the trainer's restored optimiser steps; an epoch whose
+        batches are not a multiple of the accumulation (``limit_train_batches``) ends with a shorter step."""
         trainer = self.trainer
         if trainer is None or not trainer.global_step:
             return 0, 0
         limit = trainer.limit_train_batches
         per_epoch = int(loader_batches * limit) if isinstance(limit, float) else min(loader_batches, int(limit))
-        done = trainer.global_step * trainer.accumulate_grad_batches
-        return divmod(done, max(per_epoch, 1))
+        steps_per_epoch = max(math.ceil(per_epoch / trainer.accumulate_grad_batches), 1)
+        epoch, steps = divmod(trainer.global_step, steps_per_epoch)
+        return epoch, steps * trainer.accumulate_grad_batches
 
     def _loader(self, dataset: Dataset, sampler: EpochSampler) -> DataLoader:
         # its own generator: creating the iterator draws worker seeds from it, not from the global random state
@@ -248,15 +261,8 @@ class SSADDataModule(L.LightningDataModule):
         return {**sets, **{name: replace(self.load(spec), name=name) for name, spec in specs.items()}}
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """On the device: negative transform (at source size), then the multi-crop views."""
+        """On the device: the training step's views (:class:`ssad.views.TrainingViews`)."""
         if self.trainer is None or not self.trainer.training:
             return batch
-        self.augment.to(batch["pos"]["image"].device)
-        pos_views = self.augment(batch["pos"]["image"])
-        n_global = self.augment.n_global
-        views = {"pos_global": pos_views[:n_global], "pos_local": pos_views[n_global:]}
-        if "neg" in batch:
-            neg = apply_parts(batch["neg"]["image"], batch["neg"]["part"], self.neg_transforms)
-            neg_views = self.augment(neg, n_global=1)
-            views.update(neg_global=neg_views[:1], neg_local=neg_views[1:])
-        return views
+        neg = batch.get("neg") or {}
+        return self.views(batch["pos"]["image"], neg.get("image"), neg.get("part"))

@@ -18,7 +18,8 @@ class EpochSampler(DistributedSampler):
     item): ``size`` draws with replacement, each item with probability ∝ its weight (the negatives). As in
     ``DistributedSampler`` (whose subclass it is, so Lightning leaves it in place under DDP), the epoch's list
     is padded to a multiple of the number of processes and process r takes items r, r+W, r+2W, ….
-    :meth:`resume_at` makes the next iteration skip what an interrupted run already consumed.
+    :meth:`resume_at` makes the next iteration skip what an interrupted run already consumed; :meth:`truncate`
+    shortens every epoch (to whole optimiser steps under gradient accumulation).
     """
 
     def __init__(self, size: int, seed: int = 0, weights: Tensor | None = None) -> None:
@@ -26,6 +27,10 @@ class EpochSampler(DistributedSampler):
         world, rank = (dist.get_world_size(), dist.get_rank()) if distributed else (1, 0)
         super().__init__(range(size), num_replicas=world, rank=rank, shuffle=True, seed=seed)
         self.size, self.weights, self.skip = size, weights, 0
+
+    def truncate(self, count: int) -> None:
+        """Serve only the first ``count`` indices of this process in every epoch."""
+        self.num_samples = min(self.num_samples, count)
 
     def resume_at(self, epoch: int, consumed: int) -> None:
         """The next iteration is epoch ``epoch`` without its first ``consumed`` indices (of this process)."""
@@ -40,6 +45,6 @@ class EpochSampler(DistributedSampler):
             order = torch.multinomial(self.weights, self.size, replacement=True, generator=generator)
         order = order.tolist()
         order += order[: self.total_size - len(order)]
-        mine = order[self.rank : self.total_size : self.num_replicas]
+        mine = order[self.rank : self.total_size : self.num_replicas][: self.num_samples]
         skip, self.skip = self.skip, 0
         return iter(mine[skip:])
