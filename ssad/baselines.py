@@ -3,7 +3,8 @@ raw pixels and the untrained network.
 
 ``python -m ssad.baselines [the overrides of ssad.train] hydra.run.dir=DIR`` writes ``DIR/baselines.json`` =
 ``{"raw_pixels": R, "untrained": R}``, each R in the ``results.json`` schema (``ood.<name>.auroc``,
-``average.auroc``, ``knn_accuracy``, ...). ``python -m ssad.report`` prints them beside the variants.
+``average.auroc``, ``knn_accuracy``, ...). ``python -m ssad.report`` prints them beside the variants. In a
+sweep, the Hydra callback :class:`SweepBaselines` writes the same file into the sweep folder when it ends.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hydra
 import lightning as L
 import numpy as np
 import torch
+from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -54,6 +56,15 @@ def compute_baselines(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     model = instantiate(cfg.model, _convert_="all")
     untrained, _ = evaluate_network(model.teacher, model.center, sets, datamodule.augment.global_size, settings)
     return {"raw_pixels": raw, "untrained": untrained}
+
+
+class SweepBaselines(Callback):
+    """Hydra callback: at the end of a multirun, ``baselines.json`` in the sweep folder (the sweep's data)."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        out = Path(config.hydra.sweep.dir) / BASELINES_FILE
+        write_json_atomic(out, compute_baselines(config))
+        log.info("wrote %s", out)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

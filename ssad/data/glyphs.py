@@ -44,15 +44,15 @@ def render_letter(letter: str, font: Path, rng: np.random.Generator) -> np.ndarr
     return np.asarray(canvas.rotate(rng.uniform(-15, 15), resample=Image.BICUBIC))
 
 
-def glyphs(size: int, split: str = "train", per_class: int = 300, letters: str = "ABCDEFGHIJ") -> Arrays:
-    """``per_class`` images of each of ``letters`` (labels 0..len−1), gray → RGB at ``size``×``size``."""
+def glyphs(size: int, split: str = "train", per_class: int = 300, characters: str = "ABCDEFGHIJ") -> Arrays:
+    """``per_class`` images of each of ``characters`` (labels 0..len−1), gray → RGB at ``size``×``size``."""
     if split not in SPLIT_SEEDS:
         raise ValueError(f"glyphs: split={split!r}; choose one of {sorted(SPLIT_SEEDS)}")
-    if per_class < 1 or not letters:
-        raise ValueError(f"glyphs: per_class={per_class}, letters={letters!r}; need per_class ≥ 1 and letters")
+    if per_class < 1 or not characters:
+        raise ValueError(f"glyphs: per_class={per_class}, characters={characters!r}; need per_class ≥ 1 and characters")
     rng = np.random.default_rng(SPLIT_SEEDS[split])
     fonts = font_files()
     gray = np.stack([render_letter(letter, fonts[rng.integers(len(fonts))], rng)
-                     for letter in letters for _ in range(per_class)])
-    labels = np.repeat(np.arange(len(letters), dtype=np.int64), per_class)
+                     for letter in characters for _ in range(per_class)])
+    labels = np.repeat(np.arange(len(characters), dtype=np.int64), per_class)
     return resize_images(np.repeat(gray[:, None], 3, axis=1), size), labels
