@@ -125,8 +125,8 @@ class CollapseMonitor(L.Callback):
         if self.stopping is not None:
             code = self.stopping
             raise CollapseStopError(
-                f"training stopped after epoch {self.stopped_at}: {code} held for {self.streaks.get(code)} "
-                f"evaluations (callbacks.collapse.stop=true, patience={self.patience}): "
+                f"training stopped after epoch {self.stopped_at}: {code} held at {self.streaks.get(code)} "
+                f"evaluation(s) in a row (callbacks.collapse.stop=true, patience={self.patience}): "
                 f"{next(w['message'] for w in self.current if w['code'] == code)} checkpoints/last.ckpt, "
                 "results.json and the plots hold the run so far; set callbacks.collapse.stop=false to train on.")
 

@@ -20,7 +20,8 @@ def test_wandb_offline_run_files_hold_config_and_summary(tmp_path, monkeypatch):
     # the offline transaction log (what `wandb sync` uploads) holds the resolved config and the summary
     log = next(runs[0].glob("run-*.wandb")).read_bytes()
     assert b"rot_indist" in log and b"warmup_teacher_temp" in log
-    for key in (b"eval/average/auroc", b"eval/photos/auroc", b"eval/knn_accuracy", b"plots"):
+    for key in (b"eval/average/auroc", b"eval/photos/auroc", b"eval/knn_accuracy", b"plots",
+                b"eval/teacher_drift", b"eval/effective_rank", b"eval/warning/teacher_not_moving"):
         assert key in log, key
 
 
