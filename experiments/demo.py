@@ -1,77 +1,96 @@
-"""Quick-start: train a small detector on the embedded digits (CPU) for a few negative variants.
+"""Quick-start: train a small detector on embedded data (CPU) for a few negative variants.
 
-Runs ``python -m ssad.train -m experiment=demo negatives=...`` (a Hydra multirun), then prints per
-variant the loss curve's start and end and the final metrics, beside two baselines scored with the same
-Eq. 6 score: raw pixels and the untrained network; then ``python -m ssad.report`` turns the sweep into
-the paper-style tables and figures. Usage: ``python experiments/demo.py [variants...]``.
+Runs ``python -m ssad.train -m experiment=demo negatives=...`` (a Hydra multirun) and ``python -m ssad.baselines
+experiment=demo`` (raw pixels and the untrained network, scored with the same Eq. 6), prints per variant its
+losses and final metrics beside the baselines, says how far training moved each OOD set against them, then
+runs ``python -m ssad.report`` on the sweep (tables with the baselines as columns, figures).
+Usage: ``python experiments/demo.py [variants...]``.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import lightning as L
-import numpy as np
-import torch
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
-
-from ssad.evaluation import EvalSettings, evaluate_features, evaluate_network
 from ssad.report import main as report
-from ssad.train import CONFIG_DIR
 
 VARIANTS = ["none", "rot_indist"]
+BASELINE_NAMES = {"raw_pixels": "raw pixels", "untrained": "untrained network"}
 
 
-def baselines(overrides: list[str]) -> dict[str, dict]:
-    """Raw pixels and the untrained network, scored exactly like a trained teacher."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=False)
-    L.seed_everything(cfg.seed)
-    datamodule = instantiate(cfg.data)
-    sets = datamodule.eval_sets()
-    settings = EvalSettings(**{**cfg.eval.settings, "progress": False})
-    pixels = {k: torch.nn.functional.normalize(torch.as_tensor(np.asarray(v.images)).flatten(1).float(), dim=-1)
-              for k, v in sets.items()}
-    ood = {k: v for k, v in pixels.items() if k not in ("train", "test")}
-    labels = {k: torch.as_tensor(sets[k].labels) for k in ("train", "test")}
-    raw, _ = evaluate_features(pixels["train"], pixels["test"], ood, settings, labels["train"], labels["test"])
-    model = instantiate(cfg.model, _convert_="all")
-    untrained, _ = evaluate_network(model.teacher, model.center, sets, datamodule.augment.global_size, settings)
-    return {"raw pixels": raw, "untrained network": untrained}
+def run(cmd: list[str]) -> None:
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
 
 
-def row(name: str, results: dict, loss: str = "") -> str:
-    ood = "  ".join(f"{100 * m['auroc']:6.1f}" for m in results["ood"].values())
-    knn = results.get("knn_accuracy")
-    occupied = results.get("occupied_soft_classes")
-    return (f"{name:<20} {loss:<15} {ood}  {100 * results['average']['auroc']:7.1f}  "
-            f"{'-' if knn is None else f'{100 * knn:5.1f}':>5}  {'-' if occupied is None else occupied:>8}")
+def _pct(x: float | None, width: int) -> str:
+    return f"{'-' if x is None else f'{100 * x:.1f}':>{width}}"
+
+
+def _curve(values: list[float] | None) -> str:
+    return f"{values[0]:.2f}→{values[-1]:.2f}" if values else "-"
+
+
+def epoch_losses(run_dir: Path) -> dict[str, list[float]]:
+    """L_pos and L_neg epoch means, in epoch order, from the run's CSV log (``logger=csv``)."""
+    path = run_dir / "csv" / "metrics.csv"
+    rows = list(csv.DictReader(path.open())) if path.is_file() else []
+    return {key: [float(r[f"train/{key}_epoch"]) for r in rows if r.get(f"train/{key}_epoch")]
+            for key in ("L_pos", "L_neg")}
+
+
+def table(results: dict[str, dict], baselines: dict[str, dict], losses: dict[str, dict]) -> list[str]:
+    """One row per baseline and variant: L_pos and L_neg (first→last epoch), AUROC per OOD set, average, kNN."""
+    ood = list(next(iter(results.values()))["ood"])
+    widths = [max(len(n), 6) for n in ood]
+    head = (f"{'':<18} {'L_pos':>11} {'L_neg':>11}  " + "  ".join(f"{n:>{w}}" for n, w in zip(ood, widths))
+            + f"  {'average':>7}  {'kNN':>5}")
+    lines = [head]
+    rows = [(BASELINE_NAMES[k], v, {}) for k, v in baselines.items()]
+    rows += [(k, v, losses[k]) for k, v in results.items()]
+    for label, res, curves in rows:
+        loss_cells = (f"{_curve(curves.get('L_pos')):>11} {_curve(curves.get('L_neg')):>11}" if curves
+                      else f"{'':>11} {'':>11}")
+        cells = "  ".join(_pct(res["ood"][n]["auroc"], w) for n, w in zip(ood, widths))
+        lines.append(f"{label:<18} {loss_cells}  {cells}  {_pct(res['average']['auroc'], 7)}  "
+                     f"{_pct(res.get('knn_accuracy'), 5)}")
+    return lines
+
+
+def verdict(results: dict[str, dict], baselines: dict[str, dict]) -> list[str]:
+    """Per variant and OOD set: AUROC points gained over the untrained network, and the gap to raw pixels."""
+    lines = []
+    for variant, res in results.items():
+        parts = []
+        for name, metrics in res["ood"].items():
+            gain = 100 * (metrics["auroc"] - baselines["untrained"]["ood"][name]["auroc"])
+            gap = 100 * (metrics["auroc"] - baselines["raw_pixels"]["ood"][name]["auroc"])
+            parts.append(f"{name} {gain:+.1f} vs untrained, {gap:+.1f} vs raw pixels")
+        lines.append(f"  {variant}: " + "; ".join(parts))
+    return lines
 
 
 def main(variants: list[str]) -> None:
+    started = time.time()
     sweep_dir = Path("outputs/demo") / time.strftime("%Y-%m-%d_%H-%M-%S")
-    cmd = [sys.executable, "-m", "ssad.train", "-m", "experiment=demo", f"negatives={','.join(variants)}",
-           f"hydra.sweep.dir={sweep_dir}", "hydra.sweep.subdir=${negatives.name}"]
-    print("$", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    run([sys.executable, "-m", "ssad.train", "-m", "experiment=demo", f"negatives={','.join(variants)}",
+         f"hydra.sweep.dir={sweep_dir}", "hydra.sweep.subdir=${negatives.name}"])
+    run([sys.executable, "-m", "ssad.baselines", "experiment=demo", f"hydra.run.dir={sweep_dir}"])
     results = {v: json.loads((sweep_dir / v / "results.json").read_text()) for v in variants}
-    base = baselines(["experiment=demo"])
-    ood_names = list(next(iter(results.values()))["ood"])
-    print("\nQuick-start on digits 0-4 (near-OOD: digits 5-9, far-OOD: photo crops); AUROC in %.")
-    print(f"{'variant':<20} {'loss start→end':<15} " + "  ".join(f"{n[:6]:>6}" for n in ood_names)
-          + f"  {'average':>7}  {'kNN':>5}  {'occupied':>8}")
-    for name, res in base.items():
-        print(row(name, res))
-    for variant, res in results.items():
-        curve = res["loss_curve"]
-        print(row(variant, res, f"{curve[0]:.3f}→{curve[-1]:.3f}"))
+    baselines = json.loads((sweep_dir / "baselines.json").read_text())
+    print(f"\nQuick-start ({results[variants[0]]['dataset']}): AUROC (%) per OOD set, higher is better. "
+          "L_pos / L_neg: epoch means, first → last epoch (L_neg: - for `none`, λ=0).")
+    losses = {v: epoch_losses(sweep_dir / v) for v in variants}
+    print("\n".join(table(results, baselines, losses)))
+    print("\nAUROC points, trained teacher minus baseline:")
+    print("\n".join(verdict(results, baselines)))
     print(f"\nrun directories (results.json, metrics.jsonl, plots/, checkpoints/): {sweep_dir}\n")
     report([str(sweep_dir)])
+    print(f"\ndemo finished in {(time.time() - started) / 60:.1f} min")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Baselines a trained teacher must beat, scored exactly like it (Eq. 6 on L2-normalised features, same kNN):
-raw pixels and the untrained network.
+raw pixels and the untrained network (its BatchNorm statistics, if any, measured on the training images, so
+that what training adds is not mistaken for the calibration of those statistics).
 
 ``python -m ssad.baselines [the overrides of ssad.train] hydra.run.dir=DIR`` writes ``DIR/baselines.json`` =
 ``{"raw_pixels": R, "untrained": R}``, each R in the ``results.json`` schema (``ood.<name>.auroc``,
@@ -23,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssad.data.sources import ArraySet
 from ssad.evaluation import EvalSettings, evaluate_features, evaluate_network
+from ssad.features import preprocess
 from ssad.io import write_json_atomic
 from ssad.train import CONFIG_DIR
 
@@ -36,6 +38,26 @@ def pixel_features(array_set: ArraySet, chunk: int = 4096) -> torch.Tensor:
                                           .flatten(1).float(), dim=-1)
             for i in range(0, len(array_set), chunk)]
     return torch.cat(rows)
+
+
+@torch.no_grad()
+def calibrate_batchnorm(network: torch.nn.Module, array_set: ArraySet, size: int, batch_size: int = 256) -> None:
+    """Set every BatchNorm's running statistics to the exact mean and variance of its inputs over ``array_set``
+    (no weight changes), so an untrained BN network is not handicapped by its initial statistics (0 and 1)."""
+    layers = [m for m in network.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not layers:
+        return
+    momenta = [m.momentum for m in layers]
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None  # cumulative average over all batches
+    was_training = network.training
+    network.train()
+    for start in range(0, len(array_set), batch_size):
+        network(preprocess(torch.as_tensor(np.asarray(array_set.images[start:start + batch_size])), size))
+    network.train(was_training)
+    for layer, momentum in zip(layers, momenta):
+        layer.momentum = momentum
 
 
 def _labels(array_set: ArraySet | None) -> torch.Tensor | None:
@@ -54,6 +76,7 @@ def compute_baselines(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     raw, _ = evaluate_features(pixels["train"], pixels.get("test"), ood, settings, _labels(sets["train"]),
                                _labels(sets.get("test")))
     model = instantiate(cfg.model, _convert_="all")
+    calibrate_batchnorm(model.teacher.backbone, sets["train"], datamodule.augment.global_size)
     untrained, _ = evaluate_network(model.teacher, model.center, sets, datamodule.augment.global_size, settings)
     return {"raw_pixels": raw, "untrained": untrained}
 

@@ -17,7 +17,8 @@ class DINOHead(nn.Module):
 
     ``norm_last_layer=True`` fixes the weight-norm magnitude g to 1 (DINO's default); the paper's command
     line leaves it free. The last layer and its output run in fp32 even under bf16 autocast: τ_t=0.01
-    amplifies rounding errors of the logits.
+    amplifies rounding errors of the logits. ``use_bn`` puts BatchNorm after each hidden linear layer (DINO's
+    ``use_bn_in_head``): it spreads the outputs of a network whose features start alike for every image.
     """
 
     def __init__(
@@ -28,6 +29,7 @@ class DINOHead(nn.Module):
         bottleneck_dim: int = 256,
         n_layers: int = 3,
         norm_last_layer: bool = False,
+        use_bn: bool = False,
     ) -> None:
         super().__init__()
         dims = [in_dim] + [hidden_dim] * (n_layers - 1) + [bottleneck_dim]
@@ -35,7 +37,7 @@ class DINOHead(nn.Module):
         for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
             layers.append(nn.Linear(d_in, d_out))
             if i < n_layers - 1:
-                layers.append(nn.GELU())
+                layers += [nn.BatchNorm1d(d_out), nn.GELU()] if use_bn else [nn.GELU()]
         self.mlp = nn.Sequential(*layers)
         self.apply(_init_linear)
         self.last_layer = weight_norm(nn.Linear(bottleneck_dim, out_dim, bias=False))

@@ -15,6 +15,7 @@ from ssad.train import CONFIG_DIR
 # A model and views small enough that one step takes milliseconds on a CPU.
 TINY = [
     "experiment=demo",
+    "data=digits",
     "data.size=16",
     "data.batch_size=16",
     "augment.global_size=16",
