@@ -42,8 +42,9 @@ def pixel_features(array_set: ArraySet, chunk: int = 4096) -> torch.Tensor:
 
 @torch.no_grad()
 def calibrate_batchnorm(network: torch.nn.Module, array_set: ArraySet, size: int, batch_size: int = 256) -> None:
-    """Set every BatchNorm's running statistics to the exact mean and variance of its inputs over ``array_set``
-    (no weight changes), so an untrained BN network is not handicapped by its initial statistics (0 and 1)."""
+    """Set every BatchNorm's running statistics to the mean and variance of its inputs over ``array_set``
+    (averaged over batches of ``batch_size``; no weight changes), so an untrained BN network is not handicapped
+    by its initial statistics (0 and 1)."""
     layers = [m for m in network.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not layers:
         return

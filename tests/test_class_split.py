@@ -1,0 +1,112 @@
+"""The class-split protocol from the command line, the baselines command, the glyphs set and the report's
+baseline columns."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ssad.baselines import calibrate_batchnorm, compute_baselines
+from ssad.data.glyphs import glyphs
+from ssad.data.sources import ArraySet
+from ssad.report import main as report
+from tests.conftest import compose_cfg
+
+ROOT = Path(__file__).parent.parent
+# small enough for seconds on a CPU; everything else is experiment=demo as a user would run it
+SMALL = ["data.batch_size=8", "augment.global_size=16", "augment.local_size=8", "model.backbone.width=8",
+         "model.backbone.depth=2", "trainer.max_epochs=1", "++trainer.limit_train_batches=2", "logger=none",
+         "eval.plots=false", "eval.settings.progress=false", "++trainer.enable_progress_bar=false"]
+
+
+def write_labelled_arrays(folder: Path) -> None:
+    """A labelled gray 28×28 set in the real .npy format (images N×H×W uint8, labels N integers), plus an
+    unlabelled far-OOD array."""
+    rng = np.random.default_rng(0)
+    for split, n in (("tr", 60), ("te", 40)):
+        labels = np.arange(n) % 10
+        images = (rng.random((n, 28, 28)) * 40).astype(np.uint8)
+        for image, label in zip(images, labels):
+            image[2 * label:2 * label + 8] += 200  # class c: a bright band from row 2c
+        np.save(folder / f"{split}_x.npy", images)
+        np.save(folder / f"{split}_y.npy", labels)
+    np.save(folder / "other_x.npy", rng.integers(0, 256, (12, 20, 20, 3), dtype=np.uint8))
+
+
+def class_split_overrides(folder: Path) -> list[str]:
+    """The exact command-line form of the issue: mappings only, data.path not given."""
+    tr = f"path: {folder}/tr_x.npy, labels: {folder}/tr_y.npy"
+    te = f"path: {folder}/te_x.npy, labels: {folder}/te_y.npy"
+    return ["experiment=demo", "data=folder",
+            f"data.train={{format: npy, {tr}, classes: [0,1,2,3,4]}}",
+            f"data.test={{format: npy, {te}, classes: [0,1,2,3,4]}}", "data.holdout=0",
+            f"+data.ood.near={{format: npy, {te}, classes: [5,6,7,8,9]}}",
+            f"+data.ood.far={{format: npy, path: {folder}/other_x.npy}}", f"paths.data_dir={folder}"]
+
+
+def test_train_and_baselines_on_a_labelled_array_set_from_the_command_line(tmp_path):
+    write_labelled_arrays(tmp_path)
+    run = tmp_path / "RUN"
+    common = [*class_split_overrides(tmp_path), *SMALL, f"hydra.run.dir={run}"]
+    for module in ("ssad.train", "ssad.baselines"):
+        proc = subprocess.run([sys.executable, "-m", module, *common], cwd=ROOT, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((run / "results.json").read_text())
+    baselines = json.loads((run / "baselines.json").read_text())
+    assert set(baselines) == {"raw_pixels", "untrained"}
+    for res in (results, *baselines.values()):
+        assert set(res["ood"]) == {"near", "far"}
+        assert 0 <= res["ood"]["near"]["auroc"] <= 1 and 0 <= res["average"]["auroc"] <= 1
+        assert res["knn_accuracy"] is not None  # train and test both have labels
+    # the held-out classes' bands lie lower than the trained ones': raw pixels see it
+    assert baselines["raw_pixels"]["ood"]["near"]["auroc"] > 0.9
+
+
+def test_report_prints_the_baselines_beside_the_variants(tmp_path):
+    sweep = tmp_path / "sweep"
+    run = sweep / "none"
+    run.mkdir(parents=True)
+    result = {"variant": "none", "dataset": "glyphs", "seed": 0, "ood": {"near": {"auroc": 0.7}},
+              "average": {"auroc": 0.7}, "knn_accuracy": 0.9}
+    (run / "results.json").write_text(json.dumps(result))
+    baselines = {name: {"ood": {"near": {"auroc": value}}, "average": {"auroc": value}, "knn_accuracy": 0.5}
+                 for name, value in (("raw_pixels", 0.9), ("untrained", 0.6))}
+    (sweep / "baselines.json").write_text(json.dumps(baselines))
+    report([str(sweep), "--out", str(tmp_path / "report")])
+    rows = {r["method"]: float(r["measured_mean"]) for r in csv.DictReader((tmp_path / "report" / "table2.csv").open())
+            if r["ood"] == "near"}
+    assert rows == {"Raw pixels": pytest.approx(90.0), "Untrained": pytest.approx(60.0), "DINO": pytest.approx(70.0)}
+    header = (tmp_path / "report" / "table2.md").read_text().splitlines()[2]
+    assert header.index("Raw pixels") < header.index("Untrained") < header.index("DINO")
+
+
+def test_untrained_baseline_measures_batchnorm_statistics_on_the_training_images(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.BatchNorm2d(2)).eval()
+    images = np.random.default_rng(0).integers(0, 256, (10, 3, 8, 8), dtype=np.uint8)
+    calibrate_batchnorm(net, ArraySet(images, None, "train"), size=8, batch_size=5)
+    from ssad.features import preprocess
+    with torch.no_grad():
+        inputs = net[0](preprocess(torch.from_numpy(images), 8))
+    assert torch.allclose(net[1].running_mean, inputs.mean(dim=(0, 2, 3)), atol=1e-5)
+    assert torch.allclose(net[1].running_var, inputs.var(dim=(0, 2, 3)), rtol=2e-2)  # mean of batch variances
+    assert net[1].momentum == 0.1 and not net.training
+    results = compute_baselines(compose_cfg(tmp_path, "model=cnn_small", "model.backbone.width=4",
+                                            "model.backbone.depth=2"))
+    assert results["raw_pixels"]["ood"] != results["untrained"]["ood"]
+    assert set(results["untrained"]["ood"]) == {"digits_5to9", "photos"}
+
+
+def test_glyphs_are_deterministic_labelled_and_differ_between_splits():
+    train, labels = glyphs(16, "train", per_class=3, characters="AB")
+    assert train.shape == (6, 3, 16, 16) and labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert np.array_equal(glyphs(16, "train", per_class=3, characters="AB")[0], train)
+    assert not np.array_equal(glyphs(16, "test", per_class=3, characters="AB")[0], train)
+    assert (train[:, 0] == train[:, 1]).all() and train.max() > 200 and train.min() == 0
+    with pytest.raises(ValueError, match="split"):
+        glyphs(16, "val")
