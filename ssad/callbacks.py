@@ -10,10 +10,11 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torch import Tensor
 
 from ssad.collapse import CollapseMonitor, find_monitor
 from ssad.diagnostics import CODES, SIGNALS
-from ssad.evaluation import EvalSettings, evaluate_network
+from ssad.evaluation import EvalSettings, evaluate_network, ood_skipped_reason
 from ssad.io import append_jsonl, read_jsonl, write_json_atomic
 from ssad.loggers import publish_results
 from ssad.plots import plot_curves, plot_scores
@@ -68,18 +69,32 @@ class OODEvaluation(L.Callback):
         self.settings = EvalSettings(**dict(settings or {}))
         self.meta = dict(meta or {})
         self.loss_curve: list[float] = []
+        # the current epoch's loss so far (summed over its micro-batches, mean over processes): kept in
+        # checkpoints, so that an epoch interrupted and resumed has the mean of all its steps
+        self.epoch_loss_sum: Tensor | float = 0.0
+        self.epoch_loss_steps = 0
         self.last_results: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"loss_curve": list(self.loss_curve)}
+        return {"loss_curve": list(self.loss_curve), "epoch_loss_sum": float(self.epoch_loss_sum),
+                "epoch_loss_steps": self.epoch_loss_steps}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.loss_curve = list(state_dict.get("loss_curve", []))
+        self.epoch_loss_sum = float(state_dict.get("epoch_loss_sum", 0.0))
+        self.epoch_loss_steps = int(state_dict.get("epoch_loss_steps", 0))
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        loss = getattr(pl_module, "last_loss", None)
+        if loss is not None:  # on the device: no host sync per step
+            self.epoch_loss_sum = self.epoch_loss_sum + trainer.strategy.reduce(loss, reduce_op="mean")
+            self.epoch_loss_steps += 1
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        loss = trainer.callback_metrics.get("train/loss_epoch")
-        if loss is not None:
-            self.loss_curve.append(float(loss))
+        if self.epoch_loss_steps:
+            self.loss_curve.append(float(self.epoch_loss_sum) / self.epoch_loss_steps)
+        self.epoch_loss_sum, self.epoch_loss_steps = 0.0, 0
         epoch = trainer.current_epoch + 1
         last = epoch >= trainer.max_epochs
         if last or epoch % self.every_n_epochs == 0:
@@ -87,7 +102,8 @@ class OODEvaluation(L.Callback):
 
     def run(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int, final: bool) -> dict[str, Any]:
         datamodule = trainer.datamodule
-        results, scores = evaluate_network(pl_module.teacher, pl_module.center, datamodule.eval_sets(),
+        sets = datamodule.eval_sets()
+        results, scores = evaluate_network(pl_module.teacher, pl_module.center, sets,
                                            datamodule.augment.global_size, self.settings,
                                            teacher_temp=pl_module.teacher_temperature())
         results = {**self.meta, **results, "epoch": epoch, "step": trainer.global_step,
@@ -102,7 +118,7 @@ class OODEvaluation(L.Callback):
         if results["knn_accuracy"] is None:
             rank_zero_info("kNN accuracy skipped: the in-distribution train/test sets have no labels")
         if not results["ood"]:
-            rank_zero_info("OOD metrics skipped: no in-distribution test set (data.test) or no OOD set (data.ood)")
+            rank_zero_info(f"OOD metrics skipped: {ood_skipped_reason(sets, '+data.ood')}")
         if trainer.is_global_zero:
             append_jsonl(self.output_dir / "metrics.jsonl", results)
             if final:

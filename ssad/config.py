@@ -8,6 +8,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from ssad.config_keys import check_keys
+
 POSITIVE_INT = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "a positive integer")
 NON_NEGATIVE_INT = (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0")
 POSITIVE = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, "a number > 0")
@@ -20,7 +22,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": NON_NEGATIVE_INT,
     "data.size": POSITIVE_INT,
     "data.batch_size": POSITIVE_INT,
-    "data.num_workers": NON_NEGATIVE_INT,
+    "data.num_workers": (lambda v: v == "auto" or NON_NEGATIVE_INT[0](v), "an integer >= 0 or 'auto'"),
+    "data.on_error": (lambda v: v in ("raise", "skip"), "'raise' or 'skip'"),
     "data.holdout": (lambda v: isinstance(v, (int, float)) and 0 <= v < 1, "a share in [0, 1)"),
     "negatives.weight": NON_NEGATIVE,
     "augment.global_size": POSITIVE_INT,
@@ -57,7 +60,9 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise one ValueError listing every key whose value is out of range or of the wrong type."""
+    """Raise one ValueError listing every key the code does not read (:func:`ssad.config_keys.check_keys`), else
+    one listing every key whose value is out of range or of the wrong type."""
+    check_keys(cfg, "train")
     problems = []
     for key, (ok, expected) in RULES.items():
         value = OmegaConf.select(cfg, key, default=None)

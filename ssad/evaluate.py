@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +11,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ssad.backbones import BACKBONES, build_backbone
-from ssad.evaluation import EvalSettings, evaluate_network
+from ssad.config_keys import check_keys
+from ssad.evaluation import METRICS, EvalSettings, evaluate_network, ood_skipped_reason
 from ssad.features import resolve_device
 from ssad.io import check_checkpoint, write_json_atomic
 from ssad.module import SSADModule
 from ssad.plots import plot_scores
 from ssad.safe_load import TRUST_HINT, UnsafeFileError, check_targets, find_targets, load_torch_file, refuse_target
 from ssad.train import CONFIG_DIR
-
-log = logging.getLogger(__name__)
-
 
 MODEL_TARGET = "ssad.module.SSADModule"
 CHECKPOINT_REMEDY = "use a checkpoint written by `python -m ssad.train` (<run dir>/checkpoints/last.ckpt)"
@@ -74,8 +72,37 @@ def load_checkpoint(path: str | Path, trust_file: bool = False) -> tuple[SSADMod
     return model, OmegaConf.create(stored)
 
 
+METRIC_NAMES = {"auroc": "AUROC", "aupr_in": "AUPR-In", "aupr_out": "AUPR-Out", "fpr95": "FPR95"}
+
+
+def results_table(results: Mapping[str, Any]) -> str:
+    """The console summary of an evaluation: one row per OOD set and the average (metrics in percent), then kNN
+    accuracy, sensitivity and occupied soft-classes; or why the OOD metrics are missing."""
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.2f}"
+
+    rows = {**(results.get("ood") or {}), **({"average": results["average"]} if results.get("average") else {})}
+    lines = []
+    if rows:
+        width = max(len("OOD set"), *map(len, rows))
+        header = [f"{'OOD set':<{width}}", *(f"{METRIC_NAMES[m]:>8}" for m in METRICS)]
+        lines += ["  ".join(header), "  ".join("-" * len(h) for h in header)]
+        lines += ["  ".join([f"{name:<{width}}", *(f"{pct(metrics.get(m)):>8}" for m in METRICS)])
+                  for name, metrics in rows.items()]
+    elif results.get("ood_skipped"):
+        lines.append(f"OOD metrics skipped: {results['ood_skipped']}")
+    scalars = [f"kNN accuracy {pct(results.get('knn_accuracy'))}%" if results.get("knn_accuracy") is not None
+               else "kNN accuracy n/a (no labels)",
+               f"sensitivity {pct(results.get('sensitivity'))}%",
+               f"occupied soft-classes {results.get('occupied_soft_classes', 'n/a')}"]
+    lines.append(", ".join(scalars))
+    return "\n".join(lines)
+
+
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate ``cfg.ckpt`` on the run's test set and OOD sets (or ``cfg.ood`` / ``cfg.add_ood``)."""
+    """Evaluate ``cfg.ckpt`` on the run's test set and OOD sets (or ``cfg.ood`` / ``cfg.add_ood``); prints a
+    table of the results (:func:`results_table`) and writes them as JSON."""
+    check_keys(cfg, "evaluate")
     model, run_cfg = load_checkpoint(cfg.ckpt, bool(cfg.get("trust_file", False)))
     if cfg.get("ood") is not None:
         run_cfg.data.ood = cfg.ood
@@ -85,17 +112,20 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     datamodule.check_sources()
     model.to(resolve_device(cfg.accelerator))
     settings = EvalSettings(**cfg.eval.settings)
-    results, scores = evaluate_network(model.teacher, model.center, datamodule.eval_sets(),
-                                       datamodule.augment.global_size, settings)
+    sets = datamodule.eval_sets()
+    results, scores = evaluate_network(model.teacher, model.center, sets, datamodule.augment.global_size, settings)
     checkpoint = Path(cfg.ckpt)
     out = Path(cfg.out) if cfg.get("out") else checkpoint.parent.parent / "eval" / checkpoint.stem / "results.json"
     results = {"variant": run_cfg.negatives.name, "dataset": run_cfg.data.name, "seed": run_cfg.seed,
                "checkpoint": str(checkpoint), **results}
+    if not results["ood"]:
+        results["ood_skipped"] = ood_skipped_reason(sets, "+add_ood")
     write_json_atomic(out, results)
     if cfg.eval.plots:
         plot_scores(scores, results, out.parent / "plots", f"{run_cfg.data.name} / {run_cfg.negatives.name}",
                     settings.temperature)
-    log.info("wrote %s", out)
+    print(f"{checkpoint} ({run_cfg.data.name} / {run_cfg.negatives.name}, seed {run_cfg.seed}):\n"
+          f"{results_table(results)}\nwrote {out}")
     return results
 
 

@@ -7,7 +7,7 @@ are scored exactly like a trained teacher; ``evaluate_network`` extracts the fea
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -50,6 +50,22 @@ class EvalSettings:
             raise ValueError(f"eval.soft_classes_center={self.soft_classes_center!r}: choose 'running' or 'dataset'")
         if self.temperature <= 0 or self.knn_temperature <= 0 or self.knn_k < 1:
             raise ValueError("eval.temperature and eval.knn_temperature must be > 0 and eval.knn_k >= 1")
+
+
+def ood_skipped_reason(set_names: Iterable[str], add_with: str = "+data.ood") -> str | None:
+    """Why no OOD metric can be computed from the evaluation sets ``set_names`` (``train``, ``test`` and the OOD
+    sets' names), and how to fix it (``add_with``: the override that adds an OOD set, ``+data.ood`` for
+    training, ``+add_ood`` for ``ssad.evaluate``); None when there is nothing missing."""
+    names = set(set_names)
+    reasons = []
+    if "test" not in names:
+        reasons.append("there is no in-distribution test set (set data.test, or data.holdout=0.1 to hold out 10% of "
+                       "the training images)")
+    if not names - {"train", "test"}:
+        reasons.append(f"there is no OOD set to compare the in-distribution images with; add one with "
+                       f"{add_with}.NAME='{{format: image_folder, path: /data/other_images}}' (or format: npy, "
+                       "path: FILE.npy)")
+    return "; ".join(reasons) or None
 
 
 def evaluate_features(

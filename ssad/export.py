@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ssad.backbones import builder_name
+from ssad.config_keys import check_keys
 from ssad.detector import Detector
 from ssad.evaluate import load_checkpoint
 from ssad.evaluation import EvalSettings, network_features
@@ -66,6 +67,7 @@ def export_detector(cfg: DictConfig) -> Detector:
     R = 1 − τ·log(−S). The calibration scores come from the detector itself (its fp16 bank, its
     preprocessing), so it accepts exactly ``tpr`` of them. Prints the threshold, how many images calibrated it
     and the detector's held-out quality on the run's OOD sets (:func:`export_report`)."""
+    check_keys(cfg, "export")
     model, run_cfg = load_checkpoint(cfg.ckpt, bool(cfg.get("trust_file", False)))
     device = resolve_device(cfg.accelerator)
     model.to(device)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,13 +16,25 @@ from typing import Any
 import torch
 
 
+def _create_temporary(path: Path) -> Path:
+    """A new empty file ``.{name}.{random}.tmp`` beside ``path``, created with mode 0666 less the umask (as any
+    other file the process writes; ``tempfile.mkstemp`` would make it 0600, and the rename keeps that mode)."""
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path``, on failure it is removed."""
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, on failure it is removed. The
+    file ends up with the mode any newly written file gets (0666 less the umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = _create_temporary(path)
     try:
         yield Path(tmp)
         os.replace(tmp, path)

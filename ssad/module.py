@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import random
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -73,6 +74,7 @@ class SSADModule(L.LightningModule):
         self.register_buffer("center_sum", torch.zeros_like(self.center), persistent=False)
         self.center_rows = 0
         self.run_config: dict[str, Any] | None = None  # the resolved Hydra config, kept in checkpoints
+        self.last_loss: Tensor | None = None  # of the latest micro-batch, detached
         self._compiled = False
 
     def configure_model(self) -> None:
@@ -129,10 +131,8 @@ class SSADModule(L.LightningModule):
             loss = l_pos + self.hparams.neg_weight * l_neg
             self.log("train/L_neg", l_neg, on_step=True, on_epoch=True, sync_dist=True)
         if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite loss ({loss.item()}) at epoch {self.current_epoch}, step {self.global_step}: training "
-                "stopped; checkpoints/last.ckpt holds the last good weights. Lower optim.base_lr, raise "
-                "model.warmup_teacher_temp, or use precision=32-true to find the cause")
+            raise FloatingPointError(nonfinite_loss_message(self.trainer, loss.item()))
+        self.last_loss = loss.detach()  # the epoch's loss curve (ssad.callbacks.OODEvaluation) sums these
         self._accumulate_center(teacher_out)
         # sync_dist: epoch means over all processes (the loss curve in results.json is the global one)
         self.log("train/L_pos", l_pos, on_step=True, on_epoch=True, sync_dist=True)
@@ -230,6 +230,38 @@ class SSADModule(L.LightningModule):
             random.setstate(states["python"])
             if states["cuda"] and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def last_checkpoint(trainer: L.Trainer) -> Path | None:
+    """The run's ``last.ckpt`` (of its ``ModelCheckpoint``) when one has been written, else None."""
+    callback = getattr(trainer, "checkpoint_callback", None)
+    if callback is None or not getattr(callback, "dirpath", None):
+        return None
+    path = Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
+    return path if path.is_file() else None
+
+
+def nonfinite_loss_message(trainer: L.Trainer, loss: float) -> str:
+    """Why the run stopped on a non-finite loss, and what is true for it: whether a checkpoint holds weights to go
+    back to, and whether reduced precision can be the cause (``trainer.precision=32-true`` suggested only when the
+    run uses another precision)."""
+    lines = [f"non-finite loss ({loss}) at epoch {trainer.current_epoch}, step {trainer.global_step}: training "
+             "stopped."]
+    last = last_checkpoint(trainer)
+    if last is not None:
+        lines.append(f"{last} holds the last good weights (saved at the end of an earlier epoch or at an "
+                     "interruption); rerunning the same hydra.run.dir after a change resumes from it.")
+    else:
+        lines.append("No checkpoint was written yet (the first is written at the end of epoch 1): start again after "
+                     "a change.")
+    lines.append("Try a lower optim.base_lr or a higher model.warmup_teacher_temp.")
+    precision = str(trainer.precision)
+    if precision in ("32-true", "32", "64-true", "64"):
+        lines.append(f"The run already computes in full precision ({precision}), so rounding is not the cause.")
+    else:
+        lines.append(f"This run uses trainer.precision={precision}: trainer.precision=32-true tells whether "
+                     "rounding is the cause.")
+    return " ".join(lines)
 
 
 def _numpy_state_to_torch(state: tuple) -> tuple:

@@ -28,6 +28,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 OOD_NAMES = {"cifar10": "CIFAR10", "cifar100": "CIFAR100", "svhn": "SVHN", "imagenet30": "ImageNet30",
              "tinyimagenet": "TinyImageNet", "lsun": "LSUN", "stl10": "STL10", "places365": "Places365",
@@ -385,20 +386,37 @@ def _skip(ax: plt.Axes, message: str) -> None:
     ax.set_axis_off()
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "p", "h")
+
+
 def _scatter(ax: plt.Axes, runs: Sequence[Run], x: Callable[[Run], float | None],
              y: Callable[[Run], float | None], colors: Mapping[str, Any], xlabel: str, ylabel: str) -> None:
-    """One point per run with both values, coloured and labelled by variant."""
+    """One point per run with both values; a variant is a colour and a hollow marker shape of its own (named in
+    the figure's legend), so that runs at the same place stay visible and no label covers another."""
     points = [(r, x(r), y(r)) for r in runs]
     points = [(r, a, b) for r, a, b in points if a is not None and b is not None]
     if not points:
         return _skip(ax, f"no run reports both\n{xlabel} and {ylabel}")
-    for run, a, b in points:
-        ax.scatter(a, b, color=colors[run.variant])
-        ax.annotate(HEADERS.get(run.variant, run.variant), (a, b), xytext=(3, 3), textcoords="offset points",
-                    fontsize=7)
+    shapes = {v: MARKERS[i % len(MARKERS)] for i, v in enumerate(colors)}
+    for variant in colors:
+        mine = [(a, b) for r, a, b in points if r.variant == variant]
+        if mine:
+            ax.scatter(*zip(*mine), marker=shapes[variant], facecolors="none", edgecolors=[colors[variant]],
+                       linewidths=1.4, s=42, label=HEADERS.get(variant, variant))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
+
+
+def _legend_right(fig: plt.Figure, axes: Sequence[plt.Axes]) -> None:
+    """One legend of the variants for the whole figure, right of the panels (never over a point)."""
+    entries: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if entries:
+        fig.legend(list(entries.values()), list(entries), loc="center left", bbox_to_anchor=(1.0, 0.5),
+                   fontsize=8, title="variant", frameon=False)
 
 
 def _finished(runs: Sequence[Run], in_dist: str) -> tuple[list[Run], dict[str, Any]]:
@@ -411,13 +429,17 @@ def _finished(runs: Sequence[Run], in_dist: str) -> tuple[list[Run], dict[str, A
 
 def _save(fig: plt.Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")  # the legend right of the panels included
     plt.close(fig)
     return path
 
 
 def figure2(runs: Sequence[Run], in_dist: str, path: Path) -> Path:
+    """Figure 2 (:func:`figure2_figure`) as a PNG at ``path``."""
+    return _save(figure2_figure(runs, in_dist), path)
+
+
+def figure2_figure(runs: Sequence[Run], in_dist: str) -> plt.Figure:
     """Left: occupied soft-classes per variant (mean ± std over seeds). Right: occupied soft-classes vs
     CIFAR100 AUROC (average AUROC when no run has CIFAR100 as OOD set), one point per run."""
     runs, colors = _finished(runs, in_dist)
@@ -426,22 +448,32 @@ def figure2(runs: Sequence[Run], in_dist: str, path: Path) -> Path:
                 for v in colors}
     occupied = {v: xs for v, xs in occupied.items() if xs}
     if occupied:
-        left.bar(range(len(occupied)), [statistics.fmean(xs) for xs in occupied.values()],
-                 yerr=[statistics.stdev(xs) if len(xs) > 1 else 0 for xs in occupied.values()],
-                 color=[colors[v] for v in occupied], capsize=3)
-        left.set_xticks(range(len(occupied)), [HEADERS.get(v, v) for v in occupied], rotation=45, ha="right")
-        left.set_ylabel("occupied soft-classes")
+        # horizontal bars: the variants' names stay horizontal and apart however long or many they are
+        left.barh(range(len(occupied)), [statistics.fmean(xs) for xs in occupied.values()],
+                  xerr=[statistics.stdev(xs) if len(xs) > 1 else 0 for xs in occupied.values()],
+                  color=[colors[v] for v in occupied], capsize=3)
+        left.set_yticks(range(len(occupied)), [HEADERS.get(v, v) for v in occupied])
+        left.invert_yaxis()  # the first variant on top
+        left.set_xlabel("occupied soft-classes (mean ± std over seeds)")
     else:
         _skip(left, "no run reports occupied soft-classes")
     ood = "cifar100" if any(r.value("cifar100", "auroc") is not None for r in runs) else AVERAGE
     xlabel = "CIFAR100 AUROC (%)" if ood == "cifar100" else "average AUROC (%) (no CIFAR100 OOD set)"
     _scatter(right, runs, lambda r: _pct(r.value(ood, "auroc")), lambda r: r.value("occupied_soft_classes"),
              colors, xlabel, "occupied soft-classes")
+    right.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count
     fig.suptitle(f"Figure 2: occupied soft-classes, {name(in_dist)} as in-distribution")
-    return _save(fig, path)
+    fig.tight_layout()
+    _legend_right(fig, [right])
+    return fig
 
 
 def figure3(runs: Sequence[Run], in_dist: str, path: Path) -> Path:
+    """Figure 3 (:func:`figure3_figure`) as a PNG at ``path``."""
+    return _save(figure3_figure(runs, in_dist), path)
+
+
+def figure3_figure(runs: Sequence[Run], in_dist: str) -> plt.Figure:
     """Average AUROC vs kNN accuracy (left) and vs sensitivity (right), one point per run."""
     runs, colors = _finished(runs, in_dist)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -454,13 +486,38 @@ def figure3(runs: Sequence[Run], in_dist: str, path: Path) -> Path:
     _scatter(axes[1], runs, lambda r: _pct(r.value("sensitivity")), auroc, colors,
              "sensitivity: AUROC train vs test in-distribution (%)", "average AUROC (%)")
     fig.suptitle(f"Figure 3: AUROC vs kNN accuracy and sensitivity, {name(in_dist)} as in-distribution")
-    return _save(fig, path)
+    fig.tight_layout()
+    _legend_right(fig, axes)
+    return fig
+
+
+def empty_tables_reason(runs: Sequence[Run]) -> str | None:
+    """Why the tables hold no measured OOD metric (every cell ``—`` or ``missing``), and how to get one; None when
+    some run has one."""
+    finished = [r for r in runs if r.results is not None]
+    if any((r.results or {}).get("ood") for r in finished):
+        return None
+    if not finished:
+        return (f"the tables are empty: none of the {len(runs)} runs has a results.json yet (unfinished or failed; "
+                "a run writes it after its last epoch)")
+    add = ("train with OOD sets: +data.ood.NAME='{format: image_folder, path: /data/other_images}' (or a data "
+           "preset that has them, e.g. data=cifar10)")
+    if not any(r.planned_ood for r in finished):
+        return (f"the tables are empty: none of the {len(finished)} finished runs was given an OOD set (data.ood is "
+                f"empty in their .hydra/config.yaml), so there is no AUROC to put in them; {add}")
+    return (f"the tables are empty: the {len(finished)} finished runs have OOD sets but no OOD metrics, which needs an "
+            "in-distribution test set as well (data.test, or data.holdout=0.1 to hold out 10% of the training "
+            "images)")
 
 
 def write_report(runs: Sequence[Run], out: str | os.PathLike, metric: str = "auroc") -> list[Path]:
-    """Write the tables (Markdown, LaTeX, CSV) and figures (PNG) of ``runs`` to ``out``; returns the paths."""
+    """Write the tables (Markdown, LaTeX, CSV) and figures (PNG) of ``runs`` to ``out``; returns the paths. Empty
+    tables say why in their notes (:func:`empty_tables_reason`)."""
     out = Path(out)
     table2, table1 = build_tables(runs, metric)
+    reason = empty_tables_reason(runs)
+    if reason:
+        table2.notes.append(f"Note: {reason}.")
     paths = write_tables([table2], out, "table2") + (write_tables(table1, out, "table1") if table1 else [])
     return paths + [figure2(runs, table2.in_dist, out / "figure2.png"),
                     figure3(runs, table2.in_dist, out / "figure3.png")]
@@ -490,6 +547,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(path.read_text())
     missing = sum(r.results is None for r in runs)
     print(f"{len(runs)} runs ({missing} missing); wrote", *map(str, paths), sep="\n  ")
+    reason = empty_tables_reason(runs)
+    if reason:
+        print(f"note: {reason}")
 
 
 if __name__ == "__main__":

@@ -13,16 +13,21 @@ import csv
 import io
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from ssad.config_keys import check_keys
 from ssad.data.formats import list_images, load_images, npy
 from ssad.detector import Detector
 from ssad.io import write_text_atomic
 from ssad.train import CONFIG_DIR
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
@@ -53,32 +58,35 @@ def summary(scores: torch.Tensor, flags: torch.Tensor, threshold: float, detecto
     return f"{text}\nnote: {note}" if note else text
 
 
-def plot_histogram(scores: torch.Tensor, threshold: float, path: str | Path,
-                   calibration: torch.Tensor | None = None) -> None:
+def histogram_figure(scores: torch.Tensor, threshold: float, calibration: torch.Tensor | None = None) -> Figure:
     """Histogram of the scores beside the in-distribution calibration scores, with the threshold."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    shown = scores.double().numpy()
+    from ssad.plots import legend_below, overlaid_histograms
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    samples = {"scored images": scores.double().numpy()}
     if calibration is not None:
-        reference = calibration.double().numpy()
-        bins = np.histogram_bin_edges(np.concatenate([shown, reference]), bins=50)
-        ax.hist(reference, bins=bins, alpha=0.5, density=True, label="in-distribution (calibration)")
-        ax.hist(shown, bins=bins, alpha=0.5, density=True, label="scored images")
-        ax.set_ylabel("density")
-    else:
-        ax.hist(shown, bins=50)
-        ax.set_ylabel("images")
+        samples = {"in-distribution (calibration)": calibration.double().numpy(), **samples}
+    overlaid_histograms(ax, samples, bins=50, density=calibration is not None)
     ax.axvline(threshold, color="r", ls="--", label="threshold")
     ax.set_xlabel("anomaly score 1 − τ·log(−S)")
-    ax.legend(fontsize=7)
+    legend_below(ax, ncol=3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig
+
+
+def plot_histogram(scores: torch.Tensor, threshold: float, path: str | Path,
+                   calibration: torch.Tensor | None = None) -> None:
+    """Write :func:`histogram_figure` to ``path`` (PNG)."""
+    from ssad.plots import save_figure
+
+    save_figure(histogram_figure(scores, threshold, calibration), Path(path))
 
 
 def score_images(cfg: DictConfig) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """Score ``cfg.input`` with ``cfg.detector``; write ``cfg.out`` (CSV) and, if asked, a histogram."""
+    check_keys(cfg, "score")
     detector = Detector.load(cfg.detector, device=cfg.device, trust_file=bool(cfg.get("trust_file", False)))
     threshold = detector.threshold if cfg.get("tpr") is None else detector.threshold_at(cfg.tpr)
     names, images = read_input(cfg.input, detector.data_size, cfg.on_error)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -11,16 +12,30 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from ssad.batching import configure_accumulation
 from ssad.config import validate
+from ssad.config_keys import install_override_hint
 from ssad.io import check_checkpoint
 from ssad.loggers import finish as finish_loggers
+from ssad.rundir import remove_if_unused
 from ssad.safe_load import load_torch_file, numpy_arrays_allowed
 
 log = logging.getLogger(__name__)
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # packaged: works from a wheel too
+install_override_hint()  # Hydra's refusal of an unknown key lists the known ones (every ssad command imports this)
+
+
+def interrupting_signal(stop: SystemExit) -> signal.Signals | None:
+    """The signal that ended ``trainer.fit``: SIGTERM (Lightning raises ``SIGTERMException``, whose exit status
+    would be 0) or SIGINT (Lightning turns Ctrl-C's KeyboardInterrupt into ``sys.exit(1)``); None otherwise."""
+    if isinstance(stop, SIGTERMException):
+        return signal.SIGTERM
+    if isinstance(stop.__context__, KeyboardInterrupt):
+        return signal.SIGINT
+    return None
 
 
 def resolve_precision(precision: str) -> str:
@@ -94,6 +109,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     try:
         with numpy_arrays_allowed():  # older checkpoints keep NumPy's random state as an array
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=not cfg.get("trust_file", False))
+    except SystemExit as stop:
+        signum = interrupting_signal(stop)
+        if signum is None:
+            raise
+        # the conventional 128 + signal, so that `train && export` stops and a requeue script can tell a
+        # pre-emption (143) from a finished run (0) and from a failure (1)
+        log.warning("stopped by %s at step %d; exit status %d (rerun with the same hydra.run.dir to resume)",
+                    signum.name, trainer.global_step, 128 + signum)
+        raise SystemExit(128 + signum) from None
     finally:
         finish_loggers(trainer.loggers)
     return {"variant": cfg.negatives.name, "dataset": cfg.data.name, "seed": cfg.seed,
@@ -103,8 +127,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> None:
     OmegaConf.set_struct(cfg, False)
-    log.info("run directory: %s", HydraConfig.get().runtime.output_dir)
-    train(cfg)
+    run_dir = HydraConfig.get().runtime.output_dir
+    log.info("run directory: %s", run_dir)
+    try:
+        train(cfg)
+    except BaseException:
+        if remove_if_unused(run_dir):  # failed before anything worth keeping was written
+            log.info("removed the run directory %s: nothing was trained", run_dir)
+        raise
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import wandb
 from hydra import compose, initialize_config_dir
 
 from ssad.loggers import has_wandb_credentials, wandb_logger
@@ -12,9 +13,12 @@ def test_wandb_offline_run_files_hold_config_and_summary(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    cfg = compose_cfg(tmp_path, "negatives=rot_indist", "logger=wandb", "logger.wandb.mode=offline",
+    cfg = compose_cfg(tmp_path, "data=digits", "negatives=rot_indist", "logger=wandb", "logger.wandb.mode=offline",
                       "trainer.max_epochs=1")
-    train(cfg)
+    train(cfg)  # ends with run.finish()
+    # the transaction log is written by W&B's service process, not by this one: teardown() waits until that process
+    # has closed the run's files and exited, so what is read next is complete however loaded the machine is
+    wandb.teardown()
     runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     # the offline transaction log (what `wandb sync` uploads) holds the resolved config and the summary

@@ -8,6 +8,7 @@ source, multi-crop, negative transforms on the views).
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -21,8 +22,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from ssad.augment import MultiCropAugment
+from ssad.data.formats import UnreadableFilesError
 from ssad.data.samplers import EpochSampler
-from ssad.data.sources import ArraySet, RowView, check_source, load_source, plain
+from ssad.data.sources import ArraySet, RowView, accepts, check_source, load_source, plain
 from ssad.negatives import NegativePart, parse_variant
 from ssad.views import TrainingViews
 
@@ -31,6 +33,27 @@ INDIST = "indist"
 # (EpochSampler positioned from the trainer's restored step count, see SSADDataModule.train_dataloader).
 warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 HOLDOUT_SEED = 0  # fixed: training, evaluation and export of one run hold out the same images
+MAX_AUTO_WORKERS = 4  # data.num_workers=auto never asks for more DataLoader workers than this
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, as PyTorch's DataLoader counts them)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def resolve_num_workers(value: int | str, processes: int = 1) -> int:
+    """``data.num_workers``: an integer as given, or ``auto``: the CPUs of this process's share of the machine
+    (``available_cpus() // processes``, the training processes on it sharing the CPUs) less one for the training
+    process itself, at most :data:`MAX_AUTO_WORKERS`: 1 on 2 cores, 0 on 1, 4 on 8 or more. Neither PyTorch
+    (more workers than CPUs) nor Lightning (fewer workers than it suggests) then warns."""
+    if value == "auto":
+        return max(0, min(MAX_AUTO_WORKERS, available_cpus() // max(processes, 1) - 1))
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"data.num_workers={value!r}: give an integer >= 0 or 'auto'")
+    return value
 
 
 def holdout_split(data: ArraySet, fraction: float) -> tuple[ArraySet, ArraySet]:
@@ -113,6 +136,8 @@ class SSADDataModule(L.LightningDataModule):
     ``path`` (a folder of images or a ``.npy`` file) stands for ``train`` when that is not given.
     ``holdout`` > 0 (only without ``test``) keeps that share of the training images out of training as the
     test set, so a user's own data gets sensitivity, OOD metrics and an honest detector threshold.
+    ``on_error`` (``raise`` or ``skip``) is what every image folder of the run does with unreadable files, unless
+    its spec says otherwise; ``num_workers`` may be ``auto`` (:func:`resolve_num_workers`).
     An epoch is one pass over the in-distribution training set; as many negatives are drawn (with
     replacement) as positives, both in an order fixed by ``seed`` and the epoch (exact mid-epoch resumption).
     """
@@ -131,12 +156,17 @@ class SSADDataModule(L.LightningDataModule):
         name: str = "custom",
         size: int = 32,
         batch_size: int = 64,
-        num_workers: int = 0,
+        num_workers: int | str = 0,
         cache_dir: str | None = None,
+        on_error: str = "raise",
     ) -> None:
         super().__init__()
         self.name, self.size, self.batch_size = name, size, batch_size
+        resolve_num_workers(num_workers)  # checked now, resolved when the trainer's processes are known
         self.num_workers, self.cache_dir = num_workers, cache_dir
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"data.on_error={on_error!r}: choose 'raise' or 'skip'")
+        self.on_error = on_error
         if train is None and path is None:
             raise ValueError("no training data: set data.path (a folder of images or a .npy file) or data.train")
         if not 0 <= holdout < 1:
@@ -188,7 +218,15 @@ class SSADDataModule(L.LightningDataModule):
                 raise FileNotFoundError(f"{role} ({spec.get('format')}): {err}") from err
 
     def load(self, spec: Mapping[str, Any]) -> ArraySet:
-        return load_source(spec, self.size, self.cache_dir)
+        """``spec`` through the cache, with ``data.on_error`` for a format that reads image files; an unreadable
+        file is named with the override that skips it."""
+        spec = dict(spec)
+        if "on_error" not in spec and accepts(spec, "on_error"):
+            spec["on_error"] = self.on_error
+        try:
+            return load_source(spec, self.size, self.cache_dir)
+        except UnreadableFilesError as err:
+            raise err.with_remedy("data.on_error=skip") from None
 
     # ----------------------------------------------------------------- lightning hooks
     def prepare_data(self) -> None:
@@ -242,12 +280,18 @@ class SSADDataModule(L.LightningDataModule):
         epoch, steps = divmod(trainer.global_step, steps_per_epoch)
         return epoch, steps * trainer.accumulate_grad_batches
 
+    def loader_workers(self) -> int:
+        """``num_workers`` for this machine and the trainer's processes on it (``auto`` resolved)."""
+        processes = self.trainer.num_devices if self.trainer is not None else 1
+        return resolve_num_workers(self.num_workers, processes)
+
     def _loader(self, dataset: Dataset, sampler: EpochSampler) -> DataLoader:
         # its own generator: creating the iterator draws worker seeds from it, not from the global random state
+        workers = self.loader_workers()
         return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True,
-                          num_workers=self.num_workers, collate_fn=passthrough,
+                          num_workers=workers, collate_fn=passthrough,
                           generator=torch.Generator().manual_seed(self.seed),
-                          pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0)
+                          pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
 
     def eval_sets(self) -> dict[str, ArraySet]:
         """The evaluation sets by role: ``train`` (the Eq. 6 bank), ``test`` when configured or held out, each

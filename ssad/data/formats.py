@@ -130,13 +130,27 @@ def _decode(path: Path, size: int) -> np.ndarray | str:
         return f"{type(err).__name__}: {err}"
 
 
+class UnreadableFilesError(ValueError):
+    """Image files that could not be decoded, listed by name, with the setting that leaves them out. A reader
+    knows only its own ``on_error`` argument; a command that sets it under another key re-raises the error
+    with that key (:meth:`with_remedy`), so the message names the override that works there."""
+
+    def __init__(self, listing: str, override: str = "on_error=skip") -> None:
+        self.listing, self.override = listing, override
+        super().__init__(f"{listing}. Repair or remove them, or set {override} to leave them out.")
+
+    def with_remedy(self, override: str) -> UnreadableFilesError:
+        """The same error, naming ``override`` (e.g. ``data.on_error=skip``) as the way to skip the files."""
+        return UnreadableFilesError(self.listing, override)
+
+
 def _report_unreadable(bad: dict[Path, str], total: int, on_error: str) -> None:
     """Raise (``on_error="raise"``) or warn (``"skip"``) with the unreadable files by name and why."""
     listed = "; ".join(f"{path} ({why})" for path, why in list(bad.items())[:LISTED_BAD_FILES])
     more = f"; and {len(bad) - LISTED_BAD_FILES} more" if len(bad) > LISTED_BAD_FILES else ""
     message = f"{len(bad)} of {total} image files could not be read: {listed}{more}"
     if on_error == "raise":
-        raise ValueError(f"{message}. Repair or remove them, or set on_error=skip to leave them out.")
+        raise UnreadableFilesError(message)
     warnings.warn(f"{message}. Skipping them (on_error=skip).", stacklevel=3)
 
 

@@ -106,6 +106,13 @@ def _reader(spec: Mapping[str, Any]) -> tuple[str, Reader, dict[str, Any]]:
     return fmt, reader, kwargs
 
 
+def accepts(spec: Mapping[str, Any], argument: str) -> bool:
+    """Whether the reader of ``spec``'s format takes ``argument`` (e.g. ``on_error``); False for an unknown
+    format (which :func:`check_source` reports)."""
+    reader = FORMATS.get(dict(plain(spec)).get("format"))
+    return reader is not None and argument in inspect.signature(reader).parameters
+
+
 def _locate(fmt: str, kwargs: Mapping[str, Any], fetch: bool) -> list[Path]:
     """The files ``fmt`` reads for ``kwargs`` (downloading them first when ``fetch`` and allowed)."""
     if fmt not in LOCATORS:

@@ -1,0 +1,82 @@
+"""Unknown config keys fail with the known keys listed, however they arrive; legitimate additions keep working."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+
+from ssad.config import validate
+from ssad.config_keys import check_keys
+from ssad.train import CONFIG_DIR
+from tests.conftest import compose_cfg
+
+OPTIM_KEYS = "base_lr, clip_grad, clip_mode, effective_batch, freeze_last_layer, fused, min_lr, warmup_epochs"
+
+
+def test_a_typo_on_the_command_line_lists_the_known_keys(tmp_path):
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_cfg(tmp_path, "optim.lrr=0.1")
+    assert "optim has no key 'lrr'" in str(err.value) and OPTIM_KEYS in str(err.value)
+    assert "+optim.lrr" not in str(err.value)  # Hydra's own advice, which then failed silently, is gone
+    with pytest.raises(ConfigCompositionException, match="did you mean 'out_dim'"):
+        compose_cfg(tmp_path, "model.head.out_dimm=3")
+
+
+@pytest.mark.parametrize("prefix", ["+", "++"])
+def test_an_added_key_that_nothing_reads_fails_at_start_up(tmp_path, prefix):
+    cfg = compose_cfg(tmp_path, f"{prefix}optim.lrr=0.1")  # Hydra accepts it ...
+    with pytest.raises(ValueError) as err:  # ... the start-up check does not
+        validate(cfg)
+    assert "unknown config key optim.lrr" in str(err.value) and OPTIM_KEYS in str(err.value)
+
+
+def test_a_key_the_code_takes_is_pointed_to_plus_plus(tmp_path):
+    with pytest.raises(ConfigCompositionException, match=r"set it with \+\+trainer.overfit_batches=2"):
+        compose_cfg(tmp_path, "trainer.overfit_batches=2")
+    with pytest.raises(ConfigCompositionException, match=r"add it with \+data.ood.mine="):
+        compose_cfg(tmp_path, "data.ood.mine={format: synthetic, n: 4}")
+
+
+def test_legitimate_additions_pass(tmp_path):
+    cfg = compose_cfg(tmp_path, "+data.ood.mine={format: synthetic, n: 4}", "++trainer.limit_train_batches=2",
+                      "+data.holdout=0.2", "++model.head.n_layers=2",
+                      "+callbacks.extra={_target_: ssad.callbacks.CheckpointOnInterrupt, dirpath: x}")
+    validate(cfg)
+    validate(compose_cfg(tmp_path, "data=folder", "data.path=mine.npy", "data.on_error=skip"))
+    cfg = compose_cfg(tmp_path, "+callbacks.extra={_target_: ssad.callbacks.CheckpointOnInterrupt, dirpath: x, "
+                                "every: 2}")
+    with pytest.raises(ValueError, match="callbacks.extra.every: callbacks.extra has no key 'every'; its keys: "
+                                         "dirpath"):
+        validate(cfg)
+
+
+@pytest.mark.parametrize("name", ["evaluate", "export", "score"])
+def test_other_commands_refuse_unknown_keys_too(name):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(name, overrides=["+tprr=0.9", "eval.settings.progress=false"] if name != "score"
+                      else ["+tprr=0.9"])
+    with pytest.raises(ValueError, match="the config has no key 'tprr'"):
+        check_keys(cfg, name)
+
+
+def _train_cli(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SSAD_DATA": str(tmp_path / "data"), "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run([sys.executable, "-m", "ssad.train", f"hydra.run.dir={tmp_path}/outputs/run",
+                           "logger=none", *overrides], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=300)
+
+
+def test_command_line_refuses_both_ways_and_leaves_no_run_folder(tmp_path):
+    plain = _train_cli(tmp_path, "optim.lrr=0.1")
+    assert plain.returncode != 0 and "optim has no key 'lrr'" in plain.stderr and OPTIM_KEYS in plain.stderr
+    added = _train_cli(tmp_path, "+optim.lrr=0.1")
+    assert added.returncode != 0
+    assert "unknown config key optim.lrr" in added.stderr and OPTIM_KEYS in added.stderr
+    # Hydra had created the run folder (.hydra/, train.log) before the check failed: it is gone, with `outputs/`
+    assert not (tmp_path / "outputs").exists()

@@ -1,0 +1,113 @@
+"""What the commands tell a user: why OOD metrics are skipped and how to add a set, the evaluation's results on the
+console, why a report's tables are empty."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+
+from ssad.evaluate import evaluate_checkpoint
+from ssad.evaluation import ood_skipped_reason
+from ssad.report import main as report_main
+from ssad.train import CONFIG_DIR, train
+from tests.conftest import compose_cfg
+
+
+def test_skip_reason_names_what_is_missing():
+    only_ood_missing = ood_skipped_reason(["train", "test"], "+data.ood")
+    assert "no in-distribution test set" not in only_ood_missing
+    assert "no OOD set" in only_ood_missing and "+data.ood.NAME='{format: image_folder, path: " in only_ood_missing
+    test_missing = ood_skipped_reason(["train", "svhn"])
+    assert "no in-distribution test set" in test_missing and "no OOD set" not in test_missing
+    assert ood_skipped_reason(["train", "test", "svhn"]) is None
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """One epoch on a user's .npy images with the default hold-out and no OOD set; what Lightning's rank-zero
+    logger printed."""
+    tmp_path = tmp_path_factory.mktemp("folder_run")
+    np.save(tmp_path / "mine.npy", np.random.default_rng(0).integers(0, 256, (40, 16, 16, 3), dtype=np.uint8))
+    records = _Records()
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    logger.addHandler(records)
+    try:
+        train(compose_cfg(tmp_path, "data=folder", f"data.path={tmp_path}/mine.npy", "data.batch_size=8",
+                          "negatives=none", "trainer.max_epochs=1"))
+    finally:
+        logger.removeHandler(records)
+    return tmp_path, records.messages
+
+
+def test_training_says_which_set_is_missing_and_how_to_add_one(folder_run):
+    _, messages = folder_run
+    skipped = [m for m in messages if m.startswith("OOD metrics skipped")]
+    assert len(skipped) == 1
+    assert "no in-distribution test set" not in skipped[0]  # the hold-out is there
+    assert "there is no OOD set" in skipped[0] and "+data.ood.NAME=" in skipped[0]
+
+
+def _evaluate(tmp_path: Path, *overrides: str) -> tuple[dict, str]:
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose("evaluate", overrides=[f"ckpt={tmp_path}/run/checkpoints/last.ckpt", f"out={tmp_path}/e.json",
+                                             "eval.settings.progress=false", "eval.plots=false", *overrides])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        results = evaluate_checkpoint(cfg)
+    return results, printed.getvalue()
+
+
+def test_evaluate_prints_a_results_table(folder_run):
+    tmp_path, _ = folder_run
+    results, printed = _evaluate(tmp_path, "+add_ood.noise={format: synthetic, n: 24}")
+    lines = printed.splitlines()
+    header = next(line for line in lines if line.startswith("OOD set"))
+    assert header.split() == ["OOD", "set", "AUROC", "AUPR-In", "AUPR-Out", "FPR95"]
+    noise = next(line for line in lines if line.startswith("noise"))
+    assert noise.split()[1] == f"{100 * results['ood']['noise']['auroc']:.2f}"
+    assert any(line.startswith("average") for line in lines) and "sensitivity" in printed
+    assert printed.rstrip().endswith(f"wrote {tmp_path}/e.json")
+
+
+def test_evaluate_without_ood_sets_says_how_to_add_one(folder_run):
+    tmp_path, _ = folder_run
+    results, printed = _evaluate(tmp_path)
+    assert "OOD metrics skipped: there is no OOD set" in printed and "+add_ood.NAME=" in printed
+    assert results["ood_skipped"] in printed
+
+
+def _run_without_ood(run_dir: Path, seed: int) -> None:
+    (run_dir / ".hydra").mkdir(parents=True)
+    config = {"seed": seed, "data": {"name": "folder", "ood": {}}, "negatives": {"name": "rot_indist", "parts": []}}
+    (run_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    results = {"variant": "rot_indist", "dataset": "folder", "seed": seed, "ood": {}, "average": None,
+               "knn_accuracy": None, "sensitivity": 0.5, "occupied_soft_classes": 3}
+    (run_dir / "results.json").write_text(json.dumps(results))
+
+
+def test_report_on_a_sweep_without_ood_sets_says_why_its_tables_are_empty(tmp_path):
+    for seed in (0, 1):
+        _run_without_ood(tmp_path / "sweep" / f"folder-rot_indist-seed{seed}", seed)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        report_main([str(tmp_path / "sweep"), "--out", str(tmp_path / "report")])
+    why = "the tables are empty: none of the 2 finished runs was given an OOD set"
+    assert f"note: {why}" in printed.getvalue() and "+data.ood.NAME=" in printed.getvalue()
+    assert why in (tmp_path / "report" / "table2.md").read_text()
