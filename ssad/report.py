@@ -111,7 +111,8 @@ def _drop_superseded(runs: list[Run]) -> list[Run]:
 
 def collect_runs(path: str | os.PathLike) -> list[Run]:
     """Every run directory under ``path`` (at any depth): a directory holding ``results.json`` and/or
-    ``.hydra/config.yaml``. Directories inside a run (e.g. ``eval/``) are not runs of their own."""
+    ``.hydra/config.yaml``. Directories inside a run (e.g. ``eval/``) are not runs of their own; a folder where
+    ``python -m ssad.baselines`` wrote ``baselines.json`` (and its ``.hydra/``) but no results is not a run."""
     root = Path(path)
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is not a directory")
@@ -120,7 +121,8 @@ def collect_runs(path: str | os.PathLike) -> list[Run]:
         run_dir = Path(dirpath)
         config_file = run_dir / ".hydra" / "config.yaml"
         results_file = run_dir / "results.json"
-        if results_file.is_file() or config_file.is_file():
+        baselines_only = (run_dir / "baselines.json").is_file() and not results_file.is_file()
+        if (results_file.is_file() or config_file.is_file()) and not baselines_only:
             config = (yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
             results = json.loads(results_file.read_text()) if results_file.is_file() else None
             runs.append(make_run(str(run_dir), config, results))

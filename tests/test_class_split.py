@@ -78,6 +78,8 @@ def test_report_prints_the_baselines_beside_the_variants(tmp_path):
     baselines = {name: {"ood": {"near": {"auroc": value}}, "average": {"auroc": value}, "knn_accuracy": 0.5}
                  for name, value in (("raw_pixels", 0.9), ("untrained", 0.6))}
     (sweep / "baselines.json").write_text(json.dumps(baselines))
+    (sweep / ".hydra").mkdir()  # ssad.baselines run with hydra.run.dir=<the sweep folder> leaves its config there
+    (sweep / ".hydra" / "config.yaml").write_text("negatives: {name: rot_indist}\ndata: {name: glyphs}\n")
     report([str(sweep), "--out", str(tmp_path / "report")])
     rows = {r["method"]: float(r["measured_mean"]) for r in csv.DictReader((tmp_path / "report" / "table2.csv").open())
             if r["ood"] == "near"}

@@ -169,7 +169,7 @@ def load_source(spec: Mapping[str, Any], size: int, cache_dir: str | None = None
 
     images, labels = cached_arrays(fmt, key, build, cache_dir)
     name = str(plain(spec).get("name", fmt))
-    classes = plain(spec).get("classes")
+    classes = plain(plain(spec).get("classes"))
     return ArraySet(images, labels, name) if classes is None else select_classes(images, labels, classes, name)
 
 
