@@ -17,6 +17,11 @@ view.
 The same configuration then runs through the real ``trainer.fit`` (``ssad.train.build``: datamodule with the
 synthetic images as a ``.npy`` training set, DataLoaders, ``CombinedLoader``, Lightning's loop and logging, no
 checkpoints or evaluation), so the figure users get is printed beside the step loop's (``--no-fit`` skips it).
+
+Any backbone of ``ssad.backbones`` runs (``model=vit_small|resnet18|cnn_small|vit_tiny_demo``): a preset's
+backbone overrides (:data:`BACKBONE_PRESETS`) and the ``fused_attn`` lever apply to the backbones that have
+them. FLOPs are counted by the analytic formula for a ViT and by ``torch.utils.flop_counter`` for the others;
+the report says which.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ import random
 import resource
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -43,9 +49,11 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageFilter, ImageOps
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
+from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms as T
 
 from ssad.augment import IMAGENET_MEAN, IMAGENET_STD, MultiCropAugment
+from ssad.backbones import builder_name
 from ssad.features import extract
 from ssad.metrics import ood_score
 from ssad.models import MultiCropNetwork
@@ -60,10 +68,16 @@ Batch = dict[str, list[Tensor]]
 PRESETS: dict[str, list[str]] = {
     "paper": ["experiment=cifar10"],
     "tiny": ["experiment=cifar10", "data.batch_size=8", "augment.global_size=32", "augment.local_size=16",
-             "model.backbone.patch_size=8", "++model.backbone.embed_dim=48", "++model.backbone.depth=2",
-             "++model.backbone.num_heads=3", "model.head.out_dim=64", "model.head.hidden_dim=64",
-             "model.head.bottleneck_dim=32", "eval.settings.batch_size=64"],
+             "model.head.out_dim=64", "model.head.hidden_dim=64", "model.head.bottleneck_dim=32",
+             "eval.settings.batch_size=64"],
 }
+# The preset's overrides of the backbone, per ssad.backbones builder (none for a builder not listed)
+BACKBONE_PRESETS: dict[str, dict[str, list[str]]] = {
+    "tiny": {"vit_backbone": ["model.backbone.patch_size=8", "++model.backbone.embed_dim=48",
+                              "++model.backbone.depth=2", "++model.backbone.num_heads=3"],
+             "small_cnn": ["model.backbone.width=8"]},
+}
+VIT = "vit_backbone"  # the builder whose FLOPs are counted analytically and which has fused attention
 SCORING = {"paper": (10_000, 50_000, 384), "tiny": (1_000, 5_000, 384)}  # queries × bank × dim
 DEFAULT_STEPS = {"paper": (20, 5), "tiny": (5, 2)}  # timed steps, warm-up steps
 SYNTHETIC_IMAGES = {"paper": 50_000, "tiny": 1_024}
@@ -128,6 +142,51 @@ def train_flops_per_image(
     return 3 * ((n_global + neg_global) * g + (n_local + neg_local) * loc) + n_global * g
 
 
+@contextmanager
+def eval_mode(*modules: torch.nn.Module) -> Iterator[None]:
+    """``modules`` in eval mode (BatchNorm on one image, no drop-path), each submodule's mode restored after."""
+    modes = [(m, m.training) for module in modules for m in module.modules()]
+    for module in modules:
+        module.eval()
+    try:
+        yield
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def counted_train_flops_per_image(
+    student: MultiCropNetwork, teacher: MultiCropNetwork, global_size: int, local_size: int,
+    views: tuple[int, int, int, int],
+) -> int:
+    """FLOPs per training image as :func:`train_flops_per_image` defines them, counted by
+    ``torch.utils.flop_counter.FlopCounterMode`` on the real networks (any backbone): one student forward and
+    backward on every view of one image, plus the teacher's forward on its positive globals. The counter sees
+    matmuls, convolutions and attention kernels (norms, activations and pooling are left out, as in the
+    formula). The student's gradients are cleared afterwards."""
+    n_global, n_local, neg_global, neg_local = views
+    device = next(student.parameters()).device
+
+    def blank(n: int, size: int) -> list[Tensor]:
+        return [torch.zeros(1, 3, size, size, device=device) for _ in range(n)]
+
+    with eval_mode(student, teacher), FlopCounterMode(display=False) as counter:
+        out = student(blank(n_global + neg_global, global_size) + blank(n_local + neg_local, local_size))
+        torch.stack([o.float().sum() for o in out]).sum().backward()
+        with torch.no_grad():
+            teacher(blank(n_global, global_size))
+    student.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def counted_forward_flops(backbone: torch.nn.Module, size: int) -> int:
+    """FLOPs of ``backbone``'s forward on one size×size image, by ``FlopCounterMode``."""
+    device = next(backbone.parameters()).device
+    with eval_mode(backbone), FlopCounterMode(display=False) as counter, torch.no_grad():
+        backbone(torch.zeros(1, 3, size, size, device=device))
+    return counter.get_total_flops()
+
+
 def peak_tflops(device: torch.device, bf16: bool) -> float | None:
     """The device's dense peak TFLOP/s at this precision; None on a CPU or an unlisted GPU."""
     if device.type != "cuda":
@@ -189,22 +248,41 @@ class FastPaths:
     group_views: bool = True  # model.group_views (one backbone call per resolution)
     compile: bool = False  # model.compile (torch.compile of both backbones)
 
-    def overrides(self) -> list[str]:
+    def overrides(self, vit: bool = True) -> list[str]:
+        """The config overrides of these levers; ``fused_attn`` only for a ViT (other backbones lack the key)."""
         keys = {"fused_adamw": "optim.fused", "fused_attn": "model.backbone.fused_attn",
                 "group_views": "model.group_views", "compile": "model.compile"}
+        if not vit:
+            del keys["fused_attn"]
         return [f"trainer.precision={'bf16-mixed' if self.bf16 else '32-true'}",
                 *(f"{key}={str(getattr(self, lever)).lower()}" for lever, key in keys.items())]
 
 
 REFERENCE = FastPaths(bf16=False, fused_adamw=False, fused_attn=False, group_views=True, compile=False)
-REFERENCE_TEXT = (" · reference: fp32 eager, unfused attention, plain AdamW, one backbone call per resolution "
+REFERENCE_TEXT = (" · reference: fp32 eager, {attention}plain AdamW, one backbone call per resolution "
                   "as DINO, PIL multi-crop in DataLoader workers on all cores")
 
 
-def compose_config(preset: str, paths: FastPaths, overrides: Sequence[str] = ()) -> DictConfig:
-    """conf/train.yaml with the preset's, the fast paths' and the user's overrides."""
+def _compose(overrides: Sequence[str]) -> DictConfig:
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        return compose("train", overrides=[*PRESETS[preset], *paths.overrides(), *overrides])
+        return compose("train", overrides=list(overrides))
+
+
+def backbone_builder(preset: str, overrides: Sequence[str] = ()) -> str:
+    """The ssad.backbones builder (``vit_backbone``, ``resnet18_cifar``, ``small_cnn``) that ``overrides`` pick
+    on top of the preset: read from a composition with only the overrides that can change it (config-group
+    choices such as ``model=cnn_small``, and ``..._target_`` keys), since other overrides may need the
+    preset's backbone overrides first."""
+    choosers = [o for o in overrides if "." not in o.split("=", 1)[0] or o.split("=", 1)[0].endswith("_target_")]
+    return builder_name(_compose([*PRESETS[preset], *choosers]).model.backbone._target_)
+
+
+def compose_config(preset: str, paths: FastPaths, overrides: Sequence[str] = ()) -> DictConfig:
+    """conf/train.yaml with the preset's (those of its backbone included), the fast paths' and the user's
+    overrides."""
+    builder = backbone_builder(preset, overrides)
+    backbone = BACKBONE_PRESETS.get(preset, {}).get(builder, [])
+    return _compose([*PRESETS[preset], *backbone, *paths.overrides(vit=builder == VIT), *overrides])
 
 
 def build_module(cfg: DictConfig, device: torch.device) -> tuple[SSADModule, torch.optim.Optimizer]:
@@ -496,6 +574,29 @@ def run_training(
     return time_training(module, optimizer, next_batch, bf16, steps, warmup), module
 
 
+FLOP_METHODS = {
+    "analytic": "analytic ViT formula: fwd = 2·MACs of every matmul + attention 4·N²·d per layer",
+    "flop_counter": "torch.utils.flop_counter.FlopCounterMode on the real networks (matmuls, convolutions)",
+}
+
+
+def flops_per_image(
+    module: SSADModule, augment: MultiCropAugment, negatives: bool, builder: str
+) -> tuple[int, int, str]:
+    """(training FLOPs per image, evaluation FLOPs per image, method): the analytic formula for a ViT
+    (:func:`train_flops_per_image`, :func:`forward_flops`), ``FlopCounterMode`` for any other backbone
+    (:func:`counted_train_flops_per_image`, :func:`counted_forward_flops`); method is a key of
+    :data:`FLOP_METHODS`."""
+    views = (augment.n_global, augment.n_local, int(negatives), augment.n_local * negatives)
+    if builder == VIT:
+        dims = vit_dims(module.student)
+        return (train_flops_per_image(dims, augment.global_size, augment.local_size, views),
+                forward_flops(replace(dims, head=()), augment.global_size), "analytic")
+    train = counted_train_flops_per_image(module.student, module.teacher, augment.global_size,
+                                          augment.local_size, views)
+    return train, counted_forward_flops(module.teacher.backbone, augment.global_size), "flop_counter"
+
+
 def mfu(flops: float, images_per_s: float, device: torch.device, bf16: bool) -> float | None:
     """Model FLOP utilisation: achieved FLOP/s over the device's dense peak (None where unknown)."""
     peak = peak_tflops(device, bf16)
@@ -517,6 +618,9 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     steps, warmup = DEFAULT_STEPS[args.preset]
     steps, warmup = args.steps or steps, warmup if args.warmup is None else args.warmup
     extra = [*args.overrides, *([f"data.batch_size={args.batch_size}"] if args.batch_size else [])]
+    builder = backbone_builder(args.preset, extra)
+    if builder != VIT:  # no attention to fuse: the lever is off and not ablated
+        paths = replace(paths, fused_attn=False)
     cfg = compose_config(args.preset, paths, extra)
     torch.manual_seed(0)
     random.seed(0)
@@ -525,21 +629,19 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     augment = instantiate(cfg.augment)
     negatives = bool(cfg.negatives.parts)
     ssad, module = run_training(cfg, images, device, steps, warmup)
-    dims = vit_dims(module.student)
-    views = (augment.n_global, augment.n_local, int(negatives), augment.n_local * negatives)
-    flops = train_flops_per_image(dims, augment.global_size, augment.local_size, views)
+    flops, eval_flops, flops_method = flops_per_image(module, augment, negatives, builder)
     ssad["mfu"] = mfu(flops, ssad["images_per_s"], device, bf16)
     eval_batch = cfg.eval.settings.batch_size
     eval_ips = eval_throughput(module.teacher.backbone, images, augment.global_size, eval_batch)
-    eval_flops = forward_flops(replace(dims, head=()), augment.global_size)
     del module
     queries, bank, dim = SCORING[args.preset]
     score_s = scoring_seconds(queries, bank, dim, device)
     result: dict[str, Any] = {
         "preset": args.preset,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "batch_size": cfg.data.batch_size, "steps": steps, "warmup": warmup, "fast_paths": asdict(paths),
-        "overrides": extra, "flops_per_image": flops, "ssad": ssad,
+        "backbone": builder, "batch_size": cfg.data.batch_size, "steps": steps, "warmup": warmup,
+        "fast_paths": asdict(paths), "overrides": extra, "flops_per_image": flops, "flops_method": flops_method,
+        "ssad": ssad,
         "eval": {"images_per_s": eval_ips, "batch_size": eval_batch, "flops_per_image": eval_flops,
                  "mfu": mfu(eval_flops, eval_ips, device, device.type == "cuda")},
         "scoring": {"queries": queries, "bank": bank, "dim": dim, "seconds": score_s},
@@ -558,7 +660,8 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         result["cpu_crops_per_s"] = crops_per_second(augment, images[:CROP_IMAGES])
     if args.ablation:
         result["ablation"] = {}
-        for lever in ("bf16", "fused_adamw", "fused_attn", "group_views", "compile"):
+        levers = ("bf16", "fused_adamw", *(["fused_attn"] if builder == VIT else []), "group_views", "compile")
+        for lever in levers:
             flipped = replace(paths, **{lever: not getattr(paths, lever)})
             run = run_training(compose_config(args.preset, flipped, extra), images, device, steps, warmup)[0]
             result["ablation"][f"{lever}={getattr(flipped, lever)}"] = run["images_per_s"]
@@ -579,13 +682,14 @@ def format_table(r: dict[str, Any]) -> str:
         return "n/a" if value is None else f"{100 * value:.1f}%"
 
     on = [lever for lever, value in r["fast_paths"].items() if value]
+    reference_text = REFERENCE_TEXT.format(attention="unfused attention, " if r["backbone"] == VIT else "")
     memory = "peak device memory MiB" if r["device"] != "cpu" else "peak memory MiB (process RSS)"
     lines = [
-        f"ssad bench · preset {r['preset']} · {r['device']} · batch {r['batch_size']} · {r['steps']} timed "
-        f"steps after {r['warmup']} warm-up · overrides: {' '.join(r['overrides']) or 'none'}",
-        f"ssad: {', '.join(on) or 'no fast path'}" + (REFERENCE_TEXT if len(runs) > 1 else ""),
-        f"FLOPs per image: {r['flops_per_image'] / 1e9:.2f} GFLOP = student fwd+bwd (3× fwd) on all views + "
-        "teacher fwd on the positive globals; fwd = 2·MACs of every matmul + attention 4·N²·d per layer",
+        f"ssad bench · preset {r['preset']} · {r['backbone']} · {r['device']} · batch {r['batch_size']} · "
+        f"{r['steps']} timed steps after {r['warmup']} warm-up · overrides: {' '.join(r['overrides']) or 'none'}",
+        f"ssad: {', '.join(on) or 'no fast path'}" + (reference_text if len(runs) > 1 else ""),
+        f"FLOPs per image: {r['flops_per_image'] / 1e9:.4g} GFLOP = student fwd+bwd on all views + teacher fwd "
+        f"on the positive globals; counted by the {FLOP_METHODS[r['flops_method']]}",
         "",
         row("", lambda run: "ssad" if run is r["ssad"] else "reference"),
         row("training images/s", lambda run: f"{run['images_per_s']:.1f}"),
