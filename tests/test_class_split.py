@@ -112,3 +112,17 @@ def test_glyphs_are_deterministic_labelled_and_differ_between_splits():
     assert (train[:, 0] == train[:, 1]).all() and train.max() > 200 and train.min() == 0
     with pytest.raises(ValueError, match="split"):
         glyphs(16, "val")
+
+
+def test_cifar10_one_class_preset_keeps_one_class_in_and_the_nine_others_out(tmp_path):
+    from hydra.utils import instantiate
+
+    from tests.test_formats import random_images, write_pickle
+
+    base = tmp_path / "data" / "cifar10" / "cifar-10-batches-py"
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:  # every class in every batch
+        write_pickle(base / name, {b"data": random_images(10, 32).reshape(10, -1), b"labels": list(range(10))})
+    cfg = compose_cfg(tmp_path, "data=cifar10_oneclass", "data.size=32")
+    sets = instantiate(cfg.data).eval_sets()
+    assert set(sets["train"].labels) == set(sets["test"].labels) == {0} and len(sets["train"]) == 5
+    assert set(sets["other_classes"].labels) == set(range(1, 10))
