@@ -31,12 +31,13 @@ class CollapseMonitor(L.Callback):
     """Drift of the teacher and student backbones from their start, and collapse warnings (issue 15).
 
     ``warmup_epochs``: the drift is judged from the end of the learning-rate warm-up on (and at the last
-    epoch of a shorter run). Thresholds: see ``ssad.diagnostics.CollapseThresholds``.
+    epoch of a shorter run). Thresholds: see ``ssad.diagnostics.CollapseThresholds``. Every argument comes from
+    ``callbacks.collapse`` (ssad/conf/callbacks/default.yaml, where the defaults and their measurement live).
     """
 
-    def __init__(self, warmup_epochs: int = 0, min_teacher_drift: float = 1e-3, max_entropy_share: float = 0.95,
-                 min_entropy_of_mean_share: float = 0.05, min_rank_share: float = 0.01, max_cosine: float = 0.99,
-                 stop: bool = False, patience: int = 2) -> None:
+    def __init__(self, *, warmup_epochs: int, min_teacher_drift: float, max_entropy_share: float,
+                 min_entropy_of_mean_share: float, min_rank_share: float, max_cosine: float, stop: bool,
+                 patience: int) -> None:
         if not isinstance(patience, int) or isinstance(patience, bool) or patience < 1:
             raise ValueError(f"callbacks.collapse.patience={patience!r} must be an integer >= 1 (evaluations)")
         if not isinstance(warmup_epochs, int) or isinstance(warmup_epochs, bool) or warmup_epochs < 0:
@@ -98,7 +99,7 @@ class CollapseMonitor(L.Callback):
         evaluations}); prints each code the first time it holds; with ``stop``, asks the trainer to stop when
         one has held for ``patience`` evaluations."""
         context = {"base_lr": pl_module.optim["base_lr"], "effective_lr": pl_module.effective_lr(),
-                   "batch": round(pl_module.effective_lr() / pl_module.optim["base_lr"] * 256)}
+                   "batch": pl_module.effective_batch()}
         check_drift = epoch >= min(self.warmup_epochs, trainer.max_epochs)
         found = collapse_warnings(record, self.thresholds, check_drift, context)
         for code in CODES:

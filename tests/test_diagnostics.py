@@ -112,7 +112,7 @@ def test_thresholds_and_patience_are_checked_with_their_key():
     with pytest.raises(ValueError, match="callbacks.collapse.max_cosine"):
         CollapseThresholds(1e-3, 0.95, 0.05, 0.01, 1.5)
     with pytest.raises(ValueError, match="callbacks.collapse.patience"):
-        CollapseMonitor(patience=0)
+        CollapseMonitor(warmup_epochs=0, **vars(THRESHOLDS), stop=False, patience=0)
 
 
 def test_warnings_reach_the_logged_keys_and_the_plot(tmp_path):
