@@ -34,7 +34,7 @@ BASELINES_FILE = "baselines.json"
 
 def pixel_features(array_set: ArraySet, chunk: int = 4096) -> torch.Tensor:
     """Raw pixels at the data size, flattened and L2-normalised (N, 3·H·W), read chunk by chunk."""
-    rows = [torch.nn.functional.normalize(torch.as_tensor(np.asarray(array_set.images[i:i + chunk]))
+    rows = [torch.nn.functional.normalize(torch.from_numpy(np.array(array_set.images[i:i + chunk]))
                                           .flatten(1).float(), dim=-1)
             for i in range(0, len(array_set), chunk)]
     return torch.cat(rows)
