@@ -57,7 +57,9 @@ class OODEvaluation(L.Callback):
 
     Each evaluation appends a line to ``metrics.jsonl`` and logs the metrics; the last one also writes
     ``results.json`` (final metrics, the run's identity and its per-epoch loss curve) and the plots.
-    All processes extract their shard of the features; only rank 0 writes files.
+    All processes extract their shard of the features; only rank 0 writes files. With a ``CollapseMonitor``
+    among the callbacks, each record also carries the backbone drift and the collapse warnings that hold
+    (``warnings``), ``results.json`` the per-epoch drift, and a stop makes that evaluation the final one.
     """
 
     def __init__(self, output_dir: str, every_n_epochs: int = 10, settings: Mapping[str, Any] | None = None,

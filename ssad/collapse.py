@@ -89,8 +89,8 @@ class CollapseMonitor(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         record = self.drift(pl_module, trainer.current_epoch + 1)
-        # the same value on every process (DDP keeps the weights equal): no reduction needed
-        pl_module.log_dict({f"train/{k}": v for k, v in record.items() if k != "epoch"}, on_epoch=True)
+        # the same value on every process (DDP keeps the weights equal): the mean over processes is the value
+        pl_module.log_dict({f"train/{k}": v for k, v in record.items() if k != "epoch"}, on_epoch=True, sync_dist=True)
 
     # ----------------------------------------------------------------- warnings
     def judge(self, record: dict[str, Any], epoch: int, trainer: L.Trainer,
