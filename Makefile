@@ -1,4 +1,4 @@
-# make demo — quick-start on the embedded digits (CPU, a few minutes)
+# make demo — quick-start on embedded data (CPU, a few minutes)
 # make test — the test suite
 PYTHON ?= python3
 VENV ?= .venv
