@@ -23,7 +23,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ssad.data.sources import ArraySet
-from ssad.evaluation import EvalSettings, evaluate_features, evaluate_network
+from ssad.evaluation import EvalSettings, evaluate_features, evaluate_network, set_labels
 from ssad.features import preprocess
 from ssad.io import write_json_atomic
 from ssad.train import CONFIG_DIR
@@ -61,10 +61,6 @@ def calibrate_batchnorm(network: torch.nn.Module, array_set: ArraySet, size: int
         layer.momentum = momentum
 
 
-def _labels(array_set: ArraySet | None) -> torch.Tensor | None:
-    return None if array_set is None or array_set.labels is None else torch.as_tensor(array_set.labels)
-
-
 def compute_baselines(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     """Raw-pixel and untrained-network results for the data of a composed training config."""
     L.seed_everything(cfg.seed)
@@ -74,8 +70,8 @@ def compute_baselines(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     settings = EvalSettings(**cfg.eval.settings)
     pixels = {name: pixel_features(array_set) for name, array_set in sets.items()}
     ood = {k: v for k, v in pixels.items() if k not in ("train", "test")}
-    raw, _ = evaluate_features(pixels["train"], pixels.get("test"), ood, settings, _labels(sets["train"]),
-                               _labels(sets.get("test")))
+    raw, _ = evaluate_features(pixels["train"], pixels.get("test"), ood, settings, set_labels(sets["train"]),
+                               set_labels(sets.get("test")))
     model = instantiate(cfg.model, _convert_="all")
     calibrate_batchnorm(model.teacher.backbone, sets["train"], datamodule.augment.global_size)
     untrained, _ = evaluate_network(model.teacher, model.center, sets, datamodule.augment.global_size, settings)

@@ -148,7 +148,7 @@ def evaluate_network(
         logits = out if out is not None else logits
     ood = {k: v for k, v in feats.items() if k not in ("train", "test")}
     results, scores = evaluate_features(feats["train"], feats.get("test"), ood, settings,
-                                        _labels(sets["train"]), _labels(sets.get("test")))
+                                        set_labels(sets["train"]), set_labels(sets.get("test")))
     results["occupied_soft_classes"] = occupied_soft_classes(soft_class_probs(logits, center, settings))
     results["soft_classes_split"] = split
     tau = settings.soft_classes_temperature if teacher_temp is None else teacher_temp
@@ -157,7 +157,8 @@ def evaluate_network(
     return results, scores
 
 
-def _labels(array_set: ArraySet | None) -> Tensor | None:
+def set_labels(array_set: ArraySet | None) -> Tensor | None:
+    """The labels of a set as a tensor, or None when it has none (or there is no set)."""
     if array_set is None or array_set.labels is None:
         return None
     return torch.as_tensor(array_set.labels)
