@@ -59,6 +59,14 @@ def compose_cfg(tmp_path: Path, *overrides: str, run_dir: str = "run"):
     return cfg
 
 
+def compose_command(name: str, *overrides: str):
+    """The config of command ``name`` (``export``, ``evaluate``, ``score``) from the real tree, without progress
+    bars where the command has them."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        extra = [] if name == "score" else ["eval.settings.progress=false"]
+        return compose(name, overrides=[*extra, *overrides])
+
+
 @pytest.fixture
 def aux_data(tmp_path: Path) -> Path:
     write_aux_data(tmp_path / "data")

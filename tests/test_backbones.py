@@ -3,15 +3,14 @@
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from ssad.backbones import BACKBONES, build_backbone, builder_name, resnet18_cifar, small_cnn
 from ssad.detector import Detector
 from ssad.export import export_detector
 from ssad.module import SSADModule
-from ssad.train import CONFIG_DIR, train
-from tests.conftest import compose_cfg
+from ssad.train import train
+from tests.conftest import compose_cfg, compose_command
 
 SMALL_HEAD = {"out_dim": 16, "hidden_dim": 16, "bottleneck_dim": 8}
 # per model preset: overrides that keep a CPU step in milliseconds
@@ -85,10 +84,8 @@ def test_teacher_batchnorm_statistics_track_its_inputs(tmp_path):
 def test_every_backbone_trains_exports_and_scores(tmp_path, model):
     train(compose_cfg(tmp_path, f"model={model}", *MODELS[model], "trainer.max_epochs=1",
                       "++trainer.limit_train_batches=2"))
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        export_cfg = compose("export", overrides=[f"ckpt={tmp_path}/run/checkpoints/last.ckpt",
-                                                  f"out={tmp_path}/detector.pt", "eval.settings.progress=false"])
-    exported = export_detector(export_cfg)
+    exported = export_detector(compose_command("export", f"ckpt={tmp_path}/run/checkpoints/last.ckpt",
+                                               f"out={tmp_path}/detector.pt"))
     detector = Detector.load(tmp_path / "detector.pt", device="cpu")
     assert detector.backbone_args["builder"] == builder_name(compose_cfg(tmp_path, f"model={model}")
                                                              .model.backbone._target_)

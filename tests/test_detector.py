@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 from PIL import Image
 
 from ssad.data.datamodule import holdout_split
@@ -18,8 +17,8 @@ from ssad.evaluate import evaluate_checkpoint
 from ssad.export import export_detector, export_report
 from ssad.metrics import ood_metrics, ood_score, threshold_at_tpr
 from ssad.score import score_images
-from ssad.train import CONFIG_DIR, train
-from tests.conftest import compose_cfg
+from ssad.train import train
+from tests.conftest import compose_cfg, compose_command
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +28,10 @@ def trained(tmp_path_factory) -> Path:
     return tmp
 
 
-def _compose(name: str, *overrides: str):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        extra = [] if name == "score" else ["eval.settings.progress=false"]
-        return compose(name, overrides=[*extra, *overrides])
-
-
 @pytest.fixture(scope="module")
 def detector_file(trained) -> Path:
     out = trained / "detector.pt"
-    export_detector(_compose("export", f"ckpt={trained}/run/checkpoints/last.ckpt", f"out={out}"))
+    export_detector(compose_command("export", f"ckpt={trained}/run/checkpoints/last.ckpt", f"out={out}"))
     return out
 
 
@@ -89,10 +82,10 @@ def test_score_folder_csv_and_corrupt_files(detector_file, tmp_path, capsys):
     out = tmp_path / "scores.csv"
     base = [f"detector={detector_file}", f"input={folder}", f"out={out}", "device=cpu"]
     with pytest.raises(ValueError, match="corrupt.jpg"):
-        score_images(_compose("score", *base))
+        score_images(compose_command("score", *base))
     assert not out.exists()
     with pytest.warns(UserWarning, match="corrupt.jpg"):
-        names, scores, flags = score_images(_compose("score", *base, "on_error=skip",
+        names, scores, flags = score_images(compose_command("score", *base, "on_error=skip",
                                                      f"histogram={tmp_path}/hist.png"))
     rows = list(csv.DictReader(out.open()))
     assert [r["file"] for r in rows] == names == ["gray16.png", "img0.png", "img1.png", "img2.png"]
@@ -114,8 +107,9 @@ def test_threshold_for_any_tpr_from_the_calibration_scores(detector_file, tmp_pa
     test = load_source({"format": "digits", "split": "test", "classes": [0, 1, 2, 3, 4]}, detector.data_size)
     np.save(tmp_path / "test.npy", np.asarray(test.images).transpose(0, 2, 3, 1))
     base = [f"detector={detector_file}", f"input={tmp_path}/test.npy", "device=cpu"]
-    _, _, exported = score_images(_compose("score", *base, f"out={tmp_path}/a.csv", f"histogram={tmp_path}/h.png"))
-    _, _, lenient = score_images(_compose("score", *base, f"out={tmp_path}/b.csv", "tpr=0.5"))
+    _, _, exported = score_images(compose_command("score", *base, f"out={tmp_path}/a.csv",
+                                                  f"histogram={tmp_path}/h.png"))
+    _, _, lenient = score_images(compose_command("score", *base, f"out={tmp_path}/b.csv", "tpr=0.5"))
     assert lenient.sum() > exported.sum()  # a lower TPR flags more in-distribution images
     assert 0.45 <= lenient.float().mean().item() <= 0.55  # these are the very images the detector calibrated on
     assert (tmp_path / "h.png").stat().st_size > 0
@@ -133,14 +127,14 @@ def test_a_detector_file_without_calibration_scores_asks_for_a_new_export(detect
 def test_score_npy(detector_file, tmp_path):
     array = np.random.default_rng(1).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
     np.save(tmp_path / "x.npy", array)
-    names, scores, _ = score_images(_compose("score", f"detector={detector_file}", f"input={tmp_path}/x.npy",
+    names, scores, _ = score_images(compose_command("score", f"detector={detector_file}", f"input={tmp_path}/x.npy",
                                              f"out={tmp_path}/s.csv", "device=cpu"))
     assert names[0] == "x.npy[0]" and scores.shape == (5,)
 
 
 def test_evaluate_checkpoint_writes_results(trained, tmp_path):
     out = tmp_path / "eval" / "results.json"
-    results = evaluate_checkpoint(_compose("evaluate", f"ckpt={trained}/run/checkpoints/last.ckpt", f"out={out}",
+    results = evaluate_checkpoint(compose_command("evaluate", f"ckpt={trained}/run/checkpoints/last.ckpt", f"out={out}",
                                            "eval.plots=true", "+add_ood.noise={format: synthetic, n: 40}"))
     assert out.is_file() and set(results["ood"]) == {"digits_5to9", "photos", "noise"}
     assert (out.parent / "plots" / "roc_curves.png").is_file()
@@ -157,14 +151,14 @@ def test_detector_of_a_folder_run_is_calibrated_on_the_held_out_images(tmp_path,
                       "data.num_workers=0", "trainer.max_epochs=1"))
     out = tmp_path / "detector.pt"
     capsys.readouterr()
-    export_detector(_compose("export", f"ckpt={tmp_path}/run/checkpoints/last.ckpt", f"out={out}"))
+    export_detector(compose_command("export", f"ckpt={tmp_path}/run/checkpoints/last.ckpt", f"out={out}"))
     printed = capsys.readouterr().out
     assert "accepts 95% of the 20 in-distribution images of test" in printed
     assert "warning: the threshold was calibrated on only 20 in-distribution images (fewer than 200)" in printed
     assert "held-out quality not measured: the run has no OOD sets" in printed
     detector = Detector.load(out, device="cpu")
     assert detector.meta["threshold_from"] == "test"
-    score_images(_compose("score", f"detector={out}", f"input={tmp_path}/mine.npy", f"out={tmp_path}/s.csv",
+    score_images(compose_command("score", f"detector={out}", f"input={tmp_path}/mine.npy", f"out={tmp_path}/s.csv",
                           "device=cpu"))
     printed = capsys.readouterr().out
     assert "of 80 images (" in printed and "note: the threshold was calibrated on only 20" in printed
@@ -224,7 +218,7 @@ def test_predict_at_another_size_resizes_as_the_cli_does_and_says_so(detector_fi
         scores, flags = detector.predict(big)
     assert torch.equal(scores, detector.score(torch.from_numpy(resize_images(big.numpy(), 16))))
     np.save(tmp_path / "big.npy", big.numpy())
-    _, cli_scores, cli_flags = score_images(_compose("score", f"detector={detector_file}",
+    _, cli_scores, cli_flags = score_images(compose_command("score", f"detector={detector_file}",
                                                      f"input={tmp_path}/big.npy", f"out={tmp_path}/s.csv",
                                                      "device=cpu"))
     assert torch.equal(scores, cli_scores) and torch.equal(flags, cli_flags)

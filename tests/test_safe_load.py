@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
 from ssad.data import formats
 from ssad.data.sources import load_source
@@ -23,8 +22,8 @@ from ssad.evaluate import evaluate_checkpoint, load_checkpoint
 from ssad.export import export_detector
 from ssad.safe_load import UnsafeFileError, check_targets, load_data_pickle
 from ssad.score import score_images
-from ssad.train import CONFIG_DIR, train
-from tests.conftest import compose_cfg
+from ssad.train import train
+from tests.conftest import compose_cfg, compose_command
 
 
 class Payload:
@@ -44,18 +43,12 @@ def _payload_works(tmp_path: Path) -> None:
     assert probe.exists()
 
 
-def _compose(name: str, *overrides: str):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        extra = [] if name == "score" else ["eval.settings.progress=false"]
-        return compose(name, overrides=[*extra, *overrides])
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     """A tiny trained run, its checkpoint and an exported detector (``detector.pt``)."""
     tmp = tmp_path_factory.mktemp("safe_load")
     train(compose_cfg(tmp, "negatives=rot_indist", "trainer.max_epochs=1"))
-    export_detector(_compose("export", f"ckpt={tmp}/run/checkpoints/last.ckpt", f"out={tmp}/detector.pt"))
+    export_detector(compose_command("export", f"ckpt={tmp}/run/checkpoints/last.ckpt", f"out={tmp}/detector.pt"))
     return tmp
 
 
@@ -124,7 +117,7 @@ def test_a_detector_file_with_a_payload_is_refused(run, tmp_path):
         Detector.load(evil, device="cpu")
     np.save(tmp_path / "x.npy", np.zeros((2, 16, 16, 3), np.uint8))
     with pytest.raises(UnsafeFileError, match="trust_file=true, which runs code"):
-        score_images(_compose("score", f"detector={evil}", f"input={tmp_path}/x.npy", f"out={tmp_path}/s.csv"))
+        score_images(compose_command("score", f"detector={evil}", f"input={tmp_path}/x.npy", f"out={tmp_path}/s.csv"))
     assert not marker.exists() and not (tmp_path / "s.csv").exists()
 
 
@@ -173,9 +166,9 @@ def test_a_checkpoint_with_a_payload_is_refused_by_evaluate_export_and_resume(ev
     evil, marker = evil_checkpoint
     refused = re.escape(f"{evil}: refused to load this checkpoint: it names ") + r"\S*open.*nothing of it was run"
     with pytest.raises(UnsafeFileError, match=refused):
-        evaluate_checkpoint(_compose("evaluate", f"ckpt={evil}", f"out={tmp_path}/results.json"))
+        evaluate_checkpoint(compose_command("evaluate", f"ckpt={evil}", f"out={tmp_path}/results.json"))
     with pytest.raises(UnsafeFileError, match=refused):
-        export_detector(_compose("export", f"ckpt={evil}", f"out={tmp_path}/detector.pt"))
+        export_detector(compose_command("export", f"ckpt={evil}", f"out={tmp_path}/detector.pt"))
     with pytest.raises(UnsafeFileError, match=refused):
         train(compose_cfg(tmp_path, f"ckpt_path={evil}", run_dir="resumed"))
     assert not marker.exists()
@@ -195,9 +188,9 @@ def test_a_checkpoint_naming_os_system_as_a_target_is_refused(run, tmp_path, whe
     torch.save(checkpoint, tmp_path / "evil.ckpt")
     match = rf"evil.ckpt: refused: its stored config sets {where}._target_='os.system'"
     with pytest.raises(UnsafeFileError, match=match):
-        evaluate_checkpoint(_compose("evaluate", f"ckpt={tmp_path}/evil.ckpt", f"out={tmp_path}/r.json"))
+        evaluate_checkpoint(compose_command("evaluate", f"ckpt={tmp_path}/evil.ckpt", f"out={tmp_path}/r.json"))
     with pytest.raises(UnsafeFileError, match=match):
-        export_detector(_compose("export", f"ckpt={tmp_path}/evil.ckpt", f"out={tmp_path}/d.pt"))
+        export_detector(compose_command("export", f"ckpt={tmp_path}/evil.ckpt", f"out={tmp_path}/d.pt"))
     assert not marker.exists()
 
 
