@@ -13,29 +13,13 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor
 
 from ssad.collapse import CollapseMonitor, find_monitor
-from ssad.diagnostics import CODES, SIGNALS
 from ssad.evaluation import EvalSettings, evaluate_network, ood_skipped_reason
 from ssad.io import append_jsonl, read_jsonl, write_json_atomic
 from ssad.loggers import publish_results
 from ssad.plots import plot_curves, plot_scores
+from ssad.results import flatten_metrics
 
-__all__ = ["CheckpointOnInterrupt", "CollapseMonitor", "OODEvaluation", "flatten_metrics"]
-
-
-def flatten_metrics(results: Mapping[str, Any], prefix: str = "eval") -> dict[str, float]:
-    """``{"ood": {"svhn": {"auroc": x}}, "knn_accuracy": y}`` → ``{"eval/svhn/auroc": x, "eval/knn_accuracy": y}``."""
-    flat: dict[str, float] = {}
-    for name, metrics in results.get("ood", {}).items():
-        flat.update({f"{prefix}/{name}/{k}": v for k, v in metrics.items()})
-    for k, v in (results.get("average") or {}).items():
-        flat[f"{prefix}/average/{k}"] = v
-    for key in ("knn_accuracy", "occupied_soft_classes", "sensitivity", *SIGNALS):
-        if results.get(key) is not None:
-            flat[f"{prefix}/{key}"] = float(results[key])
-    if results.get("warnings") is not None:  # 1 while a collapse warning holds (W&B charts)
-        held = {w["code"] for w in results["warnings"]}
-        flat.update({f"{prefix}/warning/{code}": float(code in held) for code in CODES})
-    return flat
+__all__ = ["CheckpointOnInterrupt", "CollapseMonitor", "OODEvaluation"]
 
 
 class CheckpointOnInterrupt(L.Callback):

@@ -18,7 +18,8 @@ from typing import Any
 import lightning as L
 from torch import Tensor
 
-from ssad.diagnostics import CODES, CollapseThresholds, collapse_warnings, relative_drift
+from ssad.diagnostics import CollapseThresholds, collapse_warnings, relative_drift
+from ssad.results import CODES
 
 log = logging.getLogger(__name__)
 

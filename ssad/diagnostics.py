@@ -25,11 +25,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-# The diagnostic keys an evaluation record carries (metrics.jsonl, results.json, logged as eval/<key>).
-SIGNALS = ("teacher_drift", "student_drift", "teacher_entropy", "teacher_entropy_of_mean", "log_k",
-           "effective_rank", "feature_dim", "mean_cosine")
-CODES = ("teacher_not_moving", "collapse_uniform", "collapse_constant", "features_constant")
-
 
 def _check_matrix(name: str, x: Tensor) -> None:
     if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
@@ -115,8 +110,8 @@ def _num(value: float | None) -> str:
 
 def collapse_warnings(record: Mapping[str, Any], thresholds: CollapseThresholds, check_drift: bool = True,
                       context: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """The warnings that hold for one evaluation ``record`` (keys of ``SIGNALS``; a missing signal is not
-    judged), code → message with the measured values and the cure. ``check_drift``: judge the drift (false
+    """The warnings that hold for one evaluation ``record`` (keys of :data:`ssad.results.SIGNALS`; a missing
+    signal is not judged), code → message with the measured values and the cure. ``check_drift``: judge the drift (false
     during the learning-rate warm-up, when the weights barely move by design). ``context`` may give
     ``effective_lr``, ``base_lr`` and ``batch`` for the message."""
     t, ctx, found = thresholds, dict(context or {}), {}

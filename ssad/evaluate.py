@@ -12,11 +12,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssad.backbones import BACKBONES, build_backbone
 from ssad.config_keys import check_keys
-from ssad.evaluation import METRICS, EvalSettings, evaluate_network, ood_skipped_reason
+from ssad.evaluation import EvalSettings, evaluate_network, ood_skipped_reason
 from ssad.features import resolve_device
 from ssad.io import check_checkpoint, write_json_atomic
 from ssad.module import SSADModule
 from ssad.plots import plot_scores
+from ssad.results import METRICS
 from ssad.safe_load import TRUST_HINT, UnsafeFileError, check_targets, find_targets, load_torch_file, refuse_target
 from ssad.train import CONFIG_DIR
 
@@ -72,7 +73,7 @@ def load_checkpoint(path: str | Path, trust_file: bool = False) -> tuple[SSADMod
     return model, OmegaConf.create(stored)
 
 
-METRIC_NAMES = {"auroc": "AUROC", "aupr_in": "AUPR-In", "aupr_out": "AUPR-Out", "fpr95": "FPR95"}
+METRIC_NAMES = {**METRICS, "fpr95": "FPR95"}  # the console table's column headers
 
 
 def results_table(results: Mapping[str, Any]) -> str:

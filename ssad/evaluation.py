@@ -21,8 +21,7 @@ from ssad.diagnostics import effective_rank, mean_pairwise_cosine, output_entrop
 from ssad.features import extract, gather_in_order
 from ssad.metrics import knn_accuracy, occupied_soft_classes, ood_metrics, ood_score, sensitivity
 from ssad.models import MultiCropNetwork
-
-METRICS = ("auroc", "aupr_in", "aupr_out", "fpr95")
+from ssad.results import average_metrics, empty_results
 
 
 @dataclass
@@ -79,7 +78,7 @@ def evaluate_features(
     """Metrics of one feature space: per-OOD-set AUROC/AUPR-In/AUPR-Out/FPR95 and their average, kNN
     accuracy (when both splits have labels), sensitivity (train leave-one-out vs test). Returns the
     results and the Eq. 6 scores by set (for plots)."""
-    results: dict = {"ood": {}, "average": None, "knn_accuracy": None, "sensitivity": None}
+    results = empty_results()
     scores: dict[str, Tensor] = {}
     if test is None:
         return results, scores
@@ -87,8 +86,7 @@ def evaluate_features(
     for name, feats in ood.items():
         scores[name] = ood_score(feats, train, settings.temperature)
         results["ood"][name] = ood_metrics(scores["test"], scores[name])
-    if results["ood"]:
-        results["average"] = {m: sum(r[m] for r in results["ood"].values()) / len(results["ood"]) for m in METRICS}
+    results["average"] = average_metrics(results["ood"])
     if train_labels is not None and test_labels is not None:
         results["knn_accuracy"] = knn_accuracy(train, train_labels, test, test_labels, settings.knn_k,
                                                settings.knn_temperature)

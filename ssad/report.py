@@ -30,10 +30,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from ssad.results import AVERAGE, METRICS, metric_value, unflatten_metrics  # noqa: E402
+
 OOD_NAMES = {"cifar10": "CIFAR10", "cifar100": "CIFAR100", "svhn": "SVHN", "imagenet30": "ImageNet30",
              "tinyimagenet": "TinyImageNet", "lsun": "LSUN", "stl10": "STL10", "places365": "Places365",
              "texture": "Texture"}
-AVERAGE = "average"
 NAMES = {**OOD_NAMES, AVERAGE: "Average"}
 BASELINES = {"raw_pixels": "Raw pixels", "untrained": "Untrained"}  # ssad.baselines → baselines.json
 TABLE2_METHODS = {**BASELINES, "none": "DINO", "imgn": "ImgN", "rot_imgn": "Rot_ImgN", "rot360_imgn": "Rot360_ImgN",
@@ -41,8 +42,6 @@ TABLE2_METHODS = {**BASELINES, "none": "DINO", "imgn": "ImgN", "rot_imgn": "Rot_
                   "rot_dti": "Rot_DTI", "pixperm_imgn": "PixPerm", "rot_indist": "Rot_InDist"}
 TABLE1_METHODS = {"rot_imgn": "Ours_Rot_ImgN", "combined": "Ours_Combined"}
 HEADERS = {**TABLE2_METHODS, "combined": "Combined"}
-METRICS = {"auroc": "AUROC", "aupr_in": "AUPR-In", "aupr_out": "AUPR-Out", "fpr95": "FPR@95%TPR"}
-SCALARS = ("knn_accuracy", "occupied_soft_classes", "sensitivity")
 IMAGENET_OVERLAP = ("imagenet30", "tinyimagenet")
 PAPER_SOURCE = "Rafiee et al., arXiv 2201.06378"
 
@@ -82,12 +81,7 @@ class Run:
     def value(self, key: str, metric: str | None = None) -> float | None:
         """``metric`` of OOD set ``key`` (or of ``"average"``); with no metric, a run-level scalar such as
         ``knn_accuracy``. ``None`` when the run has no such number."""
-        if self.results is None:
-            return None
-        if metric is None:
-            return self.results.get(key)
-        section = self.results.get(AVERAGE) if key == AVERAGE else (self.results.get("ood") or {}).get(key)
-        return (section or {}).get(metric)
+        return metric_value(self.results, key, metric)
 
 
 def make_run(source: str, config: Mapping[str, Any], results: dict[str, Any] | None) -> Run:
@@ -158,24 +152,6 @@ def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def results_from_summary(summary: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The ``results.json`` layout from a W&B summary's ``eval/<ood>/<metric>``, ``eval/average/<metric>`` and
-    ``eval/<knn_accuracy|occupied_soft_classes|sensitivity>`` keys; ``None`` when it has no evaluation (a
-    failed or unfinished run)."""
-    results: dict[str, Any] = {"ood": {}, AVERAGE: None}
-    for key, value in summary.items():
-        parts = key.split("/")
-        if parts[0] != "eval":
-            continue
-        if len(parts) == 3 and parts[2] in METRICS and parts[1] == AVERAGE:
-            results[AVERAGE] = {**(results[AVERAGE] or {}), parts[2]: value}
-        elif len(parts) == 3 and parts[2] in METRICS:
-            results["ood"].setdefault(parts[1], {})[parts[2]] = value
-        elif len(parts) == 2 and parts[1] in SCALARS:
-            results[parts[1]] = value
-    return results if results["ood"] or results[AVERAGE] else None
-
-
 def collect_wandb(project: str) -> list[Run]:
     """The runs of the W&B project ``entity/project`` via ``wandb.Api()``: config and summary."""
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", project):
@@ -189,7 +165,7 @@ def collect_wandb(project: str) -> list[Run]:
     if not api_runs:
         raise ValueError(f"W&B project {project} has no runs")
     runs = [make_run(f"wandb:{'/'.join(r.path)} ({r.state})", _nest(r.config),
-                     results_from_summary(dict(r.summary.items()))) for r in api_runs]
+                     unflatten_metrics(dict(r.summary.items()))) for r in api_runs]
     return _drop_superseded(runs)
 
 

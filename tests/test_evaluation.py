@@ -8,12 +8,12 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from ssad.backbones import vit_backbone
-from ssad.callbacks import flatten_metrics
 from ssad.data.sources import ArraySet
 from ssad.evaluation import EvalSettings, evaluate_features, network_features, soft_class_probs
 from ssad.features import preprocess
 from ssad.metrics import ood_metrics, ood_score
 from ssad.models import DINOHead, MultiCropNetwork
+from ssad.results import flatten_metrics
 
 SETTINGS = EvalSettings(progress=False, batch_size=4)
 
