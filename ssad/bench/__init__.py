@@ -1,0 +1,8 @@
+"""``python -m ssad.bench``: training and evaluation speed of ssad beside a DINO-style reference (issue 5).
+
+One job per module: :mod:`~ssad.bench.presets` (``conf/bench.yaml`` presets, fast-path levers, the composed
+config), :mod:`~ssad.bench.flops` (FLOPs per image, MFU), :mod:`~ssad.bench.timing` (timers),
+:mod:`~ssad.bench.step` (the training step loop), :mod:`~ssad.bench.reference` (the PIL reference pipeline),
+:mod:`~ssad.bench.fit` (``trainer.fit``), :mod:`~ssad.bench.evaluation` (extraction and Eq. 6 scoring),
+:mod:`~ssad.bench.run` (every figure), :mod:`~ssad.bench.table` (the printed report), :mod:`~ssad.bench.cli`.
+"""
