@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ssad.backbones import build_backbone
-from ssad.data.formats import resize_images
+from ssad.data.images import resize_images
 from ssad.features import preprocess, resolve_device
 from ssad.io import save_atomic
 from ssad.metrics import ood_score, readable_score, threshold_at_tpr

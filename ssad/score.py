@@ -21,7 +21,8 @@ import torch
 from omegaconf import DictConfig
 
 from ssad.config_keys import check_keys
-from ssad.data.formats import list_images, load_images, npy
+from ssad.data.arrays import npy
+from ssad.data.images import list_images, load_images
 from ssad.detector import Detector
 from ssad.io import write_text_atomic
 from ssad.train import CONFIG_DIR

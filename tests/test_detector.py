@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from ssad.data.datamodule import holdout_split
-from ssad.data.formats import resize_images
+from ssad.data.images import resize_images
 from ssad.data.sources import load_source
 from ssad.detector import Detector
 from ssad.evaluate import evaluate_checkpoint

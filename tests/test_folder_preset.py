@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from ssad.data import datamodule as dm
-from ssad.data.formats import UnreadableFilesError
+from ssad.data.images import UnreadableFilesError
 from ssad.train import CONFIG_DIR
 from tests.conftest import compose_cfg
 

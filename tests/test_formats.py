@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ssad.data import formats
+from ssad.data import arrays, benchmarks, downloads, embedded
+from ssad.data.images import image_folder, load_image, resize_images
 from ssad.data.sources import FORMATS, ArraySet, check_source, load_source
 
 RNG = np.random.default_rng(0)
@@ -36,12 +37,12 @@ def write_pickle(path: Path, obj: dict) -> None:
 # ------------------------------------------------------------------------------------------- resizing
 def test_resize_is_identity_at_the_same_size():
     images = random_images(3, 8)
-    assert np.array_equal(formats.resize_images(images, 8), images)
+    assert np.array_equal(resize_images(images, 8), images)
 
 
 def test_resize_down_is_antialiased_bicubic_like_pil():
     images = random_images(2, 40)
-    out = formats.resize_images(images, 16)
+    out = resize_images(images, 16)
     assert out.shape == (2, 3, 16, 16) and out.dtype == np.uint8
     pil = np.stack([pil_bicubic(Image.fromarray(im.transpose(1, 2, 0)), 16) for im in images])
     assert np.abs(out.astype(int) - pil).max() <= 1
@@ -51,10 +52,10 @@ def test_resize_up_is_bicubic_in_bounded_chunks(monkeypatch):
     images = random_images(5, 8)
     expected = F.interpolate(torch.from_numpy(images).float(), size=(20, 20), mode="bicubic")
     expected = expected.round().clamp(0, 255).to(torch.uint8).numpy()
-    monkeypatch.setattr(formats, "RESIZE_BUDGET", 3 * 20 * 20 * 2)  # two images per chunk
-    assert np.array_equal(formats.resize_images(images, 20), expected)
+    monkeypatch.setattr("ssad.data.images.RESIZE_BUDGET", 3 * 20 * 20 * 2)  # two images per chunk
+    assert np.array_equal(resize_images(images, 20), expected)
     flat = np.full((1, 3, 8, 8), 77, dtype=np.uint8)
-    assert (formats.resize_images(flat, 20) == 77).all()
+    assert (resize_images(flat, 20) == 77).all()
 
 
 # ------------------------------------------------------------------------------------------- CIFAR
@@ -69,15 +70,15 @@ def write_cifar10(root: Path, train: np.ndarray, train_labels: np.ndarray, test:
 def test_cifar10_reads_planar_batches_in_order(tmp_path):
     train, labels, test = random_images(7, 32, 1), RNG.integers(0, 10, 7), random_images(2, 32, 2)
     write_cifar10(tmp_path, train, labels, test)
-    images, read_labels = formats.cifar10(str(tmp_path), 32, split="train")
+    images, read_labels = benchmarks.cifar10(str(tmp_path), 32, split="train")
     assert np.array_equal(images, train) and np.array_equal(read_labels, labels)
     assert read_labels.dtype == np.int64
     # planar RGB: the first 1024 bytes of a row are the red plane, row by row
     row = train[0].reshape(-1)
     assert np.array_equal(images[0, 0], row[:1024].reshape(32, 32))
     assert np.array_equal(images[0, 2], row[2048:].reshape(32, 32))
-    images, read_labels = formats.cifar10(str(tmp_path), 16, split="test")
-    assert np.array_equal(images, formats.resize_images(test, 16)) and list(read_labels) == [3, 3]
+    images, read_labels = benchmarks.cifar10(str(tmp_path), 16, split="test")
+    assert np.array_equal(images, resize_images(test, 16)) and list(read_labels) == [3, 3]
 
 
 def test_cifar10_classes_keep_only_those_labels(tmp_path):
@@ -92,7 +93,7 @@ def test_cifar100_fine_labels_python2_style_str_keys(tmp_path):
     base = tmp_path / "cifar-100-python"
     batch = {"data": data.reshape(3, -1), "fine_labels": [99, 0, 42], "coarse_labels": [1, 2, 3]}
     write_pickle(base / "test", batch)
-    images, labels = formats.cifar100(str(tmp_path), 32, split="test")
+    images, labels = benchmarks.cifar100(str(tmp_path), 32, split="test")
     assert np.array_equal(images, data) and list(labels) == [99, 0, 42]
 
 
@@ -121,14 +122,14 @@ def test_download_fetches_missing_files_once_and_reports_failure(tmp_path, monke
     check_source(spec)
     assert not fetched  # the start-up check never downloads
     assert len(load_source(spec, 32)) == 5 and len(load_source(spec, 32)) == 5
-    assert fetched == [(formats.CIFAR10_DOWNLOAD.url, "c58f30108f718f92721af3b95e74349a")]
+    assert fetched == [(downloads.CIFAR10_DOWNLOAD.url, "c58f30108f718f92721af3b95e74349a")]
 
     def offline(*args, **kwargs):
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(tv_utils, "download_and_extract_archive", offline)
     with pytest.raises(FileNotFoundError, match="could not download .*cifar-100-python.tar.gz"):
-        formats.cifar100(str(tmp_path), 32, download=True)
+        benchmarks.cifar100(str(tmp_path), 32, download=True)
 
 
 # ------------------------------------------------------------------------------------------- SVHN, STL10
@@ -136,10 +137,10 @@ def test_svhn_mat_layout_and_label_10_is_digit_0(tmp_path):
     images = random_images(4, 32, 4)
     scipy.io.savemat(tmp_path / "test_32x32.mat", {"X": images.transpose(2, 3, 1, 0),
                                                    "y": np.array([[10], [1], [9], [10]], dtype=np.uint8)})
-    read, labels = formats.svhn(str(tmp_path), 32)
+    read, labels = benchmarks.svhn(str(tmp_path), 32)
     assert np.array_equal(read, images) and list(labels) == [0, 1, 9, 0]
     with pytest.raises(FileNotFoundError, match="train_32x32.mat"):
-        formats.svhn(str(tmp_path), 32, split="train")
+        benchmarks.svhn(str(tmp_path), 32, split="train")
 
 
 def test_stl10_column_major_binary(tmp_path):
@@ -149,9 +150,9 @@ def test_stl10_column_major_binary(tmp_path):
     images.transpose(0, 1, 3, 2).tofile(base / "test_X.bin")  # each channel stored column by column
     np.array([1, 10, 5], dtype=np.uint8).tofile(base / "test_y.bin")
     images[:1].transpose(0, 1, 3, 2).tofile(base / "unlabeled_X.bin")
-    read, labels = formats.stl10(str(tmp_path), 96)
+    read, labels = benchmarks.stl10(str(tmp_path), 96)
     assert np.array_equal(read, images) and list(labels) == [0, 9, 4]
-    read, labels = formats.stl10(str(tmp_path), 32, split="unlabeled")
+    read, labels = benchmarks.stl10(str(tmp_path), 32, split="unlabeled")
     assert read.shape == (1, 3, 32, 32) and labels is None
     with pytest.raises(FileNotFoundError, match="stl10_binary/train_X.bin"):
         check_source({"format": "stl10", "root": str(tmp_path), "split": "train"})
@@ -180,7 +181,7 @@ def test_load_image_converts_every_mode_to_rgb(tmp_path):
     }
     for name, (image, expected) in cases.items():
         save(tmp_path / name, image)
-        loaded = formats.load_image(tmp_path / name, 8)
+        loaded = load_image(tmp_path / name, 8)
         assert loaded.shape == (3, 8, 8) and loaded.dtype == np.uint8, name
         assert np.array_equal(loaded.transpose(1, 2, 0), expected), name
     assert Image.open(tmp_path / "gray16.png").mode == "I;16"
@@ -189,7 +190,7 @@ def test_load_image_converts_every_mode_to_rgb(tmp_path):
 def test_load_image_resizes_to_a_square_with_pil_bicubic(tmp_path):
     image = Image.fromarray(RNG.integers(0, 256, (20, 40, 3), dtype=np.uint8))
     save(tmp_path / "wide.jpg", image, quality=95)
-    loaded = formats.load_image(tmp_path / "wide.jpg", 16)
+    loaded = load_image(tmp_path / "wide.jpg", 16)
     assert np.array_equal(loaded, pil_bicubic(Image.open(tmp_path / "wide.jpg").convert("RGB"), 16))
 
 
@@ -208,7 +209,7 @@ def write_labelled_folder(root: Path) -> dict[str, np.ndarray]:
 
 def test_image_folder_labels_from_sorted_subfolders(tmp_path):
     pixels = write_labelled_folder(tmp_path)
-    images, labels = formats.image_folder(str(tmp_path), 8)
+    images, labels = image_folder(str(tmp_path), 8)
     assert images.shape == (5, 3, 8, 8) and list(labels) == [0, 0, 1, 1, 1]  # cat/1 cat/3 dog/2 dog/4 dog/5
     assert np.array_equal(images[0].transpose(1, 2, 0), pixels["cat/1.png"])
     assert (images[1] == 40).all() and (images[3] == 200).all()
@@ -218,7 +219,7 @@ def test_image_folder_labels_from_sorted_subfolders(tmp_path):
 def test_image_folder_without_class_layout_has_no_labels(tmp_path):
     save(tmp_path / "top.png", Image.new("RGB", (5, 5)))
     save(tmp_path / "a/b/deep.png", Image.new("RGB", (5, 5)))
-    images, labels = formats.image_folder(str(tmp_path), 4)
+    images, labels = image_folder(str(tmp_path), 4)
     assert images.shape == (2, 3, 4, 4) and labels is None
 
 
@@ -230,10 +231,10 @@ def test_unreadable_files_are_listed_by_name(tmp_path):
     (tmp_path / "dog/truncated.jpg").write_bytes(jpeg.read_bytes()[: jpeg.stat().st_size // 2])
     jpeg.unlink()
     with pytest.raises(ValueError, match="on_error=skip") as err:
-        formats.image_folder(str(tmp_path), 8)
+        image_folder(str(tmp_path), 8)
     assert "broken.png" in str(err.value) and "truncated.jpg" in str(err.value)
     with pytest.warns(UserWarning, match="broken.png") as caught:
-        images, labels = formats.image_folder(str(tmp_path), 8, on_error="skip")
+        images, labels = image_folder(str(tmp_path), 8, on_error="skip")
     assert "truncated.jpg" in str(caught[0].message)
     assert len(images) == 5 and list(labels) == [0, 0, 1, 1, 1]
 
@@ -241,7 +242,7 @@ def test_unreadable_files_are_listed_by_name(tmp_path):
 def test_empty_or_missing_folder_is_a_clear_error(tmp_path):
     (tmp_path / "notes.txt").write_text("no images here")
     with pytest.raises(FileNotFoundError, match="no image files"):
-        formats.image_folder(str(tmp_path), 8)
+        image_folder(str(tmp_path), 8)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         check_source({"format": "lsun", "root": str(tmp_path / "lsun")})
 
@@ -257,7 +258,7 @@ def test_folder_datasets_read_the_given_folder(tmp_path, fmt):
 def test_dtd_texture_classes(tmp_path, layout):
     for cls in ("banded", "zigzagged"):
         save(tmp_path / layout / cls / f"{cls}_0001.jpg", Image.new("RGB", (60, 50), (10, 200, 30)))
-    images, labels = formats.dtd(str(tmp_path), 16)
+    images, labels = benchmarks.dtd(str(tmp_path), 16)
     assert images.shape == (2, 3, 16, 16) and list(labels) == [0, 1]
     assert np.abs(images[:, 1].astype(int) - 200).max() <= 3  # JPEG of a flat colour
 
@@ -270,10 +271,10 @@ def test_npy_layouts_round_trip(tmp_path, layout):
         chw = np.repeat(chw[:, :1], 3, axis=1)
     stored = {"hwc": chw.transpose(0, 2, 3, 1), "chw": chw, "gray": chw[:, 0]}[layout]
     np.save(tmp_path / "x.npy", np.ascontiguousarray(stored))
-    images, labels = formats.npy(str(tmp_path / "x.npy"), 6)
+    images, labels = arrays.npy(str(tmp_path / "x.npy"), 6)
     assert np.array_equal(images, chw) and labels is None
-    images, _ = formats.npy(str(tmp_path / "x.npy"), 12)
-    assert np.array_equal(images, formats.resize_images(chw, 12))
+    images, _ = arrays.npy(str(tmp_path / "x.npy"), 12)
+    assert np.array_equal(images, resize_images(chw, 12))
 
 
 @pytest.mark.parametrize("array, found", [(np.zeros((2, 8, 8, 4), np.uint8), r"\(2, 8, 8, 4\)"),
@@ -281,7 +282,7 @@ def test_npy_layouts_round_trip(tmp_path, layout):
                                           (np.zeros((2, 8), np.uint8), r"\(2, 8\)")])
 def test_npy_bad_arrays_name_what_was_found_and_what_is_accepted(tmp_path, array, found):
     np.save(tmp_path / "bad.npy", array)
-    for call in (lambda: formats.npy(str(tmp_path / "bad.npy"), 8),
+    for call in (lambda: arrays.npy(str(tmp_path / "bad.npy"), 8),
                  lambda: check_source({"format": "npy", "path": str(tmp_path / "bad.npy")})):
         with pytest.raises(ValueError, match=found) as err:
             call()
@@ -294,10 +295,10 @@ def test_imagenet_pickle_batches_sorted_numerically_labels_shifted(tmp_path):
     for k, data in batches.items():
         write_pickle(tmp_path / f"train_data_batch_{k}", {"data": data.reshape(2, -1), "labels": [k, 1000]})
     write_pickle(tmp_path / "val_data", {"data": batches[1].reshape(2, -1), "labels": [1, 500]})
-    images, labels = formats.imagenet_pickle(str(tmp_path), 8)
+    images, labels = arrays.imagenet_pickle(str(tmp_path), 8)
     assert np.array_equal(images, np.concatenate([batches[1], batches[2], batches[10]]))
     assert list(labels) == [0, 999, 1, 999, 9, 999]
-    images, labels = formats.imagenet_pickle(str(tmp_path), 32, split="val")
+    images, labels = arrays.imagenet_pickle(str(tmp_path), 32, split="val")
     assert images.shape == (2, 3, 32, 32) and list(labels) == [0, 499]
 
 
@@ -309,10 +310,10 @@ def test_imagenet_pickle_missing_names_the_expected_files(tmp_path):
 
 # ------------------------------------------------------------------------------------------- embedded sets
 def test_digits_split_is_deterministic_stratified_and_restricted():
-    train, train_labels = formats.digits(8, "train")
-    test, test_labels = formats.digits(8, "test")
+    train, train_labels = embedded.digits(8, "train")
+    test, test_labels = embedded.digits(8, "test")
     assert len(train) + len(test) == 1797 and abs(len(test) / 1797 - 0.3) < 0.01
-    assert np.array_equal(formats.digits(8, "test")[0], test)
+    assert np.array_equal(embedded.digits(8, "test")[0], test)
     share = [np.bincount(labels) / len(labels) for labels in (train_labels, test_labels)]
     assert np.allclose(*share, atol=0.01)
     assert train.max() == 255 and (train[:, 0] == train[:, 2]).all()
@@ -346,10 +347,10 @@ def test_npy_labels_and_classes_keep_only_those_labels(tmp_path):
 
 
 def test_sklearn_photos_and_synthetic():
-    photos, labels = formats.sklearn_photos(16, n=6, crop=40, seed=1)
+    photos, labels = embedded.sklearn_photos(16, n=6, crop=40, seed=1)
     assert photos.shape == (6, 3, 16, 16) and labels is None
-    assert np.array_equal(formats.sklearn_photos(16, n=6, crop=40, seed=1)[0], photos)
-    images, labels = formats.synthetic(8, n=10, num_classes=3)
+    assert np.array_equal(embedded.sklearn_photos(16, n=6, crop=40, seed=1)[0], photos)
+    images, labels = embedded.synthetic(8, n=10, num_classes=3)
     assert images.shape == (10, 3, 8, 8) and labels.dtype == np.int64 and labels.max() < 3
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from ssad.data import formats
+from ssad.data import arrays, benchmarks
 from ssad.data.sources import load_source
 from ssad.detector import Detector
 from ssad.evaluate import evaluate_checkpoint, load_checkpoint
@@ -63,9 +63,9 @@ def _digits_test(size: int) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------------------ dataset pickles
 PICKLE_READERS = {
-    "cifar10": ("cifar-10-batches-py/test_batch", lambda root: formats.cifar10(root, 8, split="test")),
-    "cifar100": ("cifar-100-python/test", lambda root: formats.cifar100(root, 8, split="test")),
-    "imagenet_pickle": ("train_data_batch_1", lambda root: formats.imagenet_pickle(root, 8)),
+    "cifar10": ("cifar-10-batches-py/test_batch", lambda root: benchmarks.cifar10(root, 8, split="test")),
+    "cifar100": ("cifar-100-python/test", lambda root: benchmarks.cifar100(root, 8, split="test")),
+    "imagenet_pickle": ("train_data_batch_1", lambda root: arrays.imagenet_pickle(root, 8)),
 }
 
 

@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from ssad.augment import MultiCropAugment
-from ssad.data.formats import UnreadableFilesError
+from ssad.data.images import UnreadableFilesError
 from ssad.data.samplers import EpochSampler
 from ssad.data.sources import ArraySet, RowView, accepts, check_source, load_source, plain
 from ssad.negatives import NegativePart, parse_variant

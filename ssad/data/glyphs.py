@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ssad.data.formats import Arrays, resize_images
+from ssad.data.images import Arrays, resize_images
 
 CANVAS = 96
 EXCLUDED_FONTS = ("STIXNonUni", "STIXSiz", "cmex", "cmsy", "LastResort", "Display")  # symbols, not letters

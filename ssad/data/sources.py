@@ -15,24 +15,28 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from ssad.data import formats, glyphs
+from ssad.data import arrays, benchmarks, embedded, glyphs, images
 from ssad.data.cache import cached_arrays, fingerprint
 
-Reader = Callable[..., formats.Arrays]
+Reader = Callable[..., images.Arrays]
 Locator = Callable[..., list[Path]]
 
-FORMATS: dict[str, Reader] = {reader.__name__: reader for reader in (
-    formats.digits, glyphs.glyphs, formats.sklearn_photos, formats.synthetic, formats.cifar10, formats.cifar100,
-    formats.svhn, formats.stl10, formats.dtd, formats.places365, formats.lsun, formats.tinyimagenet,
-    formats.imagenet30, formats.image_folder, formats.npy, formats.imagenet_pickle,
-)}
+# Benchmark sets distributed as plain image folders, by the names the presets use: each is read by
+# image_folder with its folder given as `root` (which variant of the set a preset means is said in the preset).
+FOLDER_SETS = ("places365", "lsun", "tinyimagenet", "imagenet30")
+FORMATS: dict[str, Reader] = {
+    **{reader.__name__: reader for reader in (
+        embedded.digits, glyphs.glyphs, embedded.sklearn_photos, embedded.synthetic, benchmarks.cifar10,
+        benchmarks.cifar100, benchmarks.svhn, benchmarks.stl10, benchmarks.dtd,
+        images.image_folder, arrays.npy, arrays.imagenet_pickle)},
+    **dict.fromkeys(FOLDER_SETS, images.image_folder),
+}
 # The files each path-based reader reads, found without decoding (formats without one need no files).
 LOCATORS: dict[str, Locator] = {
-    "cifar10": formats.cifar10_files, "cifar100": formats.cifar100_files, "svhn": formats.svhn_files,
-    "stl10": formats.stl10_files, "dtd": formats.dtd_files, "places365": formats.folder_root_files,
-    "lsun": formats.folder_root_files, "tinyimagenet": formats.folder_root_files,
-    "imagenet30": formats.folder_root_files, "image_folder": formats.image_folder_files,
-    "npy": formats.npy_files, "imagenet_pickle": formats.imagenet_pickle_files,
+    "cifar10": benchmarks.cifar10_files, "cifar100": benchmarks.cifar100_files, "svhn": benchmarks.svhn_files,
+    "stl10": benchmarks.stl10_files, "dtd": benchmarks.dtd_files,
+    "image_folder": images.image_folder_files, "npy": arrays.npy_files,
+    "imagenet_pickle": arrays.imagenet_pickle_files, **dict.fromkeys(FOLDER_SETS, images.image_folder_files),
 }
 SPEC_KEYS = ("format", "name", "classes")  # spec keys that are not reader arguments
 NOT_CONTENT = ("size", "download")  # reader arguments that do not change the arrays (size is keyed apart)
@@ -95,6 +99,8 @@ def _reader(spec: Mapping[str, Any]) -> tuple[str, Reader, dict[str, Any]]:
     reader = FORMATS[fmt]
     params = {k: p for k, p in inspect.signature(reader).parameters.items() if k != "size"}
     kwargs = {k: v for k, v in spec.items() if k not in SPEC_KEYS}
+    if fmt in FOLDER_SETS and "root" in kwargs:
+        kwargs["path"] = kwargs.pop("root")
     unknown = sorted(set(kwargs) - set(params))
     missing = sorted(k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in kwargs)
     if unknown or missing:
@@ -102,7 +108,8 @@ def _reader(spec: Mapping[str, Any]) -> tuple[str, Reader, dict[str, Any]]:
                              if names)
         accepted = ", ".join(k if p.default is inspect.Parameter.empty else f"{k}={p.default!r}"
                              for k, p in params.items())
-        raise ValueError(f"format {fmt!r}: {problems} argument(s); it accepts: {accepted}")
+        alias = " (an image folder: `root` stands for `path`)" if fmt in FOLDER_SETS else ""
+        raise ValueError(f"format {fmt!r}: {problems} argument(s); it accepts: {accepted}{alias}")
     return fmt, reader, kwargs
 
 
@@ -140,7 +147,7 @@ def _cache_key(fmt: str, reader: Reader, kwargs: Mapping[str, Any], size: int,
     return {"format": fmt, "args": args, "size": size, "sources": [fingerprint(f) for f in files]}
 
 
-def _checked(arrays: formats.Arrays, fmt: str, size: int) -> formats.Arrays:
+def _checked(arrays: images.Arrays, fmt: str, size: int) -> images.Arrays:
     """The reader's output, verified: uint8 N×3×size×size, int64 labels of length N or None."""
     images, labels = arrays
     if images.dtype != np.uint8 or images.shape[1:] != (3, size, size):
@@ -164,7 +171,7 @@ def load_source(spec: Mapping[str, Any], size: int, cache_dir: str | None = None
     fmt, reader, kwargs = _reader(spec)
     files = _locate(fmt, kwargs, fetch=True)
     key = _cache_key(fmt, reader, kwargs, size, files)
-    def build() -> formats.Arrays:
+    def build() -> images.Arrays:
         return _checked(reader(size=size, **kwargs), fmt, size)
 
     images, labels = cached_arrays(fmt, key, build, cache_dir)
