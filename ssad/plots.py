@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -12,14 +13,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
-from torch import Tensor  # noqa: E402
 
-from ssad.metrics import readable_score  # noqa: E402
+if TYPE_CHECKING:  # torch is imported where scores are drawn, not by ssad.report's figures
+    from torch import Tensor
 
 
 def display_score(scores: Tensor, temperature: float = 0.04) -> np.ndarray:
     """Eq. 6 scores S as the anomaly score a detector publishes, 1 − τ·log(−S) (order-preserving, in [0, 2];
     :func:`ssad.metrics.readable_score`), where S spans many orders of magnitude."""
+    from ssad.metrics import readable_score
+
     return readable_score(scores.cpu(), temperature).numpy()
 
 
@@ -88,10 +91,10 @@ def roc_figure(scores: Mapping[str, Tensor], results: Mapping, title: str = "") 
     return fig
 
 
-def save_figure(fig: plt.Figure, path: Path) -> Path:
+def save_figure(fig: plt.Figure, path: Path, dpi: int = 110) -> Path:
     """Write ``fig`` as a PNG (legends outside the axes included) and close it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -109,7 +112,7 @@ def plot_scores(scores: Mapping[str, Tensor], results: Mapping, out_dir: str | P
             save_figure(roc_figure(scores, results, title), out_dir / "roc_curves.png")]
 
 
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "p", "h")  # a series' or a variant's shape
 
 
 def marker(i: int) -> dict[str, object]:

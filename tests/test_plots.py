@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from ssad.plots import curves_figure, histograms_figure, roc_figure
-from ssad.report import figure2_figure, figure3_figure, make_run
+from ssad.report.figures import figure2_figure, figure3_figure
+from ssad.report.runs import make_run
 from ssad.score import histogram_figure
 
 

@@ -14,7 +14,8 @@ import matplotlib.image
 import pytest
 import yaml
 
-from ssad.report import collect_runs, collect_wandb, main, write_report
+from ssad.report.cli import main, write_report
+from ssad.report.runs import collect_runs, collect_wandb
 
 PAPER_TABLE2 = Path(__file__).resolve().parents[2] / "shared" / "paper" / "table2.csv"
 IMAGENET_ROT = [{"source": "imagenet", "transform": "rot", "weight": 1.0}]

@@ -1,0 +1,75 @@
+"""``python -m ssad.report SWEEP_DIR_OR_WANDB_PROJECT``: collect the runs, write the tables and figures, print
+the Markdown tables."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from ssad.report.figures import figure2, figure3
+from ssad.report.runs import Run, collect_runs, collect_wandb
+from ssad.report.tables import build_tables, write_tables
+from ssad.results import METRICS
+
+
+def empty_tables_reason(runs: Sequence[Run]) -> str | None:
+    """Why the tables hold no measured OOD metric (every cell ``—`` or ``missing``), and how to get one; None when
+    some run has one."""
+    finished = [r for r in runs if r.results is not None]
+    if any((r.results or {}).get("ood") for r in finished):
+        return None
+    if not finished:
+        return (f"the tables are empty: none of the {len(runs)} runs has a results.json yet (unfinished or failed; "
+                "a run writes it after its last epoch)")
+    add = ("train with OOD sets: +data.ood.NAME='{format: image_folder, path: /data/other_images}' (or a data "
+           "preset that has them, e.g. data=cifar10)")
+    if not any(r.planned_ood for r in finished):
+        return (f"the tables are empty: none of the {len(finished)} finished runs was given an OOD set (data.ood is "
+                f"empty in their .hydra/config.yaml), so there is no AUROC to put in them; {add}")
+    return (f"the tables are empty: the {len(finished)} finished runs have OOD sets but no OOD metrics, which needs an "
+            "in-distribution test set as well (data.test, or data.holdout=0.1 to hold out 10% of the training "
+            "images)")
+
+
+def write_report(runs: Sequence[Run], out: str | os.PathLike, metric: str = "auroc") -> list[Path]:
+    """Write the tables (Markdown, LaTeX, CSV) and figures (PNG) of ``runs`` to ``out``; returns the paths. Empty
+    tables say why in their notes (:func:`empty_tables_reason`)."""
+    out = Path(out)
+    table2, table1 = build_tables(runs, metric)
+    reason = empty_tables_reason(runs)
+    if reason:
+        table2.notes.append(f"Note: {reason}.")
+    paths = write_tables([table2], out, "table2") + (write_tables(table1, out, "table1") if table1 else [])
+    return paths + [figure2(runs, table2.in_dist, out / "figure2.png"),
+                    figure3(runs, table2.in_dist, out / "figure3.png")]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``ssad-report SWEEP_DIR_OR_WANDB_PROJECT [--out DIR] [--metric auroc]``: write the report, print the
+    Markdown tables; exits with a message when there is nothing to report."""
+    parser = argparse.ArgumentParser(prog="ssad-report", description="Write the paper's Tables 1 and 2 "
+                                     "(Markdown, LaTeX, CSV) and Figures 2 and 3 (PNG) from a sweep's runs.")
+    parser.add_argument("source", metavar="SWEEP_DIR_OR_WANDB_PROJECT",
+                        help="a sweep (or run) directory, or a W&B project entity/project")
+    parser.add_argument("--out", help="output directory (default: SWEEP_DIR/report, or "
+                                      "report/<entity>_<project> for W&B)")
+    parser.add_argument("--metric", choices=list(METRICS), default="auroc", help="metric of the tables")
+    args = parser.parse_args(argv)
+    local = Path(args.source).exists()
+    try:
+        runs = collect_runs(args.source) if local else collect_wandb(args.source)
+    except (OSError, ValueError) as err:
+        raise SystemExit(f"ssad-report: {err}") from err
+    default_out = Path(args.source) / "report" if local else Path("report") / args.source.replace("/", "_")
+    out = Path(args.out) if args.out else default_out
+    paths = write_report(runs, out, args.metric)
+    for path in paths:
+        if path.suffix == ".md":
+            print(path.read_text())
+    missing = sum(r.results is None for r in runs)
+    print(f"{len(runs)} runs ({missing} missing); wrote", *map(str, paths), sep="\n  ")
+    reason = empty_tables_reason(runs)
+    if reason:
+        print(f"note: {reason}")

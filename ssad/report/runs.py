@@ -1,0 +1,122 @@
+"""The runs a report is made of: run directories on disk (``results.json`` and ``.hydra/config.yaml``), a sweep
+folder's ``baselines.json``, or the runs of a W&B project."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ssad.results import metric_value, unflatten_metrics
+
+BASELINES = {"raw_pixels": "Raw pixels", "untrained": "Untrained"}  # ssad.baselines → baselines.json
+
+
+@dataclass
+class Run:
+    """One training run: what it was meant to be and its final results (``None``: failed or unfinished)."""
+
+    source: str
+    variant: str
+    dataset: str
+    seed: int | None
+    results: dict[str, Any] | None
+    planned_ood: tuple[str, ...] = ()
+    negative_sources: frozenset[str] = field(default_factory=frozenset)
+
+    def value(self, key: str, metric: str | None = None) -> float | None:
+        """``metric`` of OOD set ``key`` (or of ``"average"``); with no metric, a run-level scalar such as
+        ``knn_accuracy``. ``None`` when the run has no such number."""
+        return metric_value(self.results, key, metric)
+
+
+def make_run(source: str, config: Mapping[str, Any], results: dict[str, Any] | None) -> Run:
+    """A :class:`Run` from a training config (``negatives``, ``data``, ``seed``) and its results, if any."""
+    meta, negatives, data = results or {}, config.get("negatives") or {}, config.get("data") or {}
+    variant = str(meta.get("variant") or negatives.get("name") or "unknown")
+    if "parts" in negatives:
+        sources = {p.get("source") for p in negatives["parts"] or []}
+    else:
+        sources = {"imagenet"} if "imgn" in variant else set()
+    seed = meta.get("seed", config.get("seed"))
+    return Run(source, variant, str(meta.get("dataset") or data.get("name") or "unknown"),
+               None if seed is None else int(seed), results, tuple(data.get("ood") or ()), frozenset(sources))
+
+
+def _drop_superseded(runs: list[Run]) -> list[Run]:
+    """Drop failed attempts whose identity (dataset, variant, seed) another run completed."""
+    done = {(r.dataset, r.variant, r.seed) for r in runs if r.results is not None}
+    return [r for r in runs if r.results is not None or (r.dataset, r.variant, r.seed) not in done]
+
+
+def collect_runs(path: str | os.PathLike) -> list[Run]:
+    """Every run directory under ``path`` (at any depth): a directory holding ``results.json`` and/or
+    ``.hydra/config.yaml``. Directories inside a run (e.g. ``eval/``) are not runs of their own; a folder where
+    ``python -m ssad.baselines`` wrote ``baselines.json`` (and its ``.hydra/``) but no results is not a run."""
+    root = Path(path)
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root} is not a directory")
+    runs = []
+    for dirpath, dirnames, _ in os.walk(root):
+        run_dir = Path(dirpath)
+        config_file = run_dir / ".hydra" / "config.yaml"
+        results_file = run_dir / "results.json"
+        baselines_only = (run_dir / "baselines.json").is_file() and not results_file.is_file()
+        if (results_file.is_file() or config_file.is_file()) and not baselines_only:
+            config = (yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
+            results = json.loads(results_file.read_text()) if results_file.is_file() else None
+            runs.append(make_run(str(run_dir), config, results))
+            dirnames.clear()
+        dirnames.sort()
+    if not runs:
+        raise FileNotFoundError(
+            f"no runs found under {root}: expected run directories (at any depth) holding results.json "
+            "and/or .hydra/config.yaml, as `python -m ssad.train` (or its -m multirun) writes them")
+    return _drop_superseded(runs) + collect_baselines(root, runs)
+
+
+def collect_baselines(root: Path, runs: Sequence[Run]) -> list[Run]:
+    """The columns of ``root/baselines.json`` (``python -m ssad.baselines``: raw pixels, untrained network),
+    as runs of the sweep's most common in-distribution set."""
+    path = root / "baselines.json"
+    if not path.is_file() or not runs:
+        return []
+    dataset = Counter(r.dataset for r in runs).most_common(1)[0][0]
+    baselines = json.loads(path.read_text())
+    return [Run(str(path), key, dataset, None, baselines[key]) for key in BASELINES if key in baselines]
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"negatives/name": x}`` or ``{"negatives.name": x}`` → ``{"negatives": {"name": x}}``."""
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, last = re.split(r"[./]", key)
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return nested
+
+
+def collect_wandb(project: str) -> list[Run]:
+    """The runs of the W&B project ``entity/project`` via ``wandb.Api()``: config and summary."""
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", project):
+        raise ValueError(f"{project!r} is neither an existing directory nor a W&B project 'entity/project'")
+    import wandb
+
+    try:
+        api_runs = list(wandb.Api().runs(project))
+    except Exception as err:  # network, authentication, unknown project
+        raise ValueError(f"W&B project {project}: {err}") from err
+    if not api_runs:
+        raise ValueError(f"W&B project {project} has no runs")
+    runs = [make_run(f"wandb:{'/'.join(r.path)} ({r.state})", _nest(r.config),
+                     unflatten_metrics(dict(r.summary.items()))) for r in api_runs]
+    return _drop_superseded(runs)
