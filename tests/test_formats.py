@@ -357,7 +357,7 @@ def test_sklearn_photos_and_synthetic():
 # ------------------------------------------------------------------------------------------- specs
 def test_load_source_checks_the_spec():
     with pytest.raises(ValueError, match="choose one of"):
-        load_source({"format": "mnist"}, 8)
+        load_source({"format": "emnist"}, 8)  # not a format
     with pytest.raises(ValueError, match=r"'digits'.*unknown \['colour'\].*split='train'"):
         load_source({"format": "digits", "colour": "red"}, 8)
     with pytest.raises(ValueError, match=r"missing \['root'\]"):

@@ -1,5 +1,5 @@
 """The benchmark sets in their distributed formats: CIFAR10/100 (torchvision's pickles), SVHN (``.mat``), STL10
-(binary) and Texture (DTD's image folders).
+(binary), Texture (DTD's image folders) and MNIST (idx files).
 
 Each reader has a locator (``*_files``) that finds, and with ``download=True`` fetches, its files
 (:mod:`ssad.data.downloads`); the readers follow the contract of :mod:`ssad.data.images`.
@@ -7,6 +7,7 @@ Each reader has a locator (``*_files``) that finds, and with ``download=True`` f
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,18 @@ from ssad.data.downloads import (
     CIFAR10_DOWNLOAD,
     CIFAR100_DOWNLOAD,
     DTD_DOWNLOAD,
+    MNIST_DOWNLOADS,
     STL10_DOWNLOAD,
     SVHN_DOWNLOADS,
     check_split,
     require,
 )
 from ssad.data.images import Arrays, image_folder, resize_images
+
+IDX_IMAGES, IDX_LABELS = 0x00000803, 0x00000801  # idx magic: unsigned bytes, 3 (N×H×W) or 1 (N) dimensions
+GZIP_MAGIC = b"\x1f\x8b"
+MNIST_NAMES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 
 
 # ----------------------------------------------------------------------------------------------- CIFAR
@@ -108,3 +115,63 @@ def dtd(root: str, size: int, on_error: str = "raise", download: bool = False) -
     """Texture (DTD): all 5,640 images of ``root/dtd/images/<class>/*.jpg`` (47 classes), as the OOD
     benchmarks use them."""
     return image_folder(str(dtd_files(root, download)[0]), size, on_error)
+
+
+# ----------------------------------------------------------------------------------------------- MNIST (idx)
+def _idx_file(root: Path, name: str, download: bool, fetch: bool) -> Path:
+    """``name`` or ``name.gz`` under ``root`` or torchvision's ``root/MNIST/raw``."""
+    found = [candidate for folder in (root, root / "MNIST" / "raw")
+             for candidate in (folder / name, folder / f"{name}.gz") if candidate.is_file()]
+    return require(found[:1] or [root / f"{name}.gz"], str(root), MNIST_DOWNLOADS[name], download, fetch,
+                   f"save {name}.gz (or the extracted {name}) into {root}")[0]
+
+
+def mnist_files(root: str, split: str = "test", download: bool = False, fetch: bool = True) -> list[Path]:
+    """Locator of :func:`mnist`: the images and labels files of the split (``all``: train's, then test's),
+    each gzipped (``.gz``) or extracted, in ``root`` or torchvision's ``root/MNIST/raw``."""
+    check_split(split, ("train", "test", "all"), "mnist")
+    splits = ("train", "test") if split == "all" else (split,)
+    return [_idx_file(Path(root), name, download, fetch) for s in splits for name in MNIST_NAMES[s]]
+
+
+def read_idx(path: Path, magic: int) -> np.ndarray:
+    """The uint8 array of an idx file (gzipped when its name ends in ``.gz``), its magic number and its size
+    checked against ``magic`` and the dimensions in its header; a ValueError names the file and the fix."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"{path}: not a readable gzip file ({err}); download it again, or drop the .gz from "
+                         "its name if it is already extracted") from err
+    found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
+    if found != magic:
+        hint = (f"it is gzip-compressed: name it {path.name}.gz or gunzip it" if raw[:2] == GZIP_MAGIC
+                else "is it the right file (images: idx3, labels: idx1), downloaded whole?")
+        shown = "none (shorter than 4 bytes)" if found is None else f"0x{found:08x}"
+        raise ValueError(f"{path}: magic number {shown}, expected 0x{magic:08x} (idx, unsigned bytes, "
+                         f"{magic & 0xFF} dimension(s)); {hint}")
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(shape))
+    if len(raw) != expected:
+        raise ValueError(f"{path}: the header says {'×'.join(map(str, shape))} bytes of data ({expected} bytes in "
+                         f"all) but the file holds {len(raw)}; it is truncated or corrupt: download it again")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def mnist(root: str, size: int, split: str = "test", download: bool = False) -> Arrays:
+    """MNIST's idx files (``train-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, …; gzipped or not): gray
+    N×28×28 → 3 channels, labels 0..9. ``split``: ``train`` (60,000), ``test`` (10,000) or ``all`` (both, in that
+    order). Fashion-MNIST and KMNIST ship the same files and read the same way (``download`` fetches MNIST)."""
+    files = mnist_files(root, split, download)
+    images, labels = [], []
+    for image_file, label_file in zip(files[::2], files[1::2]):
+        pixels, targets = read_idx(image_file, IDX_IMAGES), read_idx(label_file, IDX_LABELS)
+        if len(pixels) != len(targets):
+            raise ValueError(f"{image_file} holds {len(pixels)} images but {label_file} {len(targets)} labels; "
+                             "are they of the same split and set?")
+        images.append(resize_images(np.repeat(pixels[:, None], 3, axis=1), size))
+        labels.append(targets.astype(np.int64))
+    return np.concatenate(images), np.concatenate(labels)

@@ -49,6 +49,13 @@ STL10_DOWNLOAD = Download("http://ai.stanford.edu/~acoates/stl10/stl10_binary.ta
                           "91f7769df0f17e558f3565bffb0c7dfb")
 DTD_DOWNLOAD = Download("https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz",
                         "fff73e5086ae6bdbea199a49dfb8a4c1")
+MNIST_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"  # torchvision's first mirror of the MNIST files
+MNIST_DOWNLOADS = {name: Download(f"{MNIST_MIRROR}{name}.gz", md5, extract=False) for name, md5 in (
+    ("train-images-idx3-ubyte", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+    ("train-labels-idx1-ubyte", "d53e105ee54ea40749a09fcbcd1e9432"),
+    ("t10k-images-idx3-ubyte", "9fb629c4189551a2d022fa330f9573f3"),
+    ("t10k-labels-idx1-ubyte", "ec29112dd5afa0611ce80d1b7f02629c"),
+)}
 
 
 def require(files: list[Path], root: str, source: Download, download: bool, fetch: bool,

@@ -27,14 +27,14 @@ FOLDER_SETS = ("places365", "lsun", "tinyimagenet", "imagenet30")
 FORMATS: dict[str, Reader] = {
     **{reader.__name__: reader for reader in (
         embedded.digits, glyphs.glyphs, embedded.sklearn_photos, embedded.synthetic, benchmarks.cifar10,
-        benchmarks.cifar100, benchmarks.svhn, benchmarks.stl10, benchmarks.dtd,
+        benchmarks.cifar100, benchmarks.svhn, benchmarks.stl10, benchmarks.dtd, benchmarks.mnist,
         images.image_folder, arrays.npy, arrays.imagenet_pickle)},
     **dict.fromkeys(FOLDER_SETS, images.image_folder),
 }
 # The files each path-based reader reads, found without decoding (formats without one need no files).
 LOCATORS: dict[str, Locator] = {
     "cifar10": benchmarks.cifar10_files, "cifar100": benchmarks.cifar100_files, "svhn": benchmarks.svhn_files,
-    "stl10": benchmarks.stl10_files, "dtd": benchmarks.dtd_files,
+    "stl10": benchmarks.stl10_files, "dtd": benchmarks.dtd_files, "mnist": benchmarks.mnist_files,
     "image_folder": images.image_folder_files, "npy": arrays.npy_files,
     "imagenet_pickle": arrays.imagenet_pickle_files, **dict.fromkeys(FOLDER_SETS, images.image_folder_files),
 }
