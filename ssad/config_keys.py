@@ -5,9 +5,10 @@
   only where the code takes the key: an argument of a ``_target_``, a new entry of a named mapping).
 - ``+optim.lrr=0.1``, ``++optim.lrr=0.1``, a typo in a preset: :func:`check_keys` walks the composed config at
   start-up against what the code reads (:func:`known_keys`): a ``_target_`` node takes its callable's arguments,
-  ``optim``, ``eval``, ``negatives``, ``paths`` and ``model.head`` their fixed keys, the root the keys and groups
-  of the command's primary config. Mappings of names the user chooses (``data.ood``, ``sources``, ``add_ood``,
-  ``callbacks``, ``logger``) take any name; their entries are checked as nodes of their own.
+  ``optim``, ``eval``, ``negatives``, ``paths``, ``model.head`` and ``model.centering`` their fixed keys, the root
+  the keys and groups of the command's primary config. Mappings of names the user chooses (``data.ood``,
+  ``sources``, ``add_ood``, ``callbacks``, ``logger``) take any name; their entries are checked as nodes of their
+  own.
 
 So legitimate additions keep working: ``+data.ood.NAME={...}``, ``++trainer.limit_train_batches=2`` (a
 ``lightning.pytorch.Trainer`` argument), ``+data.holdout=0.2`` (an ``SSADDataModule`` argument).
@@ -52,14 +53,21 @@ def _head_keys() -> set[str]:
     return set(inspect.signature(DINOHead).parameters) - {"in_dim"}
 
 
+def _centering_keys() -> set[str]:
+    from ssad.centering import CENTERINGS, centering_keys
+
+    return {"name"}.union(*(centering_keys(cls) for cls in CENTERINGS.values()))
+
+
 # nodes without a _target_ whose keys the code reads one by one
 FIXED: dict[str, Callable[[], set[str]]] = {
     "optim": _optim_keys,
     "eval": lambda: {"every_n_epochs", "plots", "settings"},
     "eval.settings": _eval_settings_keys,
-    "negatives": lambda: {"name", "weight", "parts"},
+    "negatives": lambda: {"name", "label", "weight", "parts"},
     "paths": lambda: {"data_dir", "cache_dir", "output_dir"},
     "model.head": _head_keys,
+    "model.centering": _centering_keys,
 }
 
 

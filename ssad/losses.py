@@ -9,27 +9,21 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def distillation_loss(
-    student_out: Sequence[Tensor],
-    teacher_out: Sequence[Tensor],
-    center: Tensor,
-    student_temp: float,
-    teacher_temp: float,
-) -> Tensor:
+def distillation_loss(student_out: Sequence[Tensor], teacher_probs: Tensor, student_temp: float) -> Tensor:
     """L_pos, Eq. 3: DINO cross-entropy H(p_t(x''), p_s(x')) averaged over pairs of distinct views.
 
-    ``student_out``: (B, K) logits of every positive view, global views first, in the order of
-    ``teacher_out`` ((B, K) teacher logits of the global views). The teacher's output is centred and
-    sharpened, p_t = softmax((g_t − c)/τ_t); the student's is p_s = softmax(g_s/τ_s). Teacher view i is
-    never paired with student view i (the same crop). Returns the mean over all remaining pairs.
+    ``student_out``: (B, K) logits of every positive view, global views first, in the order of the teacher's
+    views; ``teacher_probs``: (V, B, K) targets p_t of the V global views, made by the centring
+    (:mod:`ssad.centering`; the paper's p_t = softmax((g_t − c)/τ_t)). The student's output is
+    p_s = softmax(g_s/τ_s). Teacher view i is never paired with student view i (the same crop). Returns the mean
+    over all remaining pairs.
     """
-    n_teacher, n_student = len(teacher_out), len(student_out)
+    n_teacher, n_student = len(teacher_probs), len(student_out)
     if n_student < n_teacher:
         raise ValueError(f"{n_student} student views < {n_teacher} teacher views: globals must come first")
-    p_t = F.softmax((torch.stack(list(teacher_out)).float() - center) / teacher_temp, dim=-1)
     log_p_s = F.log_softmax(torch.stack(list(student_out)).float() / student_temp, dim=-1)
     # cross[i, j] = mean over the batch of H(p_t of teacher view i, p_s of student view j)
-    cross = -torch.einsum("ibk,jbk->ij", p_t, log_p_s) / p_t.shape[1]
+    cross = -torch.einsum("ibk,jbk->ij", teacher_probs, log_p_s) / teacher_probs.shape[1]
     same_view = torch.eye(n_teacher, n_student, dtype=torch.bool, device=cross.device)
     return cross[~same_view].mean()
 
@@ -42,9 +36,3 @@ def negative_loss(student_out: Sequence[Tensor], student_temp: float) -> Tensor:
     """
     logits = torch.cat(list(student_out)).float()
     return -F.log_softmax(logits / student_temp, dim=-1).mean(dim=-1).mean()
-
-
-@torch.no_grad()
-def update_center(center: Tensor, teacher_batch_mean: Tensor, momentum: float) -> Tensor:
-    """Centre c ← m·c + (1 − m)·mean of the teacher's logits over all positive global views (DINO)."""
-    return center * momentum + teacher_batch_mean * (1.0 - momentum)

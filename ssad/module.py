@@ -1,4 +1,4 @@
-"""The LightningModule: student g_s, EMA teacher g_t, centre c, and the objective L = L_pos + λ·L_neg."""
+"""The LightningModule: student g_s, EMA teacher g_t, its centring, and the objective L = L_pos + λ·L_neg."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from torch import Tensor, nn
 
 from ssad import schedules
 from ssad.batching import scaled_lr
-from ssad.losses import distillation_loss, negative_loss, update_center
+from ssad.centering import build_centering
+from ssad.losses import distillation_loss, negative_loss
 from ssad.models import DINOHead, MultiCropNetwork, make_deterministic
 
 DEFAULT_OPTIM = {
@@ -42,7 +43,9 @@ class SSADModule(L.LightningModule):
     the centre advance once per optimiser step; every micro-batch of a step sees the same centre and teacher,
     and the centre moves by the mean teacher output over all of the step's micro-batches and processes, so that
     k micro-batches of b images update as one batch of k·b does. Fast paths: ``group_views`` (one backbone call
-    per resolution, else per view) and ``compile`` (``torch.compile`` of both backbones).
+    per resolution, else per view) and ``compile`` (``torch.compile`` of both backbones). ``centering`` picks the
+    teacher's output normalisation (:mod:`ssad.centering`: ``{name: ema}``, the paper's, or
+    ``{name: sinkhorn, iterations: n}``); ``center_momentum`` is the momentum of the running centre c.
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class SSADModule(L.LightningModule):
         warmup_teacher_temp: float = 0.055,
         teacher_temp_epochs: int | None = None,
         center_momentum: float = 0.9,
+        centering: Mapping[str, Any] | None = None,
         momentum_teacher: float = 0.996,
         neg_weight: float = 1.0,
         batch_size: int = 64,
@@ -68,11 +72,8 @@ class SSADModule(L.LightningModule):
         self.student = MultiCropNetwork(backbone, head_module, group_views)
         self.teacher = make_deterministic(copy.deepcopy(self.student))  # same weights, no drop-path/dropout
         self.teacher.requires_grad_(False)
-        self.register_buffer("center", torch.zeros(1, head_module.last_layer.out_features))
-        # teacher outputs summed over the micro-batches of the current optimiser step (not in checkpoints:
-        # a run resumes at a step boundary)
-        self.register_buffer("center_sum", torch.zeros_like(self.center), persistent=False)
-        self.center_rows = 0
+        self.centering = build_centering(centering, head_module.last_layer.out_features, center_momentum)
+        self.register_load_state_dict_pre_hook(_move_center_key)
         self.run_config: dict[str, Any] | None = None  # the resolved Hydra config, kept in checkpoints
         self.last_loss: Tensor | None = None  # of the latest micro-batch, detached
         self._compiled = False
@@ -84,6 +85,11 @@ class SSADModule(L.LightningModule):
             self.student.backbone.compile(dynamic=False)
             self.teacher.backbone.compile(dynamic=False)
             self._compiled = True
+
+    @property
+    def center(self) -> Tensor:
+        """The running centre c, (1, K): the EMA of the teacher's mean output (``centering.center``)."""
+        return self.centering.center
 
     # ----------------------------------------------------------------- schedules
     @property
@@ -124,7 +130,8 @@ class SSADModule(L.LightningModule):
         with torch.no_grad():
             teacher_out = self.teacher(pos_g)
         tau_t = self.teacher_temperature()
-        l_pos = distillation_loss(student_pos, teacher_out, self.center, self.hparams.student_temp, tau_t)
+        teacher_probs = self.centering.targets(teacher_out, tau_t, self._all_reduce)
+        l_pos = distillation_loss(student_pos, teacher_probs, self.hparams.student_temp)
         loss = l_pos
         if student_neg and self.hparams.neg_weight > 0:
             l_neg = negative_loss(student_neg, self.hparams.student_temp)
@@ -133,30 +140,16 @@ class SSADModule(L.LightningModule):
         if not torch.isfinite(loss):
             raise FloatingPointError(nonfinite_loss_message(self.trainer, loss.item()))
         self.last_loss = loss.detach()  # the epoch's loss curve (ssad.callbacks.OODEvaluation) sums these
-        self._accumulate_center(teacher_out)
+        self.centering.accumulate(teacher_out)  # the centre itself moves after the optimiser step
         # sync_dist: epoch means over all processes (the loss curve in results.json is the global one)
         self.log("train/L_pos", l_pos, on_step=True, on_epoch=True, sync_dist=True)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("train/tau_t", tau_t, on_step=False, on_epoch=True, sync_dist=True)
         return loss
 
-    @torch.no_grad()
-    def _accumulate_center(self, teacher_out: list[Tensor]) -> None:
-        """Add this micro-batch's teacher outputs to the step's sum (the centre itself moves after the step)."""
-        logits = torch.cat(teacher_out).float()
-        self.center_sum.add_(logits.sum(dim=0, keepdim=True))
-        self.center_rows += len(logits)
-
-    @torch.no_grad()
-    def _update_center(self) -> None:
-        """c ← m·c + (1 − m)·(mean teacher output of the step's micro-batches on all processes), one all-reduce."""
-        if not self.center_rows:
-            return
-        total = self.trainer.strategy.reduce(self.center_sum, reduce_op="sum")
-        batch_mean = total / (self.center_rows * self.trainer.world_size)  # equal batches on every process
-        self.center.copy_(update_center(self.center, batch_mean, self.hparams.center_momentum))
-        self.center_sum.zero_()
-        self.center_rows = 0
+    def _all_reduce(self, tensor: Tensor, op: str) -> Tensor:
+        """``tensor`` reduced (``"sum"`` or ``"max"``) over the training processes (:mod:`ssad.centering`)."""
+        return self.trainer.strategy.reduce(tensor, reduce_op=op)
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer, optimizer_closure=None) -> None:
         values = self._step_schedules(self.global_step)
@@ -165,7 +158,7 @@ class SSADModule(L.LightningModule):
             if group["regularized"]:
                 group["weight_decay"] = values["wd"]
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)  # runs the step's last micro-batch
-        self._update_center()
+        self.centering.update(self._all_reduce, self.trainer.world_size)
         self._ema_update(values["momentum"])
         self.log_dict({"train/lr": values["lr"], "train/wd": values["wd"], "train/momentum": values["momentum"]},
                       on_step=True, on_epoch=False)
@@ -262,6 +255,13 @@ def nonfinite_loss_message(trainer: L.Trainer, loss: float) -> str:
         lines.append(f"This run uses trainer.precision={precision}: trainer.precision=32-true tells whether "
                      "rounding is the cause.")
     return " ".join(lines)
+
+
+def _move_center_key(module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+    """Load a checkpoint written before centring was a component: its ``center`` is ``centering.center``."""
+    old = f"{prefix}center"
+    if old in state_dict:
+        state_dict[f"{prefix}centering.center"] = state_dict.pop(old)
 
 
 def _numpy_state_to_torch(state: tuple) -> tuple:

@@ -65,7 +65,7 @@ def test_k_micro_batches_update_as_one_batch_of_k_times_b(tmp_path, k):
     assert micro.effective_lr() == whole.effective_lr() == scaled_lr(cfg.optim.base_lr, N_IMAGES)
     tol = {"rtol": 1e-4, "atol": 1e-6}
     torch.testing.assert_close(micro.center, whole.center, **tol)
-    assert micro.center.abs().sum() > 0 and micro.center_rows == 0 and not micro.center_sum.any()
+    assert micro.center.abs().sum() > 0 and micro.centering.step_rows == 0 and not micro.centering.step_sum.any()
     for name, tensor in whole.state_dict().items():
         torch.testing.assert_close(micro.state_dict()[name], tensor, **tol, msg=name)
     moved = [not torch.equal(a, b) for a, b in zip(start.student.parameters(), micro.student.parameters())]
@@ -88,10 +88,9 @@ def test_per_micro_batch_centre_would_differ(tmp_path):
     once = 0.5 * torch.cat(logits).mean(0, keepdim=True)
     twice = 0.5 * (0.5 * logits[0].mean(0, keepdim=True)) + 0.5 * logits[1].mean(0, keepdim=True)
     assert not torch.allclose(once, twice, atol=1e-3)
-    module._accumulate_center([logits[0][:2], logits[0][2:]])
-    module._accumulate_center([logits[1]])
-    module.trainer = SimpleNamespace(world_size=1, strategy=SimpleNamespace(reduce=lambda tensor, **_: tensor))
-    module._update_center()
+    module.centering.accumulate([logits[0][:2], logits[0][2:]])
+    module.centering.accumulate([logits[1]])
+    module.centering.update()
     torch.testing.assert_close(module.center, once)
 
 

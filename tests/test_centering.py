@@ -1,0 +1,193 @@
+"""The teacher's output normalisation (ssad/centering.py): the paper's EMA centring and Sinkhorn-Knopp, chosen in
+config, under gradient accumulation and (simulated) several processes, and in a training run."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from ssad.centering import (
+    CENTERINGS,
+    EMACentering,
+    SinkhornKnoppCentering,
+    build_centering,
+    local,
+    update_center,
+)
+from ssad.config_keys import check_keys
+from ssad.evaluate import load_checkpoint
+from ssad.train import train
+from tests.conftest import compose_cfg
+
+K = 8
+
+
+def _views(seed: int = 0, batch: int = 32) -> list[torch.Tensor]:
+    """Two global views' teacher logits with a few soft-classes favoured by every image."""
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(batch, K, generator=g) + torch.linspace(0, 2, K) for _ in range(2)]
+
+
+def _column_error(probs: torch.Tensor) -> float:
+    """Largest relative distance of a soft-class's total mass from R/K over the R rows (views × images)."""
+    rows = probs.flatten(0, 1)
+    share = len(rows) / rows.shape[1]
+    return ((rows.sum(0) - share).abs().max() / share).item()
+
+
+def _sinkhorn_reference(logits: torch.Tensor, temperature: float, iterations: int) -> torch.Tensor:
+    """SwAV's Algorithm 1 written out in probability space (Q = exp(g/τ)ᵀ, K × R): normalise the total, then
+    rows (soft-classes) to 1/K and columns (rows of the batch) to 1/R in turn; R·Qᵀ."""
+    q = torch.exp(logits.double() / temperature).T
+    n_classes, n_rows = q.shape
+    q /= q.sum()
+    for _ in range(iterations):
+        q /= q.sum(dim=1, keepdim=True) * n_classes
+        q /= q.sum(dim=0, keepdim=True) * n_rows
+    return (q * n_rows).T
+
+
+# ----------------------------------------------------------------- EMA centring (the paper's)
+def test_ema_targets_are_the_centred_sharpened_softmax():
+    views = _views()
+    centering = EMACentering(K, momentum=0.9)
+    centering.center.copy_(torch.randn(1, K))
+    got = centering.targets(views, 0.04)
+    # the formula of L_pos before centring was a component, bit for bit
+    assert torch.equal(got, torch.softmax((torch.stack(views).float() - centering.center) / 0.04, dim=-1))
+    # by hand: the centre removes what every image shares
+    centering.center.copy_(torch.tensor([[3.0, 1.0] + [0.0] * (K - 2)]))
+    hand = centering.targets([torch.tensor([[3.0, 1.0] + [0.0] * (K - 2)])], 0.5)
+    torch.testing.assert_close(hand, torch.full((1, 1, K), 1 / K))
+
+
+def test_ema_centre_moves_once_per_step_by_the_mean_of_its_micro_batches():
+    centering = EMACentering(K, momentum=0.8)
+    start = torch.randn(1, K)
+    centering.center.copy_(start)
+    first, second = _views(1, batch=4), _views(2, batch=6)
+    centering.accumulate(first)
+    centering.accumulate(second)
+    torch.testing.assert_close(centering.center, start)  # no move before the optimiser step
+    centering.update()
+    mean = torch.cat(first + second).mean(0, keepdim=True)
+    torch.testing.assert_close(centering.center, 0.8 * start + 0.2 * mean)
+    torch.testing.assert_close(update_center(start, mean, 0.8), 0.8 * start + 0.2 * mean)
+    assert centering.step_rows == 0 and not centering.step_sum.any()
+    centering.update()  # a step without micro-batches leaves the centre where it is
+    torch.testing.assert_close(centering.center, 0.8 * start + 0.2 * mean)
+
+
+def test_ema_centre_averages_over_processes():
+    """Two processes with 4 rows each: the all-reduced sum over 2 × 4 rows gives the mean of all 8."""
+    mine, theirs = torch.randn(4, K), torch.randn(4, K)
+    centering = EMACentering(K, momentum=0.5)
+    centering.accumulate([mine])
+    centering.update(lambda tensor, op: tensor + theirs.sum(0, keepdim=True), world_size=2)
+    torch.testing.assert_close(centering.center, 0.5 * torch.cat([mine, theirs]).mean(0, keepdim=True))
+
+
+# ----------------------------------------------------------------- Sinkhorn-Knopp
+def test_sinkhorn_targets_are_doubly_stochastic():
+    views = _views()
+    probs = SinkhornKnoppCentering(K, 0.9, iterations=3).targets(views, 1.0)
+    assert probs.shape == (2, 32, K)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(2, 32))  # each row a distribution
+    softmax = torch.softmax(torch.stack(views), dim=-1)
+    assert _column_error(softmax) > 0.5  # without the normalisation the favoured classes take twice their share
+    assert _column_error(probs) < 0.02  # after DINOv2's 3 iterations each class holds ≈ R/K
+    # sharper targets need more iterations; the error shrinks with them down to rounding
+    errors = [_column_error(SinkhornKnoppCentering(K, 0.9, n).targets(views, 0.2)) for n in (1, 3, 10, 100)]
+    assert errors == sorted(errors, reverse=True) and errors[-1] < 1e-4
+
+
+@pytest.mark.parametrize("iterations", [1, 3])
+def test_sinkhorn_matches_swav_algorithm(iterations):
+    views = _views(3)
+    got = SinkhornKnoppCentering(K, 0.9, iterations).targets(views, 0.5)
+    expected = _sinkhorn_reference(torch.cat(views), 0.5, iterations).view(2, 32, K)
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_sinkhorn_is_finite_at_low_temperature():
+    """τ_t = 0.01 with logits of size 50: exp(g/τ) overflows float32; the log-domain targets do not."""
+    views = [50 * torch.randn(16, K) for _ in range(2)]
+    assert not torch.isfinite(torch.exp(torch.stack(views) / 0.01)).all()
+    probs = SinkhornKnoppCentering(K, 0.9, 3).targets(views, 0.01)
+    assert torch.isfinite(probs).all()
+    torch.testing.assert_close(probs.sum(-1), torch.ones(2, 16))
+
+
+def test_sinkhorn_over_processes_equals_one_batch():
+    """Two processes (threads exchanging through a simulated all-reduce) holding half the batch each get the
+    rows of Sinkhorn-Knopp over the whole batch: the column sums are reduced across processes."""
+    views = _views(4)
+    barrier, slots = threading.Barrier(2), [None, None]
+
+    def reducer(rank: int):
+        def reduce(tensor: torch.Tensor, op: str) -> torch.Tensor:
+            slots[rank] = tensor.clone()
+            barrier.wait()
+            both = torch.stack(slots)
+            out = both.sum(0) if op == "sum" else both.amax(0)
+            barrier.wait()  # both have read before either writes its next tensor
+            return out
+        return reduce
+
+    centering = SinkhornKnoppCentering(K, 0.9, 3)
+    with ThreadPoolExecutor(2) as pool:
+        halves = list(pool.map(lambda r: centering.targets([v.chunk(2)[r] for v in views], 0.3, reducer(r)), [0, 1]))
+    whole = centering.targets(views, 0.3, local)
+    torch.testing.assert_close(torch.cat(halves, dim=1), whole)
+    alone = centering.targets([v.chunk(2)[0] for v in views], 0.3)
+    assert not torch.allclose(alone, halves[0], atol=1e-4), "the check above can fail: a half alone differs"
+
+
+# ----------------------------------------------------------------- choice in config
+def test_build_centering_by_name_and_its_errors():
+    assert isinstance(build_centering(None, K, 0.9), EMACentering)  # checkpoints without the key
+    sinkhorn = build_centering({"name": "sinkhorn", "iterations": 5}, K, 0.9)
+    assert isinstance(sinkhorn, SinkhornKnoppCentering) and sinkhorn.iterations == 5
+    assert set(CENTERINGS) == {"ema", "sinkhorn"}
+    with pytest.raises(ValueError, match=r"model.centering.name='dino': choose one of ema, sinkhorn"):
+        build_centering({"name": "dino"}, K, 0.9)
+    with pytest.raises(ValueError, match=r"model.centering.iteration: .*its keys: name, iterations"):
+        build_centering({"name": "sinkhorn", "iteration": 3}, K, 0.9)
+    with pytest.raises(ValueError, match=r"model.centering.iterations=0 must be an integer >= 1"):
+        build_centering({"name": "sinkhorn", "iterations": 0}, K, 0.9)
+
+
+def test_config_group_selects_the_centring(tmp_path):
+    default = compose_cfg(tmp_path)
+    assert dict(default.model.centering) == {"name": "ema"}
+    assert isinstance(instantiate(default.model, _convert_="all").centering, EMACentering)
+    cfg = compose_cfg(tmp_path, "centering=sinkhorn", "model.centering.iterations=4")
+    model = instantiate(cfg.model, _convert_="all")
+    assert isinstance(model.centering, SinkhornKnoppCentering) and model.centering.iterations == 4
+
+
+def test_checkpoint_with_the_old_centre_key_loads(tmp_path):
+    """Checkpoints written before centring was a component hold the centre as ``center``."""
+    model = instantiate(compose_cfg(tmp_path).model, _convert_="all")
+    state = model.state_dict()
+    assert "centering.center" in state and "center" not in state
+    centre = torch.randn_like(state["centering.center"])
+    state["center"] = centre
+    del state["centering.center"]
+    model.load_state_dict(state)
+    assert torch.equal(model.center, centre)
+
+
+def test_training_with_sinkhorn_centring_runs_and_its_checkpoint_loads(tmp_path):
+    summary = train(compose_cfg(tmp_path, "centering=sinkhorn", "trainer.max_epochs=1"))
+    model, run_cfg = load_checkpoint(f"{summary['run_dir']}/checkpoints/last.ckpt")
+    assert run_cfg.model.centering.name == "sinkhorn" and isinstance(model.centering, SinkhornKnoppCentering)
+    assert model.center.abs().sum() > 0  # the running centre is kept for the evaluation
+
+
+def test_unknown_centring_key_fails_at_start_up(tmp_path):
+    cfg = compose_cfg(tmp_path, "centering=sinkhorn", "+model.centering.iteration=3")
+    with pytest.raises(ValueError, match=r"model.centering.iteration: .*did you mean 'iterations'"):
+        check_keys(cfg)
