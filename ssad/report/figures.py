@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from ssad.plots import MARKERS, save_figure  # noqa: E402
-from ssad.report.published import HEADERS, name, ordered  # noqa: E402
+from ssad.report.names import name, ordered, paper_order, variant_labels  # noqa: E402
 from ssad.report.runs import Run  # noqa: E402
 from ssad.results import AVERAGE  # noqa: E402
 
@@ -32,9 +32,10 @@ def _skip(ax: plt.Axes, message: str) -> None:
 
 
 def _scatter(ax: plt.Axes, runs: Sequence[Run], x: Callable[[Run], float | None],
-             y: Callable[[Run], float | None], colors: Mapping[str, Any], xlabel: str, ylabel: str) -> None:
-    """One point per run with both values; a variant is a colour and a hollow marker shape of its own (named in
-    the figure's legend), so that runs at the same place stay visible and no label covers another."""
+             y: Callable[[Run], float | None], colors: Mapping[str, Any], labels: Mapping[str, str], xlabel: str,
+             ylabel: str) -> None:
+    """One point per run with both values; a variant is a colour and a hollow marker shape of its own (named by
+    its label in the figure's legend), so that runs at the same place stay visible and no label covers another."""
     points = [(r, x(r), y(r)) for r in runs]
     points = [(r, a, b) for r, a, b in points if a is not None and b is not None]
     if not points:
@@ -44,7 +45,7 @@ def _scatter(ax: plt.Axes, runs: Sequence[Run], x: Callable[[Run], float | None]
         mine = [(a, b) for r, a, b in points if r.variant == variant]
         if mine:
             ax.scatter(*zip(*mine), marker=shapes[variant], facecolors="none", edgecolors=[colors[variant]],
-                       linewidths=1.4, s=42, label=HEADERS.get(variant, variant))
+                       linewidths=1.4, s=42, label=labels.get(variant, variant))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
@@ -61,12 +62,13 @@ def _legend_right(fig: plt.Figure, axes: Sequence[plt.Axes]) -> None:
                    fontsize=8, title="variant", frameon=False)
 
 
-def _finished(runs: Sequence[Run], in_dist: str) -> tuple[list[Run], dict[str, Any]]:
-    """The ``in_dist`` runs with results, and a colour per variant (paper order)."""
+def _finished(runs: Sequence[Run], in_dist: str) -> tuple[list[Run], dict[str, Any], dict[str, str]]:
+    """The ``in_dist`` runs with results, a colour per variant (paper order) and the variants' labels."""
+    labels = variant_labels(runs)
     runs = [r for r in runs if r.dataset == in_dist and r.results is not None]
     cmap = plt.get_cmap("tab10" if len({r.variant for r in runs}) <= 10 else "tab20")
-    variants = ordered({r.variant for r in runs}, HEADERS)
-    return runs, {v: cmap(i % cmap.N) for i, v in enumerate(variants)}
+    variants = ordered({r.variant for r in runs}, paper_order(labels, ("2", "1")))
+    return runs, {v: cmap(i % cmap.N) for i, v in enumerate(variants)}, labels
 
 
 def figure2(runs: Sequence[Run], in_dist: str, path: Path) -> Path:
@@ -77,7 +79,7 @@ def figure2(runs: Sequence[Run], in_dist: str, path: Path) -> Path:
 def figure2_figure(runs: Sequence[Run], in_dist: str) -> plt.Figure:
     """Left: occupied soft-classes per variant (mean ± std over seeds). Right: occupied soft-classes vs
     CIFAR100 AUROC (average AUROC when no run has CIFAR100 as OOD set), one point per run."""
-    runs, colors = _finished(runs, in_dist)
+    runs, colors, labels = _finished(runs, in_dist)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     occupied = {v: [x for r in runs if r.variant == v and (x := r.value("occupied_soft_classes")) is not None]
                 for v in colors}
@@ -87,7 +89,7 @@ def figure2_figure(runs: Sequence[Run], in_dist: str) -> plt.Figure:
         left.barh(range(len(occupied)), [statistics.fmean(xs) for xs in occupied.values()],
                   xerr=[statistics.stdev(xs) if len(xs) > 1 else 0 for xs in occupied.values()],
                   color=[colors[v] for v in occupied], capsize=3)
-        left.set_yticks(range(len(occupied)), [HEADERS.get(v, v) for v in occupied])
+        left.set_yticks(range(len(occupied)), [labels.get(v, v) for v in occupied])
         left.invert_yaxis()  # the first variant on top
         left.set_xlabel("occupied soft-classes (mean ± std over seeds)")
     else:
@@ -95,7 +97,7 @@ def figure2_figure(runs: Sequence[Run], in_dist: str) -> plt.Figure:
     ood = "cifar100" if any(r.value("cifar100", "auroc") is not None for r in runs) else AVERAGE
     xlabel = "CIFAR100 AUROC (%)" if ood == "cifar100" else "average AUROC (%) (no CIFAR100 OOD set)"
     _scatter(right, runs, lambda r: _pct(r.value(ood, "auroc")), lambda r: r.value("occupied_soft_classes"),
-             colors, xlabel, "occupied soft-classes")
+             colors, labels, xlabel, "occupied soft-classes")
     right.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count
     fig.suptitle(f"Figure 2: occupied soft-classes, {name(in_dist)} as in-distribution")
     fig.tight_layout()
@@ -110,15 +112,15 @@ def figure3(runs: Sequence[Run], in_dist: str, path: Path) -> Path:
 
 def figure3_figure(runs: Sequence[Run], in_dist: str) -> plt.Figure:
     """Average AUROC vs kNN accuracy (left) and vs sensitivity (right), one point per run."""
-    runs, colors = _finished(runs, in_dist)
+    runs, colors, labels = _finished(runs, in_dist)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
 
     def auroc(run: Run) -> float | None:
         return _pct(run.value(AVERAGE, "auroc"))
 
-    _scatter(axes[0], runs, lambda r: _pct(r.value("knn_accuracy")), auroc, colors, "kNN accuracy (%)",
+    _scatter(axes[0], runs, lambda r: _pct(r.value("knn_accuracy")), auroc, colors, labels, "kNN accuracy (%)",
              "average AUROC (%)")
-    _scatter(axes[1], runs, lambda r: _pct(r.value("sensitivity")), auroc, colors,
+    _scatter(axes[1], runs, lambda r: _pct(r.value("sensitivity")), auroc, colors, labels,
              "sensitivity: AUROC train vs test in-distribution (%)", "average AUROC (%)")
     fig.suptitle(f"Figure 3: AUROC vs kNN accuracy and sensitivity, {name(in_dist)} as in-distribution")
     fig.tight_layout()

@@ -30,6 +30,7 @@ class Run:
     results: dict[str, Any] | None
     planned_ood: tuple[str, ...] = ()
     negative_sources: frozenset[str] = field(default_factory=frozenset)
+    label: str | None = None  # the negatives preset's display name, when its config gives one
 
     def value(self, key: str, metric: str | None = None) -> float | None:
         """``metric`` of OOD set ``key`` (or of ``"average"``); with no metric, a run-level scalar such as
@@ -38,7 +39,8 @@ class Run:
 
 
 def make_run(source: str, config: Mapping[str, Any], results: dict[str, Any] | None) -> Run:
-    """A :class:`Run` from a training config (``negatives``, ``data``, ``seed``) and its results, if any."""
+    """A :class:`Run` from a training config (``negatives``, ``data``, ``seed``) and its results, if any. Its OOD
+    sets are the keys of ``data.ood``, in the preset's order."""
     meta, negatives, data = results or {}, config.get("negatives") or {}, config.get("data") or {}
     variant = str(meta.get("variant") or negatives.get("name") or "unknown")
     if "parts" in negatives:
@@ -47,7 +49,8 @@ def make_run(source: str, config: Mapping[str, Any], results: dict[str, Any] | N
         sources = {"imagenet"} if "imgn" in variant else set()
     seed = meta.get("seed", config.get("seed"))
     return Run(source, variant, str(meta.get("dataset") or data.get("name") or "unknown"),
-               None if seed is None else int(seed), results, tuple(data.get("ood") or ()), frozenset(sources))
+               None if seed is None else int(seed), results, tuple(data.get("ood") or ()), frozenset(sources),
+               negatives.get("label"))
 
 
 def _drop_superseded(runs: list[Run]) -> list[Run]:
@@ -90,7 +93,8 @@ def collect_baselines(root: Path, runs: Sequence[Run]) -> list[Run]:
         return []
     dataset = Counter(r.dataset for r in runs).most_common(1)[0][0]
     baselines = json.loads(path.read_text())
-    return [Run(str(path), key, dataset, None, baselines[key]) for key in BASELINES if key in baselines]
+    return [Run(str(path), key, dataset, None, baselines[key], label=label) for key, label in BASELINES.items()
+            if key in baselines]
 
 
 def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,20 +12,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ssad.report.published import (
-    HEADERS,
-    OOD_NAMES,
-    PAPER_SOURCE,
-    TABLE1_METHODS,
-    TABLE2_METHODS,
-    load_paper,
+from ssad.report.names import (
+    in_published_order,
     name,
     ordered,
+    paper_method,
+    paper_order,
+    paper_variants,
+    variant_labels,
 )
+from ssad.report.published import PAPER_SOURCE, load_paper
 from ssad.report.runs import Run
 from ssad.results import AVERAGE, METRICS
 
-IMAGENET_OVERLAP = ("imagenet30", "tinyimagenet")
+IMAGENET_OVERLAP = ("imagenet30", "tinyimagenet", "tin")  # OOD sets drawn from ImageNet (tin: OpenOOD's)
 
 
 def _round(x: float | None) -> float | None:
@@ -70,6 +70,7 @@ class Table:
     cells: dict[tuple[str, str], Cell]
     marked: set[str]
     notes: list[str]
+    labels: dict[str, str]  # variant → column header
 
     @property
     def title(self) -> str:
@@ -95,14 +96,15 @@ class Table:
 
 
 def build_table(runs: Sequence[Run], table: str, in_dist: str, variants: Sequence[str], metric: str = "auroc",
-                paper: Mapping[tuple[str, str, str, str], float] | None = None) -> Table:
-    """Table ``table`` of the ``in_dist`` runs: rows = their OOD sets (planned or measured; + Average for
-    Table 2), columns = ``variants``, paper numbers from ``paper`` (AUROC only)."""
+                paper: Mapping[tuple[str, str, str, str], float] | None = None,
+                labels: Mapping[str, str] | None = None) -> Table:
+    """Table ``table`` of the ``in_dist`` runs: rows = their OOD sets (the keys of their configs' ``data.ood`` and
+    the sets measured; the paper's first, in its order; + Average for Table 2), columns = ``variants`` headed by
+    their ``labels``, paper numbers from ``paper`` (AUROC only)."""
+    labels = {v: (labels or {}).get(v, v) for v in variants}
     runs = [r for r in runs if r.dataset == in_dist and r.variant in variants]
-    oods = {k for r in runs for k in (*r.planned_ood, *((r.results or {}).get("ood") or {}))}
-    rows = ordered(oods, OOD_NAMES)
+    rows = in_published_order(k for r in runs for k in (*r.planned_ood, *((r.results or {}).get("ood") or {})))
     rows += [AVERAGE] if table == "2" else []
-    methods = TABLE2_METHODS if table == "2" else TABLE1_METHODS
     paper = paper if metric == "auroc" else {}
     cells = {}
     for variant in variants:
@@ -110,14 +112,13 @@ def build_table(runs: Sequence[Run], table: str, in_dist: str, variants: Sequenc
         missing = sum(r.results is None for r in group)
         for row in rows:
             values = [100 * x for r in group if (x := r.value(row, metric)) is not None]
-            key = (table, name(in_dist), name(row), methods.get(variant, ""))
+            key = (table, name(in_dist), name(row), paper_method(table, labels[variant]))
             cells[row, variant] = Cell(values, missing, (paper or {}).get(key))
     notes = ["Measured: mean ± sample std over seeds (one seed: its value); missing = a planned run without "
              "results; — = not run or not evaluated."]
     if any(cell.paper is not None for cell in cells.values()):
         notes[0] += f" Paper: {PAPER_SOURCE}, Table {table}."
-    imagenet = [HEADERS.get(v, v) for v in variants if any("imagenet" in r.negative_sources
-                                                          for r in runs if r.variant == v)]
+    imagenet = [labels[v] for v in variants if any("imagenet" in r.negative_sources for r in runs if r.variant == v)]
     marked = {row for row in rows if row in IMAGENET_OVERLAP} if imagenet else set()
     if marked:
         overlap = ", ".join(name(m) for m in sorted(marked))
@@ -126,19 +127,20 @@ def build_table(runs: Sequence[Run], table: str, in_dist: str, variants: Sequenc
                      f"{', '.join(imagenet)}: these OOD sets are not disjoint from them.")
     notes += [f"missing: {r.variant} seed {r.seed} ({r.source}) has no results."
               for r in runs if r.results is None]
-    return Table(table, in_dist, metric, rows, list(variants), cells, marked, notes)
+    return Table(table, in_dist, metric, rows, list(variants), cells, marked, notes, labels)
 
 
 def build_tables(runs: Sequence[Run], metric: str = "auroc") -> tuple[Table, list[Table]]:
     """Table 2 (CIFAR10 runs, else the most common in-distribution; every variant) and Table 1 (one per
     in-distribution with Rot. ImgN or Combined runs)."""
-    paper = load_paper()
+    paper, labels = load_paper(), variant_labels(runs)
     datasets = Counter(r.dataset for r in runs)
     in_dist = "cifar10" if "cifar10" in datasets else datasets.most_common(1)[0][0]
-    variants = ordered({r.variant for r in runs if r.dataset == in_dist}, TABLE2_METHODS)
-    table2 = build_table(runs, "2", in_dist, variants, metric, paper)
-    table1 = [build_table(runs, "1", d, list(TABLE1_METHODS), metric, paper)
-              for d in ordered({r.dataset for r in runs if r.variant in TABLE1_METHODS}, OOD_NAMES)]
+    variants = ordered({r.variant for r in runs if r.dataset == in_dist}, paper_order(labels))
+    table2 = build_table(runs, "2", in_dist, variants, metric, paper, labels)
+    ours = paper_variants("1", labels)
+    table1 = [build_table(runs, "1", d, ours, metric, paper, labels)
+              for d in in_published_order(sorted({r.dataset for r in runs if r.variant in ours}))]
     return table2, table1
 
 
@@ -146,7 +148,7 @@ def to_markdown(table: Table) -> str:
     """A GitHub Markdown table with a ``paper`` column beside each variant the paper reports, then notes."""
     head = ["OOD"]
     for variant in table.columns:
-        head += [HEADERS.get(variant, variant)] + (["paper"] if table.has_paper(variant) else [])
+        head += [table.labels[variant]] + (["paper"] if table.has_paper(variant) else [])
     lines = [f"**{table.title}**", "", "| " + " | ".join(head) + " |",
              "|---" + "|---:" * (len(head) - 1) + "|"]
     lines += ["| " + " | ".join([table.row_label(row), *table.row_texts(row)]) + " |" for row in table.rows]
@@ -164,7 +166,7 @@ def to_latex(table: Table) -> str:
     """A booktabs ``table`` environment: each variant over ``ours`` / ``paper`` sub-columns, notes below."""
     top, sub, rules, spec, col = ["OOD"], [""], [], "l", 2
     for variant in table.columns:
-        header = _tex(HEADERS.get(variant, variant))
+        header = _tex(table.labels[variant])
         if table.has_paper(variant):
             top.append(rf"\multicolumn{{2}}{{c}}{{{header}}}")
             sub += ["ours", "paper"]
@@ -196,7 +198,7 @@ def to_csv_rows(table: Table) -> list[dict[str, Any]]:
         for variant in table.columns:
             cell = table.cells[row, variant]
             rows.append({"table": table.table, "in_dist": name(table.in_dist), "ood": name(row),
-                         "variant": variant, "method": HEADERS.get(variant, variant), "metric": table.metric,
+                         "variant": variant, "method": table.labels[variant], "metric": table.metric,
                          "measured_mean": _round(cell.mean), "measured_std": _round(cell.std),
                          "n_seeds": len(cell.values), "n_missing": cell.n_missing, "paper": cell.paper})
     return rows
