@@ -59,12 +59,12 @@ def compose_cfg(tmp_path: Path, *overrides: str, run_dir: str = "run"):
     return cfg
 
 
-def compose_command(name: str, *overrides: str):
-    """The config of command ``name`` (``export``, ``evaluate``, ``score``) from the real tree, without progress
-    bars where the command has them."""
+def compose_command(name: str, *overrides: str, hydra: bool = False):
+    """The config of command ``name`` (``train``, ``export``, ``evaluate``, ``score``) from the real tree, without
+    progress bars where the command has them; with Hydra's own node (``cfg.hydra``: mode, sweeper) if ``hydra``."""
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         extra = [] if name == "score" else ["eval.settings.progress=false"]
-        return compose(name, overrides=[*extra, *overrides])
+        return compose(name, overrides=[*extra, *overrides], return_hydra_config=hydra)
 
 
 @pytest.fixture

@@ -1,0 +1,73 @@
+"""Every ``experiment=`` preset, found by listing ssad/conf/experiment/ (a new preset is covered by being there),
+composes, passes the start-up checks and is built as training builds it (``ssad.train.build``: datamodule with
+its augmentation and negative variant, network, callbacks, loggers, trainer) without reading its data; its views
+of two images go through the network, one view per resolution. A multirun preset's sweep over a config group
+(e.g. its negative variants) is checked choice by choice: composed, validated and its datamodule's views made."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ssad.augment import MultiCropAugment
+from ssad.config import validate
+from ssad.data.datamodule import SSADDataModule
+from ssad.module import SSADModule
+from ssad.train import CONFIG_DIR, build
+from tests.conftest import compose_command
+
+EXPERIMENTS = sorted(path.stem for path in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+
+
+def compose_preset(name: str, tmp_path: Path, *overrides: str) -> DictConfig:
+    return compose_command("train", f"experiment={name}", *overrides, f"paths.data_dir={tmp_path}/data",
+                           f"paths.output_dir={tmp_path}/run")
+
+
+def swept_group_choices(name: str) -> list[str]:
+    """The overrides a preset's sweep makes of config groups (``negatives=none``, ...; a swept value such as the
+    seed left out); none for a single run."""
+    params = compose_command("train", f"experiment={name}", hydra=True).hydra.sweeper.get("params") or {}
+    return [f"{key}={choice}" for key, choices in params.items() if (Path(CONFIG_DIR) / key).is_dir()
+            for choice in str(choices).split(",")]
+
+
+def training_views(datamodule: SSADDataModule, cfg: DictConfig) -> dict[str, list[torch.Tensor]]:
+    """The datamodule's views of two random images (also the negatives, one per part in turn), checked against
+    the config's view counts and negative parts."""
+    assert [p.transform for p in datamodule.parts] == [p["transform"] for p in
+                                                         OmegaConf.to_container(cfg.negatives.parts)]
+    images = torch.randint(0, 256, (2, 3, datamodule.size, datamodule.size), dtype=torch.uint8)
+    part = torch.arange(2) % max(len(datamodule.parts), 1)
+    views = datamodule.views(images, images if datamodule.parts else None, part)
+    assert len(views["pos_global"]) == cfg.augment.n_global and len(views["pos_local"]) == cfg.augment.n_local
+    assert ("neg_global" in views) == bool(datamodule.parts)
+    return views
+
+
+def test_every_preset_is_found() -> None:
+    assert {"cifar10", "cifar100", "demo", "table2", "table2_cpu", "bench_tiny"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_preset_builds_and_runs_a_batch(name: str, tmp_path: Path, monkeypatch) -> None:
+    # the sources' files are not here: building must not need them (reading them is prepare_data's job)
+    monkeypatch.setattr(SSADDataModule, "check_sources", lambda self: None)
+    cfg = compose_preset(name, tmp_path)
+    datamodule, module, trainer = build(cfg)  # validates the config first
+    assert isinstance(datamodule, SSADDataModule) and isinstance(module, SSADModule)
+    assert isinstance(datamodule.augment, MultiCropAugment) and trainer.max_epochs == cfg.trainer.max_epochs
+    views = training_views(datamodule, cfg)
+    one_per_resolution = [views["pos_global"][0], *views["pos_local"][:1]]
+    module.eval()
+    with torch.no_grad():
+        logits = module.student(one_per_resolution)
+    assert all(out.shape == (2, cfg.model.head.out_dim) and torch.isfinite(out).all() for out in logits)
+    for choice in swept_group_choices(name):
+        swept = compose_preset(name, tmp_path, choice)
+        validate(swept)
+        training_views(instantiate(swept.data), swept)
