@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from ssad.augment import MultiCropAugment
 from ssad.data.images import UnreadableFilesError
 from ssad.data.samplers import EpochSampler
-from ssad.data.sources import ArraySet, RowView, accepts, check_source, load_source, plain
+from ssad.data.sources import ArraySet, RowView, accepts, check_ood_groups, check_source, load_source, plain
 from ssad.negatives import NegativePart, parse_variant
 from ssad.views import TrainingViews
 
@@ -134,6 +134,7 @@ class SSADDataModule(L.LightningDataModule):
     ``sources`` names the auxiliary datasets a variant may refer to (``source: imagenet``); a part may
     also give an inline source mapping, or ``indist`` for the in-distribution training set itself.
     ``path`` (a folder of images or a ``.npy`` file) stands for ``train`` when that is not given.
+    ``ood_groups`` (``{group: [keys of ood]}``, e.g. OpenOOD's near and far) groups the OOD sets for the report.
     ``holdout`` > 0 (only without ``test``) keeps that share of the training images out of training as the
     test set, so a user's own data gets sensitivity, OOD metrics and an honest detector threshold.
     ``on_error`` (``raise`` or ``skip``) is what every image folder of the run does with unreadable files, unless
@@ -151,6 +152,7 @@ class SSADDataModule(L.LightningDataModule):
         sources: Mapping[str, Mapping[str, Any]] | None = None,
         test: Mapping[str, Any] | None = None,
         ood: Mapping[str, Mapping[str, Any]] | None = None,
+        ood_groups: Mapping[str, Sequence[str]] | None = None,
         holdout: float = 0.0,
         seed: int = 0,
         name: str = "custom",
@@ -179,6 +181,7 @@ class SSADDataModule(L.LightningDataModule):
         self.holdout, self.seed = holdout, seed
         self.test_set: ArraySet | None = None
         self.ood_specs = plain(ood) or {}
+        self.ood_groups = check_ood_groups(ood_groups, self.ood_specs)
         self.sources = plain(sources) or {}
         self.augment = augment
         self.parts: list[NegativePart] = parse_variant(plain((negatives or {}).get("parts")) or [])

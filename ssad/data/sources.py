@@ -196,3 +196,19 @@ def select_classes(images: np.ndarray, labels: np.ndarray | None, classes: Any, 
                          f"{sorted(present)[:20]}{' …' if len(present) > 20 else ''})")
     rows = np.flatnonzero(np.isin(labels, classes))
     return ArraySet(RowView(images, rows), labels[rows], name)
+
+
+def check_ood_groups(groups: Mapping[str, Any] | None, ood: Mapping[str, Any]) -> dict[str, list[str]]:
+    """``data.ood_groups`` as a plain ``{group: [OOD set names]}`` (e.g. OpenOOD's near and far), every name a
+    key of ``ood``; a ValueError names the group, the names that are not OOD sets, and the fix."""
+    groups = plain(groups) or {}
+    if not isinstance(groups, dict) or not all(
+            isinstance(names, list) and all(isinstance(n, str) for n in names) for names in groups.values()):
+        raise ValueError(f"data.ood_groups={groups!r}: give a mapping of group names to lists of data.ood keys, "
+                         "e.g. {near: [cifar100, tin], far: [svhn]}")
+    for group, names in groups.items():
+        unknown = [n for n in names if n not in ood]
+        if unknown:
+            raise ValueError(f"data.ood_groups.{group} names {unknown}, which data.ood does not have (it has "
+                             f"{sorted(ood)}); add them to data.ood or drop them from the group")
+    return groups
