@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ssad.report.figures import figure2, figure3
+from ssad.report.leaderboard import build_group_tables, write_group_tables
 from ssad.report.runs import Run, collect_runs, collect_wandb
 from ssad.report.tables import build_tables, write_tables
 from ssad.results import METRICS
@@ -35,13 +36,16 @@ def empty_tables_reason(runs: Sequence[Run]) -> str | None:
 
 def write_report(runs: Sequence[Run], out: str | os.PathLike, metric: str = "auroc") -> list[Path]:
     """Write the tables (Markdown, LaTeX, CSV) and figures (PNG) of ``runs`` to ``out``; returns the paths. Empty
-    tables say why in their notes (:func:`empty_tables_reason`)."""
+    tables say why in their notes (:func:`empty_tables_reason`). Runs that group their OOD sets
+    (``data.ood_groups``, e.g. ``data=openood_cifar10``) add ``ood_groups.*``: each group's mean AUROC beside the
+    OpenOOD v1.5 leaderboard."""
     out = Path(out)
     table2, table1 = build_tables(runs, metric)
     reason = empty_tables_reason(runs)
     if reason:
         table2.notes.append(f"Note: {reason}.")
     paths = write_tables([table2], out, "table2") + (write_tables(table1, out, "table1") if table1 else [])
+    paths += write_group_tables(build_group_tables(runs), out)
     return paths + [figure2(runs, table2.in_dist, out / "figure2.png"),
                     figure3(runs, table2.in_dist, out / "figure3.png")]
 
@@ -50,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """``ssad-report SWEEP_DIR_OR_WANDB_PROJECT [--out DIR] [--metric auroc]``: write the report, print the
     Markdown tables; exits with a message when there is nothing to report."""
     parser = argparse.ArgumentParser(prog="ssad-report", description="Write the paper's Tables 1 and 2 "
-                                     "(Markdown, LaTeX, CSV) and Figures 2 and 3 (PNG) from a sweep's runs.")
+                                     "(Markdown, LaTeX, CSV), near-/far-OOD averages beside OpenOOD v1.5 for runs "
+                                     "that group their OOD sets, and Figures 2 and 3 (PNG) from a sweep's runs.")
     parser.add_argument("source", metavar="SWEEP_DIR_OR_WANDB_PROJECT",
                         help="a sweep (or run) directory, or a W&B project entity/project")
     parser.add_argument("--out", help="output directory (default: SWEEP_DIR/report, or "

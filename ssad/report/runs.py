@@ -31,6 +31,7 @@ class Run:
     planned_ood: tuple[str, ...] = ()
     negative_sources: frozenset[str] = field(default_factory=frozenset)
     label: str | None = None  # the negatives preset's display name, when its config gives one
+    ood_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # data.ood_groups: e.g. near, far
 
     def value(self, key: str, metric: str | None = None) -> float | None:
         """``metric`` of OOD set ``key`` (or of ``"average"``); with no metric, a run-level scalar such as
@@ -40,7 +41,7 @@ class Run:
 
 def make_run(source: str, config: Mapping[str, Any], results: dict[str, Any] | None) -> Run:
     """A :class:`Run` from a training config (``negatives``, ``data``, ``seed``) and its results, if any. Its OOD
-    sets are the keys of ``data.ood``, in the preset's order."""
+    sets are the keys of ``data.ood``, in the preset's order, grouped by ``data.ood_groups`` where it has them."""
     meta, negatives, data = results or {}, config.get("negatives") or {}, config.get("data") or {}
     variant = str(meta.get("variant") or negatives.get("name") or "unknown")
     if "parts" in negatives:
@@ -48,9 +49,10 @@ def make_run(source: str, config: Mapping[str, Any], results: dict[str, Any] | N
     else:
         sources = {"imagenet"} if "imgn" in variant else set()
     seed = meta.get("seed", config.get("seed"))
+    groups = {str(g): tuple(sets) for g, sets in (data.get("ood_groups") or {}).items()}
     return Run(source, variant, str(meta.get("dataset") or data.get("name") or "unknown"),
                None if seed is None else int(seed), results, tuple(data.get("ood") or ()), frozenset(sources),
-               negatives.get("label"))
+               negatives.get("label"), groups)
 
 
 def _drop_superseded(runs: list[Run]) -> list[Run]:

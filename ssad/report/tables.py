@@ -28,7 +28,7 @@ from ssad.results import AVERAGE, METRICS
 IMAGENET_OVERLAP = ("imagenet30", "tinyimagenet", "tin")  # OOD sets drawn from ImageNet (tin: OpenOOD's)
 
 
-def _round(x: float | None) -> float | None:
+def without_noise(x: float | None) -> float | None:
     """Without the float noise of a sum (92.45000000000002 → 92.45)."""
     return None if x is None else round(x, 10)
 
@@ -155,7 +155,7 @@ def to_markdown(table: Table) -> str:
     return "\n".join([*lines, "", *table.notes, ""])
 
 
-def _tex(text: str) -> str:
+def tex_escape(text: str) -> str:
     """Escape LaTeX specials and write ±, † and — in LaTeX."""
     special = {"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}",
                "±": r"$\pm$", "†": r"$^\dagger$", "—": "--"}
@@ -166,7 +166,7 @@ def to_latex(table: Table) -> str:
     """A booktabs ``table`` environment: each variant over ``ours`` / ``paper`` sub-columns, notes below."""
     top, sub, rules, spec, col = ["OOD"], [""], [], "l", 2
     for variant in table.columns:
-        header = _tex(table.labels[variant])
+        header = tex_escape(table.labels[variant])
         if table.has_paper(variant):
             top.append(rf"\multicolumn{{2}}{{c}}{{{header}}}")
             sub += ["ours", "paper"]
@@ -177,14 +177,14 @@ def to_latex(table: Table) -> str:
             sub.append("ours")
             spec, col = spec + "c", col + 1
     body = [(r"\midrule" + "\n" if row == AVERAGE else "")
-            + " & ".join(_tex(t) for t in [table.row_label(row), *table.row_texts(row)]) + r" \\"
+            + " & ".join(tex_escape(t) for t in [table.row_label(row), *table.row_texts(row)]) + r" \\"
             for row in table.rows]
     label = f"tab:table{table.table}_{table.in_dist}"
-    return "\n".join([r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex(table.title)}}}",
+    return "\n".join([r"\begin{table}[t]", r"\centering", rf"\caption{{{tex_escape(table.title)}}}",
                       rf"\label{{{label}}}", r"\small", rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
                       " & ".join(top) + r" \\", "".join(rules), " & ".join(sub) + r" \\", r"\midrule", *body,
                       r"\bottomrule", r"\end{tabular}", r"\par\footnotesize",
-                      *(_tex(n) + r"\par" for n in table.notes), r"\end{table}", ""])
+                      *(tex_escape(n) + r"\par" for n in table.notes), r"\end{table}", ""])
 
 
 CSV_FIELDS = ["table", "in_dist", "ood", "variant", "method", "metric", "measured_mean", "measured_std",
@@ -199,7 +199,7 @@ def to_csv_rows(table: Table) -> list[dict[str, Any]]:
             cell = table.cells[row, variant]
             rows.append({"table": table.table, "in_dist": name(table.in_dist), "ood": name(row),
                          "variant": variant, "method": table.labels[variant], "metric": table.metric,
-                         "measured_mean": _round(cell.mean), "measured_std": _round(cell.std),
+                         "measured_mean": without_noise(cell.mean), "measured_std": without_noise(cell.std),
                          "n_seeds": len(cell.values), "n_missing": cell.n_missing, "paper": cell.paper})
     return rows
 
