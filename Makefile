@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-learning lint bench clean
 
 $(BIN)/ssad-train: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# the quick-start preset learns on a real labelled set (Fashion-MNIST from apt's dataset-fashion-mnist; ~3 min)
+test-learning: setup
+	$(BIN)/python -m pytest -m learning
 
 lint: setup
 	$(BIN)/ruff check ssad tests experiments

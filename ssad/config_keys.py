@@ -65,7 +65,7 @@ FIXED: dict[str, Callable[[], set[str]]] = {
     "eval": lambda: {"every_n_epochs", "plots", "settings"},
     "eval.settings": _eval_settings_keys,
     "negatives": lambda: {"name", "label", "weight", "parts"},
-    "paths": lambda: {"data_dir", "cache_dir", "output_dir"},
+    "paths": lambda: {"data_dir", "cache_dir", "output_dir", "fashion_mnist"},
     "model.head": _head_keys,
     "model.centering": _centering_keys,
 }
