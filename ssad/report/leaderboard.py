@@ -71,17 +71,17 @@ def build_group_table(runs: Sequence[Run], dataset: str, published: Sequence[Pub
     notes.append("Ours: mean ± sample std over seeds of each run's group mean (one seed: its value); missing = "
                  "a planned run without results; — = a group not every one of whose sets was measured.")
     for variant in ordered({r.variant for r in runs}, paper_order(labels)):
-        group = [r for r in runs if r.variant == variant]
+        variant_runs = [r for r in runs if r.variant == variant]
         method = labels.get(variant, variant)
-        missing = sum(r.results is None for r in group)
-        seeds = sum(r.results is not None for r in group)
-        sources = sorted({s for r in group for s in r.negative_sources if s != "indist"})
-        cells = {name: Cell([x for r in group if (x := group_auroc(r, sets)) is not None], missing)
+        missing = sum(r.results is None for r in variant_runs)
+        seeds = sum(r.results is not None for r in variant_runs)
+        sources = sorted({s for r in variant_runs for s in r.negative_sources if s != "indist"})
+        cells = {name: Cell([x for r in variant_runs if (x := group_auroc(r, sets)) is not None], missing)
                  for name, sets in groups.items()}
         rows.append(Row(method, f"ours, {seeds} seed{'s' if seeds != 1 else ''}", ", ".join(sources) or "no", cells))
         notes += [f"incomplete: {method} seed {r.seed} ({r.source}) has no AUROC for "
                   f"{', '.join(s for s in sets if r.value(s, 'auroc') is None)}."
-                  for r in group if r.results is not None for sets in groups.values()
+                  for r in variant_runs if r.results is not None for sets in groups.values()
                   if group_auroc(r, sets) is None]
     mine = [p for p in published if p.dataset == dataset]
     rows += [Row(f"{p.method} ({p.postprocessor})", PUBLISHED, "yes" if p.outlier_data else "no",
