@@ -4,7 +4,8 @@ Runs ``python -m ssad.train -m experiment=demo negatives=...`` (a Hydra multirun
 experiment=demo`` (raw pixels and the untrained network, scored with the same Eq. 6), prints per variant its
 losses and final metrics beside the baselines, says how far training moved each OOD set against them, then
 runs ``python -m ssad.report`` on the sweep (tables with the baselines as columns, figures).
-Usage: ``python experiments/demo.py [variants...]``.
+Usage: ``python experiments/demo.py [variants...] [overrides...]``, e.g. ``python experiments/demo.py
+none rot_indist data=fashion_mnist`` (every ``KEY=VALUE`` goes to both commands).
 """
 
 from __future__ import annotations
@@ -74,12 +75,12 @@ def verdict(results: dict[str, dict], baselines: dict[str, dict]) -> list[str]:
     return lines
 
 
-def main(variants: list[str]) -> None:
+def main(variants: list[str], overrides: list[str]) -> None:
     started = time.time()
     sweep_dir = Path("outputs/demo") / time.strftime("%Y-%m-%d_%H-%M-%S")
-    run([sys.executable, "-m", "ssad.train", "-m", "experiment=demo", f"negatives={','.join(variants)}",
+    run([sys.executable, "-m", "ssad.train", "-m", "experiment=demo", *overrides, f"negatives={','.join(variants)}",
          f"hydra.sweep.dir={sweep_dir}", "hydra.sweep.subdir=${negatives.name}"])
-    run([sys.executable, "-m", "ssad.baselines", "experiment=demo", f"hydra.run.dir={sweep_dir}"])
+    run([sys.executable, "-m", "ssad.baselines", "experiment=demo", *overrides, f"hydra.run.dir={sweep_dir}"])
     results = {v: json.loads((sweep_dir / v / "results.json").read_text()) for v in variants}
     baselines = json.loads((sweep_dir / "baselines.json").read_text())
     print(f"\nQuick-start ({results[variants[0]]['dataset']}): AUROC (%) per OOD set, higher is better. "
@@ -94,4 +95,5 @@ def main(variants: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or VARIANTS)
+    args = sys.argv[1:]
+    main([a for a in args if "=" not in a] or VARIANTS, [a for a in args if "=" in a])
