@@ -29,10 +29,10 @@ PHASES = ("augmentation", "forward+backward", "optimiser", "EMA")
 
 @dataclass
 class StepLoopTrainer:
-    """What :class:`~ssad.module.SSADModule` and :class:`~ssad.data.SSADDataModule` read from their trainer, for
-    a loop of one process without accumulation, standing at ``current_epoch`` of ``max_epochs`` (epoch 1: past
-    the frozen last layer). A ``lightning.Trainer`` has these only inside ``fit`` (its epoch, step and
-    ``estimated_stepping_batches`` come from the fit loop); the strategy is Lightning's single-device one."""
+    """What :class:`~ssad.module.SSADModule` and :class:`~ssad.data.datamodule.SSADDataModule` read from their
+    trainer, for a loop of one process without accumulation, standing at ``current_epoch`` of ``max_epochs``
+    (epoch 1: past the frozen last layer). A ``lightning.Trainer`` has these only inside ``fit`` (its epoch, step
+    and ``estimated_stepping_batches`` come from the fit loop); the strategy is Lightning's single-device one."""
 
     max_epochs: int
     steps_per_epoch: int
@@ -45,6 +45,7 @@ class StepLoopTrainer:
 
     @property
     def estimated_stepping_batches(self) -> int:
+        """Optimiser steps of the whole run (the schedules' length)."""
         return self.max_epochs * self.steps_per_epoch
 
 
