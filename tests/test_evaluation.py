@@ -1,5 +1,3 @@
-import os
-import socket
 
 import numpy as np
 import pytest
@@ -80,15 +78,9 @@ def test_preprocess_resizes_and_normalises():
     assert torch.allclose(out[:, 0], torch.full((2, 16, 16), (1 - 0.485) / 0.229), atol=1e-4)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ddp_worker(rank: int, world: int, port: int, out: dict) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+def _ddp_worker(rank: int, world: int, store: str, out: dict) -> None:
+    # a file store, not a TCP port: no race for a free port with other tests running beside this one
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     try:
         feats, logits = network_features(_network(), _images(11, 1), 16, SETTINGS, with_head=True)
         out[rank] = (feats, logits)
@@ -96,11 +88,11 @@ def _ddp_worker(rank: int, world: int, port: int, out: dict) -> None:
         dist.destroy_process_group()
 
 
-def test_ddp_features_gathered_in_dataset_order_equal_single_process():
+def test_ddp_features_gathered_in_dataset_order_equal_single_process(tmp_path):
     single, single_logits = network_features(_network(), _images(11, 1), 16, SETTINGS, with_head=True)
     with mp.Manager() as manager:
         out = manager.dict()
-        mp.spawn(_ddp_worker, args=(2, _free_port(), out), nprocs=2, join=True)
+        mp.spawn(_ddp_worker, args=(2, str(tmp_path / "store"), out), nprocs=2, join=True)
         results = dict(out)
     for rank in (0, 1):
         feats, logits = results[rank]
