@@ -22,11 +22,11 @@ from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ssad.config_keys import CONFIG_DIR
 from ssad.data.sources import ArraySet
 from ssad.evaluation import EvalSettings, evaluate_features, evaluate_network, set_labels
 from ssad.features import preprocess
 from ssad.io import write_json_atomic
-from ssad.train import CONFIG_DIR
 
 log = logging.getLogger(__name__)
 BASELINES_FILE = "baselines.json"
@@ -87,7 +87,7 @@ class SweepBaselines(Callback):
         log.info("wrote %s", out)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> None:
     OmegaConf.set_struct(cfg, False)
     out = Path(cfg.paths.output_dir) / BASELINES_FILE

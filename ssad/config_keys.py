@@ -32,7 +32,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 HYDRA_KEYS = frozenset({"_target_", "_recursive_", "_convert_", "_partial_", "_args_"})
 # mappings whose keys are names chosen by the user; each entry is checked as a node of its own
 NAMED = ("sources", "data.sources", "data.ood", "add_ood", "ood", "callbacks", "logger")
-CONFIG_DIR = Path(__file__).resolve().parent / "conf"
+CONFIG_DIR = Path(__file__).resolve().parent / "conf"  # every command's configs (packaged: works from a wheel)
 
 
 def _optim_keys() -> set[str]:
@@ -202,3 +202,6 @@ def install_override_hint() -> None:
 
     apply_with_hint.ssad_hint = True
     ConfigLoaderImpl._apply_overrides_to_config = staticmethod(apply_with_hint)
+
+
+install_override_hint()  # every command composes from CONFIG_DIR, so importing it words Hydra's refusals

@@ -13,13 +13,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ssad.backbones import builder_name
-from ssad.config_keys import check_keys
+from ssad.checkpoints import load_checkpoint
+from ssad.config_keys import CONFIG_DIR, check_keys
 from ssad.detector import Detector
-from ssad.evaluate import load_checkpoint
 from ssad.evaluation import EvalSettings, network_features
 from ssad.features import resolve_device
 from ssad.metrics import ood_metrics, ood_score, readable_score, threshold_at_tpr
-from ssad.train import CONFIG_DIR
 
 
 def _images(dataset) -> torch.Tensor:
@@ -99,7 +98,7 @@ def export_detector(cfg: DictConfig) -> Detector:
     return detector
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
 def main(cfg: DictConfig) -> None:
     export_detector(cfg)
 

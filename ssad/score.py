@@ -20,12 +20,11 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from ssad.config_keys import check_keys
+from ssad.config_keys import CONFIG_DIR, check_keys
 from ssad.data.arrays import npy
 from ssad.data.images import list_images, load_images
 from ssad.detector import Detector
 from ssad.io import write_text_atomic
-from ssad.train import CONFIG_DIR
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -105,7 +104,7 @@ def score_images(cfg: DictConfig) -> tuple[list[str], torch.Tensor, torch.Tensor
     return names, scores, flags
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="score")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="score")
 def main(cfg: DictConfig) -> None:
     score_images(cfg)
 

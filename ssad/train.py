@@ -17,15 +17,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssad.batching import configure_accumulation
 from ssad.config import validate
-from ssad.config_keys import install_override_hint
+from ssad.config_keys import CONFIG_DIR as CONFIG_PATH
 from ssad.io import check_checkpoint
 from ssad.loggers import finish as finish_loggers
 from ssad.rundir import remove_if_unused
 from ssad.safe_load import load_torch_file, numpy_arrays_allowed
 
 log = logging.getLogger(__name__)
-CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")  # packaged: works from a wheel too
-install_override_hint()  # Hydra's refusal of an unknown key lists the known ones (every ssad command imports this)
+CONFIG_DIR = str(CONFIG_PATH)  # as Hydra takes it; ssad.bench.presets still imports it from here
 
 
 def interrupting_signal(stop: SystemExit) -> signal.Signals | None:

@@ -10,7 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from ssad.train import CONFIG_DIR
+from ssad.config_keys import CONFIG_DIR
 
 # A model and views small enough that one step takes milliseconds on a CPU.
 TINY = [
@@ -51,7 +51,7 @@ def write_aux_data(data_dir: Path, n: int = 40) -> None:
 
 def compose_cfg(tmp_path: Path, *overrides: str, run_dir: str = "run"):
     """The training config with TINY settings, data and outputs under ``tmp_path``."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         model = [] if any(o.startswith("model=") for o in overrides) else TINY_VIT
         cfg = compose("train", overrides=[*TINY, *model, f"paths.data_dir={tmp_path}/data",
                                           f"paths.output_dir={tmp_path}/{run_dir}", *overrides])
@@ -62,7 +62,7 @@ def compose_cfg(tmp_path: Path, *overrides: str, run_dir: str = "run"):
 def compose_command(name: str, *overrides: str, hydra: bool = False):
     """The config of command ``name`` (``train``, ``export``, ``evaluate``, ``score``) from the real tree, without
     progress bars where the command has them; with Hydra's own node (``cfg.hydra``: mode, sweeper) if ``hydra``."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         extra = [] if name == "score" else ["eval.settings.progress=false"]
         return compose(name, overrides=[*extra, *overrides], return_hydra_config=hydra)
 

@@ -15,7 +15,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader
 
 from ssad.batching import accumulation_steps, configure_accumulation, scaled_lr
-from ssad.train import CONFIG_DIR, build, train
+from ssad.config_keys import CONFIG_DIR
+from ssad.train import build, train
 from tests.conftest import compose_cfg
 
 N_IMAGES, STEPS = 8, 2  # images per optimiser step, optimiser steps
@@ -124,7 +125,7 @@ def test_configure_accumulation_sets_the_trainer():
 
 def test_paper_presets_give_the_papers_effective_batch_on_one_device():
     for experiment in ("cifar10", "cifar100"):
-        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg = compose("train", overrides=[f"experiment={experiment}"])
         assert cfg.optim.effective_batch == 256 and cfg.data.batch_size == 64
         trainer = SimpleNamespace(world_size=1, accumulate_grad_batches=1)

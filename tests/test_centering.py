@@ -16,8 +16,8 @@ from ssad.centering import (
     local,
     update_center,
 )
+from ssad.checkpoints import load_checkpoint
 from ssad.config_keys import check_keys
-from ssad.evaluate import load_checkpoint
 from ssad.train import train
 from tests.conftest import compose_cfg
 

@@ -12,8 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
 from ssad.config import validate
-from ssad.config_keys import check_keys
-from ssad.train import CONFIG_DIR
+from ssad.config_keys import CONFIG_DIR, check_keys
 from tests.conftest import compose_cfg
 
 OPTIM_KEYS = "base_lr, clip_grad, clip_mode, effective_batch, freeze_last_layer, fused, min_lr, warmup_epochs"
@@ -58,7 +57,7 @@ def test_legitimate_additions_pass(tmp_path):
 
 @pytest.mark.parametrize("name", ["evaluate", "export", "score"])
 def test_other_commands_refuse_unknown_keys_too(name):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(name, overrides=["+tprr=0.9", "eval.settings.progress=false"] if name != "score"
                       else ["+tprr=0.9"])
     with pytest.raises(ValueError, match="the config has no key 'tprr'"):

@@ -15,9 +15,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssad.augment import MultiCropAugment
 from ssad.config import validate
+from ssad.config_keys import CONFIG_DIR
 from ssad.data.datamodule import SSADDataModule
 from ssad.module import SSADModule
-from ssad.train import CONFIG_DIR, build
+from ssad.train import build
 from tests.conftest import compose_command
 
 EXPERIMENTS = sorted(path.stem for path in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))

@@ -12,9 +12,9 @@ import pytest
 from hydra.utils import instantiate
 from PIL import Image
 
+from ssad.config_keys import CONFIG_DIR
 from ssad.data import datamodule as dm
 from ssad.data.images import UnreadableFilesError
-from ssad.train import CONFIG_DIR
 from tests.conftest import compose_cfg
 
 

@@ -14,10 +14,11 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
+from ssad.config_keys import CONFIG_DIR
 from ssad.evaluate import evaluate_checkpoint
 from ssad.evaluation import ood_skipped_reason
 from ssad.report import main as report_main
-from ssad.train import CONFIG_DIR, train
+from ssad.train import train
 from tests.conftest import compose_cfg
 
 
@@ -65,7 +66,7 @@ def test_training_says_which_set_is_missing_and_how_to_add_one(folder_run):
 
 
 def _evaluate(tmp_path: Path, *overrides: str) -> tuple[dict, str]:
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("evaluate", overrides=[f"ckpt={tmp_path}/run/checkpoints/last.ckpt", f"out={tmp_path}/e.json",
                                              "eval.settings.progress=false", "eval.plots=false", *overrides])
     printed = io.StringIO()

@@ -15,8 +15,8 @@ from PIL import Image
 from scipy.io import savemat
 
 from ssad.config import validate
+from ssad.config_keys import CONFIG_DIR
 from ssad.data.sources import check_ood_groups
-from ssad.train import CONFIG_DIR
 from tests.conftest import compose_cfg
 from tests.test_formats import random_images, write_cifar10, write_pickle
 from tests.test_idx import write_split
@@ -29,7 +29,7 @@ FORMATS = {"cifar10": "cifar10", "cifar100": "cifar100", "tin": "tinyimagenet", 
 
 @pytest.mark.parametrize("preset", ["openood_cifar10", "openood_cifar100"])
 def test_experiment_presets_are_the_paper_setting_on_openood_sets(preset):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={preset}"])
         paper = compose("train", overrides=[f"experiment={preset.removeprefix('openood_')}"])
     validate(cfg)  # every key is one the code reads, every value in range

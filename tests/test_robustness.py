@@ -10,9 +10,9 @@ import pytest
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from ssad.checkpoints import load_checkpoint
 from ssad.config import validate
 from ssad.data.cache import cached_arrays
-from ssad.evaluate import load_checkpoint
 from ssad.io import atomic_path, write_json_atomic
 from ssad.train import build, train
 from tests.conftest import compose_cfg

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 import torch
 
+from ssad.checkpoints import load_checkpoint
 from ssad.data import arrays, benchmarks
 from ssad.data.sources import load_source
 from ssad.detector import Detector
-from ssad.evaluate import evaluate_checkpoint, load_checkpoint
+from ssad.evaluate import evaluate_checkpoint
 from ssad.export import export_detector
 from ssad.safe_load import UnsafeFileError, check_targets, load_data_pickle
 from ssad.score import score_images

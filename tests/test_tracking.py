@@ -4,8 +4,9 @@ import pytest
 import wandb
 from hydra import compose, initialize_config_dir
 
+from ssad.config_keys import CONFIG_DIR
 from ssad.loggers import has_wandb_credentials, wandb_logger
-from ssad.train import CONFIG_DIR, train
+from ssad.train import train
 from tests.conftest import compose_cfg
 
 
@@ -44,7 +45,7 @@ def test_no_credentials_means_offline(monkeypatch, tmp_path):
 
 
 def test_slurm_launcher_composes_without_a_cluster():
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=["hydra/launcher=slurm", "experiment=table2", "trainer=ddp"],
                       return_hydra_config=True)
     launcher = cfg.hydra.launcher
@@ -56,7 +57,7 @@ def test_slurm_launcher_composes_without_a_cluster():
 
 @pytest.mark.parametrize("preset,variants", [("table2", 10), ("table1_cifar10", 2), ("table1_cifar100", 2)])
 def test_table_presets_are_multiruns_over_variants(preset, variants):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={preset}"], return_hydra_config=True)
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     names = cfg.hydra.sweeper.params.negatives.split(",")

@@ -11,10 +11,11 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from ssad.config import validate
+from ssad.config_keys import CONFIG_DIR
 from ssad.data.datamodule import holdout_split
 from ssad.data.sources import ArraySet
 from ssad.evaluate import evaluate_checkpoint
-from ssad.train import CONFIG_DIR, build, train
+from ssad.train import build, train
 from tests.conftest import TINY, TINY_VIT, compose_cfg
 
 PRESETS = sorted(p.stem for p in (Path(CONFIG_DIR) / "negatives").glob("*.yaml"))
@@ -182,7 +183,7 @@ def test_ddp_on_two_cpu_processes_matches_a_single_process_evaluation(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2  # two evaluations, one writer
     distributed = json.loads((run / "results.json").read_text())
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         eval_cfg = compose("evaluate", overrides=[f"ckpt={run}/checkpoints/last.ckpt", f"out={tmp_path}/one.json",
                                                   "accelerator=cpu", "eval.settings.progress=false",
                                                   "eval.plots=false"])
