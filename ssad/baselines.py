@@ -73,8 +73,8 @@ def compute_baselines(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     raw, _ = evaluate_features(pixels["train"], pixels.get("test"), ood, settings, set_labels(sets["train"]),
                                set_labels(sets.get("test")))
     model = instantiate(cfg.model, _convert_="all")
-    calibrate_batchnorm(model.teacher.backbone, sets["train"], datamodule.augment.global_size)
-    untrained, _ = evaluate_network(model.teacher, model.center, sets, datamodule.augment.global_size, settings)
+    calibrate_batchnorm(model.teacher.backbone, sets["train"], cfg.eval.size)
+    untrained, _ = evaluate_network(model.teacher, model.center, sets, cfg.eval.size, settings)
     return {"raw_pixels": raw, "untrained": untrained}
 
 

@@ -37,7 +37,7 @@ class CheckpointOnInterrupt(L.Callback):
 
 
 class OODEvaluation(L.Callback):
-    """Evaluate the teacher every ``every_n_epochs`` epochs and after the last one.
+    """Evaluate the teacher every ``every_n_epochs`` epochs and after the last one, on views of ``size`` pixels.
 
     Each evaluation appends a line to ``metrics.jsonl`` and logs the metrics; the last one also writes
     ``results.json`` (final metrics, the run's identity and its per-epoch loss curve) and the plots.
@@ -46,11 +46,12 @@ class OODEvaluation(L.Callback):
     (``warnings``), ``results.json`` the per-epoch drift, and a stop makes that evaluation the final one.
     """
 
-    def __init__(self, output_dir: str, every_n_epochs: int = 10, settings: Mapping[str, Any] | None = None,
+    def __init__(self, output_dir: str, size: int, every_n_epochs: int = 10, settings: Mapping[str, Any] | None = None,
                  meta: Mapping[str, Any] | None = None, plots: bool = True) -> None:
         if every_n_epochs < 1:
             raise ValueError(f"eval.every_n_epochs={every_n_epochs}: must be >= 1")
         self.output_dir = Path(output_dir)
+        self.size = size
         self.every_n_epochs, self.plots = every_n_epochs, plots
         self.settings = EvalSettings(**dict(settings or {}))
         self.meta = dict(meta or {})
@@ -90,7 +91,7 @@ class OODEvaluation(L.Callback):
         datamodule = trainer.datamodule
         sets = datamodule.eval_sets()
         results, scores = evaluate_network(pl_module.teacher, pl_module.center, sets,
-                                           datamodule.augment.global_size, self.settings,
+                                           self.size, self.settings,
                                            teacher_temp=pl_module.teacher_temperature())
         results = {**self.meta, **results, "epoch": epoch, "step": trainer.global_step,
                    "loss": self.loss_curve[-1] if self.loss_curve else None}

@@ -56,6 +56,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "optim.freeze_last_layer": NON_NEGATIVE_INT,
     "trainer.max_epochs": POSITIVE_INT,
     "eval.every_n_epochs": POSITIVE_INT,
+    "eval.size": POSITIVE_INT,
 }
 
 

@@ -59,7 +59,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     model.to(resolve_device(cfg.accelerator))
     settings = EvalSettings(**cfg.eval.settings)
     sets = datamodule.eval_sets()
-    results, scores = evaluate_network(model.teacher, model.center, sets, datamodule.augment.global_size, settings)
+    size = run_cfg.eval.size if cfg.eval.size is None else cfg.eval.size
+    results, scores = evaluate_network(model.teacher, model.center, sets, size, settings)
     checkpoint = Path(cfg.ckpt)
     out = Path(cfg.out) if cfg.get("out") else checkpoint.parent.parent / "eval" / checkpoint.stem / "results.json"
     results = {"variant": run_cfg.negatives.name, "dataset": run_cfg.data.name, "seed": run_cfg.seed,

@@ -73,7 +73,7 @@ def export_detector(cfg: DictConfig) -> Detector:
     datamodule = instantiate(run_cfg.data)
     sets = datamodule.eval_sets()
     settings = EvalSettings(**cfg.eval.settings)
-    view_size = datamodule.augment.global_size
+    view_size = run_cfg.eval.size if cfg.eval.size is None else cfg.eval.size
     bank, _ = network_features(model.teacher, sets["train"], view_size, settings)
     backbone_args = OmegaConf.to_container(run_cfg.model.backbone, resolve=True)  # plain values only
     del backbone_args["_target_"]

@@ -54,6 +54,13 @@ def test_exported_detector_is_self_contained_and_calibrated(detector_file):
     assert photo_scores.shape == (50,) and torch.isfinite(photo_scores).all()
 
 
+def test_export_views_at_the_runs_eval_size_unless_told_otherwise(trained, detector_file, tmp_path):
+    assert Detector.load(detector_file).view_size == 16  # the run's eval.size (= its augment.global_size)
+    ckpt = f"ckpt={trained}/run/checkpoints/last.ckpt"
+    resized = export_detector(compose_command("export", ckpt, f"out={tmp_path}/d.pt", "eval.size=24"))
+    assert resized.view_size == 24
+
+
 def test_detector_rejects_bad_input(detector_file, tmp_path):
     detector = Detector.load(detector_file, device="cpu")
     with pytest.raises(ValueError, match="uint8 images of shape"):

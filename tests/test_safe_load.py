@@ -229,6 +229,14 @@ def test_an_older_checkpoint_with_numpy_random_state_still_loads(run, tmp_path):
     assert all(torch.equal(model.state_dict()[k], state[k]) for k in state)
 
 
+def test_an_older_checkpoint_without_eval_size_is_evaluated_at_its_global_view_size(run, tmp_path):
+    checkpoint = _checkpoint(run)
+    del checkpoint["ssad_config"]["eval"]["size"]  # as ssad stored it before eval.size
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    _, run_cfg = load_checkpoint(tmp_path / "old.ckpt")
+    assert run_cfg.eval.size == run_cfg.data.augment.global_size == 16
+
+
 def test_resume_still_reads_a_genuine_checkpoint(run, tmp_path):
     checkpoint = copy.deepcopy(_checkpoint(run))
     torch.save(checkpoint, tmp_path / "last.ckpt")
