@@ -35,10 +35,14 @@ NAMED = ("sources", "data.sources", "data.ood", "add_ood", "ood", "callbacks", "
 CONFIG_DIR = Path(__file__).resolve().parent / "conf"  # every command's configs (packaged: works from a wheel)
 
 
-def _optim_keys() -> set[str]:
-    from ssad.module import DEFAULT_OPTIM  # lazily: torch and Lightning only when a config is checked
+def preset(group: str, name: str) -> dict[str, Any]:
+    """The preset ``conf/<group>/<name>.yaml`` as plain values (interpolations left as written): the one source
+    of the defaults that objects built without a config take (``SSADModule``'s optimiser, ``EvalSettings``)."""
+    return OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / group / f"{name}.yaml"))
 
-    return {*DEFAULT_OPTIM, "effective_batch"}
+
+def _optim_keys() -> set[str]:
+    return set(preset("optim", "adamw"))
 
 
 def _eval_settings_keys() -> set[str]:

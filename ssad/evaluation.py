@@ -15,6 +15,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, DistributedSampler
 
+from ssad.config_keys import preset
 from ssad.data.datamodule import ArrayDataset, passthrough
 from ssad.data.sources import ArraySet
 from ssad.diagnostics import effective_rank, mean_pairwise_cosine, output_entropies
@@ -22,6 +23,8 @@ from ssad.features import extract, gather_in_order
 from ssad.metrics import knn_accuracy, occupied_soft_classes, ood_metrics, ood_score, sensitivity
 from ssad.models import MultiCropNetwork
 from ssad.results import average_metrics, empty_results
+
+DEFAULT_SETTINGS = preset("eval", "default")["settings"]  # conf/eval/default.yaml: their one source
 
 
 @dataclass
@@ -33,14 +36,14 @@ class EvalSettings:
     split, the authors' script); ``soft_classes_temperature``: τ of that softmax (0.01 = final τ_t).
     """
 
-    temperature: float = 0.04
-    knn_k: int = 20
-    knn_temperature: float = 0.07
-    soft_classes_split: str = "test"
-    soft_classes_center: str = "running"
-    soft_classes_temperature: float = 0.01
-    batch_size: int = 512
-    progress: bool = True
+    temperature: float = DEFAULT_SETTINGS["temperature"]
+    knn_k: int = DEFAULT_SETTINGS["knn_k"]
+    knn_temperature: float = DEFAULT_SETTINGS["knn_temperature"]
+    soft_classes_split: str = DEFAULT_SETTINGS["soft_classes_split"]
+    soft_classes_center: str = DEFAULT_SETTINGS["soft_classes_center"]
+    soft_classes_temperature: float = DEFAULT_SETTINGS["soft_classes_temperature"]
+    batch_size: int = DEFAULT_SETTINGS["batch_size"]
+    progress: bool = DEFAULT_SETTINGS["progress"]
 
     def __post_init__(self) -> None:
         if self.soft_classes_split not in ("test", "train"):

@@ -16,20 +16,11 @@ from torch import Tensor, nn
 from ssad import schedules
 from ssad.batching import scaled_lr
 from ssad.centering import build_centering
+from ssad.config_keys import preset
 from ssad.losses import distillation_loss, negative_loss
 from ssad.models import DINOHead, MultiCropNetwork, make_deterministic
 
-DEFAULT_OPTIM = {
-    "base_lr": 0.004,  # per 256 images (linear scaling rule)
-    "min_lr": 1.0e-6,
-    "warmup_epochs": 30,
-    "weight_decay": 0.04,
-    "weight_decay_end": 0.4,
-    "clip_grad": 3.0,
-    "clip_mode": "per_param",
-    "freeze_last_layer": 1,
-    "fused": False,
-}
+DEFAULT_OPTIM: dict[str, Any] = preset("optim", "adamw")  # what a module built without ``optim`` takes
 
 
 class SSADModule(L.LightningModule):
