@@ -17,14 +17,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssad.batching import configure_accumulation
 from ssad.config import validate
-from ssad.config_keys import CONFIG_DIR as CONFIG_PATH
+from ssad.config_keys import CONFIG_DIR
 from ssad.io import check_checkpoint
 from ssad.loggers import finish as finish_loggers
 from ssad.rundir import remove_if_unused
 from ssad.safe_load import load_torch_file, numpy_arrays_allowed
 
 log = logging.getLogger(__name__)
-CONFIG_DIR = str(CONFIG_PATH)  # as Hydra takes it; ssad.bench.presets still imports it from here
 
 
 def interrupting_signal(stop: SystemExit) -> signal.Signals | None:
@@ -123,7 +122,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "run_dir": str(output_dir), "epochs": trainer.current_epoch}
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> None:
     OmegaConf.set_struct(cfg, False)
     run_dir = HydraConfig.get().runtime.output_dir

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from ssad.backbones import builder_name
-from ssad.train import CONFIG_DIR
+from ssad.config_keys import CONFIG_DIR
 
-PRESETS_FILE = Path(CONFIG_DIR) / "bench.yaml"
+PRESETS_FILE = CONFIG_DIR / "bench.yaml"
 VIT = "vit_backbone"  # the builder whose FLOPs are counted analytically and which has fused attention
 TRAIN_IMAGES = 50_000  # CIFAR10 train: one epoch, and the Eq. 6 bank
 # images a whole CIFAR10 evaluation extracts and scores: train (bank, scored leave-one-out), test, then the
@@ -73,7 +72,7 @@ REFERENCE = FastPaths(bf16=False, fused_adamw=False, fused_attn=False, group_vie
 
 def compose_train(overrides: Sequence[str]) -> DictConfig:
     """``conf/train.yaml`` with ``overrides``."""
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose("train", overrides=list(overrides))
 
 
