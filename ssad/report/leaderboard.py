@@ -4,7 +4,6 @@ published method (``ssad/openood_v15.csv``), written as Markdown, LaTeX and CSV.
 
 from __future__ import annotations
 
-import csv
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from typing import Any
 from ssad.report.names import ordered, paper_order, variant_labels
 from ssad.report.published import OPENOOD_SOURCE, Published, load_openood
 from ssad.report.runs import Run
-from ssad.report.tables import Cell, tex_escape, without_noise
+from ssad.report.tables import Cell, tex_escape, without_noise, write_formats
 
 PUBLISHED = "OpenOOD v1.5"  # the "from" of a published entry
 
@@ -147,12 +146,4 @@ def write_group_tables(tables: Sequence[GroupTable], out: Path, stem: str = "ood
     """``<stem>.md``, ``<stem>.tex`` and ``<stem>.csv`` in ``out`` holding ``tables``; nothing without tables."""
     if not tables:
         return []
-    out.mkdir(parents=True, exist_ok=True)
-    md, tex, csv_path = out / f"{stem}.md", out / f"{stem}.tex", out / f"{stem}.csv"
-    md.write_text("\n".join(to_markdown(t) for t in tables))
-    tex.write_text("\n".join(to_latex(t) for t in tables))
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, CSV_FIELDS)
-        writer.writeheader()
-        writer.writerows(row for t in tables for row in to_csv_rows(t))
-    return [md, tex, csv_path]
+    return write_formats(tables, out, stem, to_markdown, to_latex, CSV_FIELDS, to_csv_rows)

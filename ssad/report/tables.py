@@ -7,7 +7,7 @@ import csv
 import re
 import statistics
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -204,14 +204,22 @@ def to_csv_rows(table: Table) -> list[dict[str, Any]]:
     return rows
 
 
-def write_tables(tables: Sequence[Table], out: Path, stem: str) -> list[Path]:
-    """``<stem>.md``, ``<stem>.tex`` and ``<stem>.csv`` in ``out`` holding ``tables``."""
+def write_formats(tables: Sequence[Any], out: Path, stem: str, markdown: Callable[[Any], str],
+                  latex: Callable[[Any], str], csv_fields: Sequence[str],
+                  csv_rows: Callable[[Any], list[dict[str, Any]]]) -> list[Path]:
+    """``<stem>.md``, ``<stem>.tex`` and ``<stem>.csv`` in ``out`` holding ``tables``, each rendered by the given
+    Markdown and LaTeX formatters and flattened to CSV rows with ``csv_fields`` columns."""
     out.mkdir(parents=True, exist_ok=True)
     md, tex, csv_path = out / f"{stem}.md", out / f"{stem}.tex", out / f"{stem}.csv"
-    md.write_text("\n".join(to_markdown(t) for t in tables))
-    tex.write_text("\n".join(to_latex(t) for t in tables))
+    md.write_text("\n".join(markdown(t) for t in tables))
+    tex.write_text("\n".join(latex(t) for t in tables))
     with open(csv_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, CSV_FIELDS)
+        writer = csv.DictWriter(f, csv_fields)
         writer.writeheader()
-        writer.writerows(row for t in tables for row in to_csv_rows(t))
+        writer.writerows(row for t in tables for row in csv_rows(t))
     return [md, tex, csv_path]
+
+
+def write_tables(tables: Sequence[Table], out: Path, stem: str) -> list[Path]:
+    """``<stem>.md``, ``<stem>.tex`` and ``<stem>.csv`` in ``out`` holding ``tables``."""
+    return write_formats(tables, out, stem, to_markdown, to_latex, CSV_FIELDS, to_csv_rows)
