@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -259,3 +262,11 @@ def test_bench_command_tiny_other_backbones(model: str, builder: str, extra: lis
     assert result["flops_per_image"] > result["eval"]["flops_per_image"] > 0
     assert result["ssad"]["images_per_s"] > 0 and result["eval"]["images_per_s"] > 0
     assert not result["fast_paths"]["fused_attn"]  # no attention to fuse
+
+
+def test_python_dash_m_ssad_bench_runs_the_command():
+    """``python -m ssad.bench`` (the package's __main__) is the command line of ssad.bench.cli."""
+    proc = subprocess.run([sys.executable, "-m", "ssad.bench", "--help"], capture_output=True, text=True,
+                          cwd=Path(__file__).parent.parent, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: python -m ssad.bench") and "--preset {paper,tiny}" in proc.stdout

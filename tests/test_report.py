@@ -8,6 +8,8 @@ import io
 import json
 import re
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib.image
@@ -218,3 +220,12 @@ def test_wandb_runs_from_config_and_summary(monkeypatch: pytest.MonkeyPatch) -> 
     assert done.value("occupied_soft_classes") == 900
     with pytest.raises(ValueError, match="neither an existing directory nor a W&B project"):
         collect_wandb("no/such/dir")
+
+
+def test_python_dash_m_ssad_report_runs_the_command(tmp_path):
+    """``python -m ssad.report`` (the package's __main__) is the command: on a folder without runs it exits
+    non-zero and says what it looked for."""
+    proc = subprocess.run([sys.executable, "-m", "ssad.report", str(tmp_path)], capture_output=True, text=True,
+                          cwd=Path(__file__).parent.parent, timeout=300)
+    assert proc.returncode == 1
+    assert f"no runs found under {tmp_path}" in proc.stdout + proc.stderr
