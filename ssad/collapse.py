@@ -33,7 +33,7 @@ class CollapseMonitor(L.Callback):
 
     ``warmup_epochs``: the drift is judged from the end of the learning-rate warm-up on (and at the last
     epoch of a shorter run). Thresholds: see ``ssad.diagnostics.CollapseThresholds``. Every argument comes from
-    ``callbacks.collapse`` (ssad/conf/callbacks/default.yaml, where the defaults and their measurement live).
+    ``callbacks.collapse`` (conf/callbacks/default.yaml, where the defaults and their measurement live).
     """
 
     def __init__(self, *, warmup_epochs: int, min_teacher_drift: float, max_entropy_share: float,

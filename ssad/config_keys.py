@@ -21,6 +21,7 @@ import difflib
 import inspect
 from collections.abc import Callable
 from functools import cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,9 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 HYDRA_KEYS = frozenset({"_target_", "_recursive_", "_convert_", "_partial_", "_args_"})
 # mappings whose keys are names chosen by the user; each entry is checked as a node of its own
 NAMED = ("sources", "data.sources", "data.ood", "add_ood", "ood", "callbacks", "logger")
-CONFIG_DIR = Path(__file__).resolve().parent / "conf"  # every command's configs (packaged: works from a wheel)
+# every command's configs: conf/ at the top of the checkout, installed as the package ssad.conf (pyproject.toml's
+# package-dir), so that an editable install reads the checkout's tree and a wheel carries its own
+CONFIG_DIR = Path(str(files("ssad.conf")))
 
 
 def preset(group: str, name: str) -> dict[str, Any]:

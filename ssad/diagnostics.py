@@ -88,7 +88,7 @@ def mean_pairwise_cosine(features: Tensor) -> float:
 
 @dataclass
 class CollapseThresholds:
-    """When a warning holds (``callbacks.collapse.*``; defaults in ssad/conf/callbacks/default.yaml)."""
+    """When a warning holds (``callbacks.collapse.*``; defaults in conf/callbacks/default.yaml)."""
 
     min_teacher_drift: float
     max_entropy_share: float

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny configs composed from the real ssad/conf/ tree, tiny auxiliary datasets on disk."""
+"""Shared fixtures: tiny configs composed from the real conf/ tree, tiny auxiliary datasets on disk."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Training and evaluation benchmark of ssad beside a DINO-style reference pipeline (issue 5).
 
 ``python -m ssad.bench [--preset paper|tiny] [options] [hydra overrides ...]`` composes the real config (the
-preset's experiment of ``ssad/conf/bench.yaml``: ``paper`` = ``experiment=cifar10``, ViT-S/16, K=4096, 2×256² +
+preset's experiment of ``conf/bench.yaml``: ``paper`` = ``experiment=cifar10``, ViT-S/16, K=4096, 2×256² +
 8×128² positive and 1×256² + 8×128² negative views per image, batch 64), builds the real objects
 (``SSADModule``, ``SSADDataModule`` with its ``MultiCropAugment`` and the variant's negative transforms) on
 synthetic uint8 images of CIFAR's shape, and times the step loop of :mod:`ssad.bench.step` beside the reference
@@ -42,7 +42,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-fit", action="store_true", help="skip the end-to-end trainer.fit measurement")
     parser.add_argument("--ablation", action="store_true", help="also time ssad with each lever flipped")
     parser.add_argument("--json", help="write the figures to this JSON file")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides of ssad/conf/train.yaml")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/train.yaml")
     args = parser.parse_args(argv)
     if args.preset is None:
         args.preset = "paper" if bench_device(args.device).type == "cuda" else "tiny"

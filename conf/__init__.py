@@ -1,0 +1,1 @@
+"""The config tree (Hydra) every command composes from, installed as ``ssad.conf``."""
