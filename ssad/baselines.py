@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ssad.config_keys import CONFIG_DIR
 from ssad.data.sources import ArraySet
@@ -89,7 +89,6 @@ class SweepBaselines(Callback):
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> None:
-    OmegaConf.set_struct(cfg, False)
     out = Path(cfg.paths.output_dir) / BASELINES_FILE
     results = compute_baselines(cfg)
     write_json_atomic(out, results)

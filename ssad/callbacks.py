@@ -48,8 +48,6 @@ class OODEvaluation(L.Callback):
 
     def __init__(self, output_dir: str, size: int, every_n_epochs: int = 10, settings: Mapping[str, Any] | None = None,
                  meta: Mapping[str, Any] | None = None, plots: bool = True) -> None:
-        if every_n_epochs < 1:
-            raise ValueError(f"eval.every_n_epochs={every_n_epochs}: must be >= 1")
         self.output_dir = Path(output_dir)
         self.size = size
         self.every_n_epochs, self.plots = every_n_epochs, plots

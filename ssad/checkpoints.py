@@ -50,7 +50,8 @@ def load_checkpoint(path: str | Path, trust_file: bool = False) -> tuple[SSADMod
     The file is read with ``weights_only=True`` and the model rebuilt through ssad's registry
     (:func:`rebuild_model`); the stored data config may name only trusted classes
     (:func:`ssad.safe_load.check_targets`). ``trust_file=True`` lifts both (it runs code from the file).
-    A checkpoint written before ``eval.size`` existed gets its training views' size there, as it was evaluated."""
+    A checkpoint written before ``eval.size`` existed gets its training views' size there, as it was evaluated;
+    one written before ``data.holdout`` and ``data.holdout_seed`` the values the data module then took."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist (a run keeps it in <run dir>/checkpoints/)")
@@ -62,6 +63,9 @@ def load_checkpoint(path: str | Path, trust_file: bool = False) -> tuple[SSADMod
     if not all(isinstance(stored.get(key), dict) for key in ("model", "data")):
         raise ValueError(f"{path}: its stored config has no 'model' and 'data' sections; {CHECKPOINT_REMEDY}")
     check_targets(stored["data"], "data", path, trust_file)
+    data = stored["data"]  # written before data.holdout and data.holdout_seed were keys: the values they then had
+    data.setdefault("holdout", 0.0)
+    data.setdefault("holdout_seed", 0)
     evaluation = stored.setdefault("eval", {})
     if evaluation.get("size") is None:  # written before eval.size: evaluated at the training views' size
         evaluation["size"] = stored["data"]["augment"]["global_size"]

@@ -11,7 +11,7 @@
   own.
 
 So legitimate additions keep working: ``+data.ood.NAME={...}``, ``++trainer.limit_train_batches=2`` (a
-``lightning.pytorch.Trainer`` argument), ``+data.holdout=0.2`` (an ``SSADDataModule`` argument).
+``lightning.pytorch.Trainer`` argument), ``+data.path=x.npy`` (an ``SSADDataModule`` argument).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
+from ssad.schema import optim_keys  # importing it registers the training config's schema in Hydra's ConfigStore
+
 HYDRA_KEYS = frozenset({"_target_", "_recursive_", "_convert_", "_partial_", "_args_"})
 # mappings whose keys are names chosen by the user; each entry is checked as a node of its own
 NAMED = ("sources", "data.sources", "data.ood", "add_ood", "ood", "callbacks", "logger")
@@ -42,10 +44,6 @@ def preset(group: str, name: str) -> dict[str, Any]:
     """The preset ``conf/<group>/<name>.yaml`` as plain values (interpolations left as written): the one source
     of the defaults that objects built without a config take (``SSADModule``'s optimiser, ``EvalSettings``)."""
     return OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / group / f"{name}.yaml"))
-
-
-def _optim_keys() -> set[str]:
-    return set(preset("optim", "adamw"))
 
 
 def _eval_settings_keys() -> set[str]:
@@ -68,7 +66,7 @@ def _centering_keys() -> set[str]:
 
 # nodes without a _target_ whose keys the code reads one by one
 FIXED: dict[str, Callable[[], set[str]]] = {
-    "optim": _optim_keys,
+    "optim": optim_keys,
     "eval": lambda: {"every_n_epochs", "plots", "settings", "size"},
     "eval.settings": _eval_settings_keys,
     "negatives": lambda: {"name", "label", "weight", "parts"},

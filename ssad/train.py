@@ -124,7 +124,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def main(cfg: DictConfig) -> None:
-    OmegaConf.set_struct(cfg, False)
     run_dir = HydraConfig.get().runtime.output_dir
     log.info("run directory: %s", run_dir)
     try:

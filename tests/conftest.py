@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from ssad.config_keys import CONFIG_DIR
 
@@ -55,7 +54,6 @@ def compose_cfg(tmp_path: Path, *overrides: str, run_dir: str = "run"):
         model = [] if any(o.startswith("model=") for o in overrides) else TINY_VIT
         cfg = compose("train", overrides=[*TINY, *model, f"paths.data_dir={tmp_path}/data",
                                           f"paths.output_dir={tmp_path}/{run_dir}", *overrides])
-    OmegaConf.set_struct(cfg, False)
     return cfg
 
 

@@ -44,7 +44,7 @@ def test_a_key_the_code_takes_is_pointed_to_plus_plus(tmp_path):
 
 def test_legitimate_additions_pass(tmp_path):
     cfg = compose_cfg(tmp_path, "+data.ood.mine={format: synthetic, n: 4}", "++trainer.limit_train_batches=2",
-                      "+data.holdout=0.2", "++model.head.n_layers=2",
+                      "+data.path=mine.npy", "++model.head.n_layers=2",
                       "+callbacks.extra={_target_: ssad.callbacks.CheckpointOnInterrupt, dirpath: x}")
     validate(cfg)
     validate(compose_cfg(tmp_path, "data=folder", "data.path=mine.npy", "data.on_error=skip"))

@@ -154,8 +154,9 @@ def test_detector_of_a_folder_run_is_calibrated_on_the_held_out_images(tmp_path,
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (80, 16, 16, 3), dtype=np.uint8)
     np.save(tmp_path / "mine.npy", images)
-    train(compose_cfg(tmp_path, "data=folder", f"data.path={tmp_path}/mine.npy", "data.holdout=0.25",
-                      "data.num_workers=0", "trainer.max_epochs=1"))
+    cfg = compose_cfg(tmp_path, "data=folder", f"data.path={tmp_path}/mine.npy", "data.holdout=0.25",
+                      "data.num_workers=0", "trainer.max_epochs=1")
+    train(cfg)
     out = tmp_path / "detector.pt"
     capsys.readouterr()
     export_detector(compose_command("export", f"ckpt={tmp_path}/run/checkpoints/last.ckpt", f"out={out}"))
@@ -169,7 +170,8 @@ def test_detector_of_a_folder_run_is_calibrated_on_the_held_out_images(tmp_path,
                           "device=cpu"))
     printed = capsys.readouterr().out
     assert "of 80 images (" in printed and "note: the threshold was calibrated on only 20" in printed
-    held_out = holdout_split(load_source({"format": "npy", "path": str(tmp_path / "mine.npy")}, 16), 0.25)[1]
+    held_out = holdout_split(load_source({"format": "npy", "path": str(tmp_path / "mine.npy")}, 16), 0.25,
+                             cfg.data.holdout_seed)[1]
     _, flags = detector.predict(torch.from_numpy(np.ascontiguousarray(held_out.images)))
     assert len(held_out) == 20 and (~flags).sum().item() == 19  # 95% of the 20 held-out images accepted
 

@@ -43,13 +43,12 @@ def fit_throughput(cfg: DictConfig, images: Tensor, steps: int, warmup: int) -> 
         spec = {"format": "npy", "path": str(Path(tmp) / "synthetic.npy")}
         np.save(spec["path"], images.permute(0, 2, 3, 1).numpy())
         cfg = cfg.copy()
-        OmegaConf.set_struct(cfg, False)
-        cfg.data.train, cfg.data.test, cfg.data.ood = spec, None, {}
-        cfg.sources = {name: spec for name in cfg.sources}
-        cfg.paths = {"data_dir": tmp, "cache_dir": f"{tmp}/cache", "output_dir": f"{tmp}/run"}
-        cfg.callbacks = None
-        cfg.trainer.update(max_epochs=1, limit_train_batches=warmup + steps, enable_progress_bar=False,
-                           enable_model_summary=False)
+        own = {"data.train": spec, "data.test": None, "data.ood": {}, "sources": {name: spec for name in cfg.sources},
+               "paths": {"data_dir": tmp, "cache_dir": f"{tmp}/cache", "output_dir": f"{tmp}/run"},
+               "callbacks": None, "trainer.max_epochs": 1, "trainer.limit_train_batches": warmup + steps,
+               "trainer.enable_progress_bar": False, "trainer.enable_model_summary": False}
+        for key, value in own.items():  # Trainer arguments the config may not hold yet: added (++KEY)
+            OmegaConf.update(cfg, key, value, merge=False, force_add=True)
         datamodule, module, trainer = build(cfg)
         timer = FitTimer(warmup)
         trainer.callbacks.append(timer)

@@ -32,7 +32,6 @@ INDIST = "indist"
 # Lightning calls a mid-epoch resume of loaders without state_dict() unreliable; these resume exactly
 # (EpochSampler positioned from the trainer's restored step count, see SSADDataModule.train_dataloader).
 warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
-HOLDOUT_SEED = 0  # fixed: training, evaluation and export of one run hold out the same images
 MAX_AUTO_WORKERS = 4  # data.num_workers=auto never asks for more DataLoader workers than this
 
 
@@ -56,18 +55,18 @@ def resolve_num_workers(value: int | str, processes: int = 1) -> int:
     return value
 
 
-def holdout_split(data: ArraySet, fraction: float) -> tuple[ArraySet, ArraySet]:
+def holdout_split(data: ArraySet, fraction: float, seed: int) -> tuple[ArraySet, ArraySet]:
     """Split ``data`` into (train, test), a random ``fraction`` of the images (at least one) going to test.
 
-    The permutation is drawn from a fixed seed, so every command that rebuilds the run's datamodule holds out
-    the same images; the held-out images are never trained on. Both parts are :class:`RowView` s of the
-    (memory-mapped) images: nothing is copied.
+    The permutation is drawn from ``seed`` (``data.holdout_seed``, not the run's seed), so every command that
+    rebuilds the run's datamodule holds out the same images; the held-out images are never trained on. Both parts
+    are :class:`RowView` s of the (memory-mapped) images: nothing is copied.
     """
     n = len(data)
     n_test = max(1, round(n * fraction))
     if n_test >= n:
         raise ValueError(f"data.holdout={fraction} would leave no training images out of {n}; lower it")
-    order = np.random.default_rng(HOLDOUT_SEED).permutation(n)
+    order = np.random.default_rng(seed).permutation(n)
     parts = [np.sort(order[n_test:]), np.sort(order[:n_test])]
     return tuple(replace(data, images=RowView(data.images, rows), name=name,
                          labels=None if data.labels is None else data.labels[rows])
@@ -136,7 +135,8 @@ class SSADDataModule(L.LightningDataModule):
     ``path`` (a folder of images or a ``.npy`` file) stands for ``train`` when that is not given.
     ``ood_groups`` (``{group: [keys of ood]}``, e.g. OpenOOD's near and far) groups the OOD sets for the report.
     ``holdout`` > 0 (only without ``test``) keeps that share of the training images out of training as the
-    test set, so a user's own data gets sensitivity, OOD metrics and an honest detector threshold.
+    test set, so a user's own data gets sensitivity, OOD metrics and an honest detector threshold; the held-out
+    images are drawn with ``holdout_seed``.
     ``on_error`` (``raise`` or ``skip``) is what every image folder of the run does with unreadable files, unless
     its spec says otherwise; ``num_workers`` may be ``auto`` (:func:`resolve_num_workers`).
     An epoch is one pass over the in-distribution training set; as many negatives are drawn (with
@@ -153,7 +153,6 @@ class SSADDataModule(L.LightningDataModule):
         test: Mapping[str, Any] | None = None,
         ood: Mapping[str, Mapping[str, Any]] | None = None,
         ood_groups: Mapping[str, Sequence[str]] | None = None,
-        holdout: float = 0.0,
         seed: int = 0,
         name: str = "custom",
         size: int = 32,
@@ -161,24 +160,23 @@ class SSADDataModule(L.LightningDataModule):
         num_workers: int | str = 0,
         cache_dir: str | None = None,
         on_error: str = "raise",
+        *,
+        holdout: float,
+        holdout_seed: int,
     ) -> None:
         super().__init__()
         self.name, self.size, self.batch_size = name, size, batch_size
         resolve_num_workers(num_workers)  # checked now, resolved when the trainer's processes are known
         self.num_workers, self.cache_dir = num_workers, cache_dir
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"data.on_error={on_error!r}: choose 'raise' or 'skip'")
         self.on_error = on_error
         if train is None and path is None:
             raise ValueError("no training data: set data.path (a folder of images or a .npy file) or data.train")
-        if not 0 <= holdout < 1:
-            raise ValueError(f"data.holdout={holdout} must be a share in [0, 1)")
         if holdout and test:
             raise ValueError("data.holdout and data.test are both set: hold out part of the training images "
                              "(data.holdout) or name a test set (data.test), not both")
         self.train_spec = plain(train) or user_source(path)
         self.test_spec = plain(test)
-        self.holdout, self.seed = holdout, seed
+        self.holdout, self.holdout_seed, self.seed = holdout, holdout_seed, seed
         self.test_set: ArraySet | None = None
         self.ood_specs = plain(ood) or {}
         self.ood_groups = check_ood_groups(ood_groups, self.ood_specs)
@@ -242,7 +240,7 @@ class SSADDataModule(L.LightningDataModule):
         if self.train_set is None:
             self.train_set = self.load(self.train_spec)
             if self.holdout:
-                self.train_set, self.test_set = holdout_split(self.train_set, self.holdout)
+                self.train_set, self.test_set = holdout_split(self.train_set, self.holdout, self.holdout_seed)
             self.neg_sets = [self.train_set if spec is None else self.load(spec) for spec in self.part_specs]
 
     def train_dataloader(self) -> CombinedLoader:
