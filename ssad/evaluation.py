@@ -11,12 +11,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
-from torch.utils.data import DataLoader, DistributedSampler
 
 from ssad.config_keys import preset
-from ssad.data.datamodule import ArrayDataset, passthrough
+from ssad.data.loaders import evaluation_loader
 from ssad.data.sources import ArraySet
 from ssad.diagnostics import effective_rank, mean_pairwise_cosine, output_entropies
 from ssad.features import extract, gather_in_order
@@ -97,17 +95,10 @@ def evaluate_features(
     return results, scores
 
 
-def _loader(array_set: ArraySet, batch_size: int) -> DataLoader:
-    dataset = ArrayDataset(array_set.images, array_set.labels)
-    sampler = DistributedSampler(dataset, shuffle=False) if dist.is_available() and dist.is_initialized() else None
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=passthrough,
-                      pin_memory=torch.cuda.is_available())
-
-
 def network_features(network: MultiCropNetwork, array_set: ArraySet, size: int, settings: EvalSettings,
                      with_head: bool = False) -> tuple[Tensor, Tensor | None]:
     """Features (and head logits) of one set, sharded over processes and gathered in dataset order."""
-    feats, logits = extract(network.backbone, _loader(array_set, settings.batch_size), size,
+    feats, logits = extract(network.backbone, evaluation_loader(array_set, settings.batch_size), size,
                             head=network.head if with_head else None, desc=array_set.name,
                             progress=settings.progress)
     feats = gather_in_order(feats, len(array_set))

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from ssad.config_keys import CONFIG_DIR
-from ssad.data import datamodule as dm
+from ssad.data import loaders as dm
 from ssad.data.images import UnreadableFilesError
 from tests.conftest import compose_cfg
 

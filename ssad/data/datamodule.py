@@ -8,7 +8,6 @@ source, multi-crop, negative transforms on the views).
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -16,13 +15,12 @@ from typing import Any
 
 import lightning as L
 import numpy as np
-import torch
 from lightning.pytorch.utilities import CombinedLoader
-from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from ssad.augment import MultiCropAugment
 from ssad.data.images import UnreadableFilesError
+from ssad.data.loaders import ArrayDataset, NegativeDataset, make_loader, resolve_num_workers
 from ssad.data.samplers import EpochSampler
 from ssad.data.sources import ArraySet, RowView, accepts, check_ood_groups, check_source, load_source, plain
 from ssad.negatives import NegativePart, parse_variant
@@ -32,27 +30,6 @@ INDIST = "indist"
 # Lightning calls a mid-epoch resume of loaders without state_dict() unreliable; these resume exactly
 # (EpochSampler positioned from the trainer's restored step count, see SSADDataModule.train_dataloader).
 warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
-MAX_AUTO_WORKERS = 4  # data.num_workers=auto never asks for more DataLoader workers than this
-
-
-def available_cpus() -> int:
-    """The CPUs this process may run on (its affinity mask, as PyTorch's DataLoader counts them)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def resolve_num_workers(value: int | str, processes: int = 1) -> int:
-    """``data.num_workers``: an integer as given, or ``auto``: the CPUs of this process's share of the machine
-    (``available_cpus() // processes``, the training processes on it sharing the CPUs) less one for the training
-    process itself, at most :data:`MAX_AUTO_WORKERS`: 1 on 2 cores, 0 on 1, 4 on 8 or more. Neither PyTorch
-    (more workers than CPUs) nor Lightning (fewer workers than it suggests) then warns."""
-    if value == "auto":
-        return max(0, min(MAX_AUTO_WORKERS, available_cpus() // max(processes, 1) - 1))
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"data.num_workers={value!r}: give an integer >= 0 or 'auto'")
-    return value
 
 
 def holdout_split(data: ArraySet, fraction: float, seed: int) -> tuple[ArraySet, ArraySet]:
@@ -73,58 +50,9 @@ def holdout_split(data: ArraySet, fraction: float, seed: int) -> tuple[ArraySet,
                  for rows, name in zip(parts, (data.name, "test")))
 
 
-class ArrayDataset(Dataset):
-    """uint8 images (memory-mapped) served a whole batch at a time through ``__getitems__``."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray | None = None) -> None:
-        self.images, self.labels = images, labels
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
-        return self.__getitems__([index])
-
-    def __getitems__(self, indices: Sequence[int]) -> dict[str, Tensor]:
-        idx = np.asarray(indices)
-        batch = {"image": torch.from_numpy(np.ascontiguousarray(self.images[idx])), "index": torch.from_numpy(idx)}
-        if self.labels is not None:
-            batch["label"] = torch.from_numpy(np.asarray(self.labels[idx], dtype=np.int64))
-        return batch
-
-
-class NegativeDataset(Dataset):
-    """The union of the variant's negative sources; every image carries the index of its part."""
-
-    def __init__(self, parts: Sequence[np.ndarray]) -> None:
-        self.parts = list(parts)
-        self.offsets = np.cumsum([0] + [len(p) for p in self.parts])
-
-    def __len__(self) -> int:
-        return int(self.offsets[-1])
-
-    def __getitems__(self, indices: Sequence[int]) -> dict[str, Tensor]:
-        idx = np.asarray(indices)
-        part = np.searchsorted(self.offsets, idx, side="right") - 1
-        images = np.empty((len(idx), *self.parts[0].shape[1:]), dtype=np.uint8)
-        for p in np.unique(part):
-            rows = part == p
-            images[rows] = self.parts[p][idx[rows] - self.offsets[p]]
-        return {"image": torch.from_numpy(images), "part": torch.from_numpy(part)}
-
-    def sample_weights(self, part_weights: Sequence[float]) -> Tensor:
-        """Per-image weights so that part p is drawn with probability ∝ its weight, whatever its size."""
-        sizes = np.diff(self.offsets)
-        return torch.from_numpy(np.repeat(np.asarray(part_weights) / sizes, sizes))
-
-
 def user_source(path: str) -> dict[str, Any]:
     """A user's own unlabeled images: a ``.npy`` array or a folder of images (recursive)."""
     return {"format": "npy", "path": path} if str(path).endswith(".npy") else {"format": "image_folder", "path": path}
-
-
-def passthrough(batch: Any) -> Any:
-    return batch
 
 
 class SSADDataModule(L.LightningDataModule):
@@ -267,7 +195,9 @@ class SSADDataModule(L.LightningDataModule):
         for sampler in samplers.values():
             sampler.truncate(loader_batches * self.batch_size)
             sampler.resume_at(epoch, batches * self.batch_size)
-        return CombinedLoader({k: self._loader(datasets[k], samplers[k]) for k in datasets}, mode="min_size")
+        loaders = {k: make_loader(datasets[k], self.batch_size, samplers[k], self.loader_workers(), self.seed,
+                                  drop_last=True) for k in datasets}
+        return CombinedLoader(loaders, mode="min_size")
 
     def _resume_position(self, loader_batches: int) -> tuple[int, int]:
         """(epoch, batches of it already trained on) from the trainer's restored optimiser steps; an epoch whose
@@ -286,13 +216,6 @@ class SSADDataModule(L.LightningDataModule):
         processes = self.trainer.num_devices if self.trainer is not None else 1
         return resolve_num_workers(self.num_workers, processes)
 
-    def _loader(self, dataset: Dataset, sampler: EpochSampler) -> DataLoader:
-        # its own generator: creating the iterator draws worker seeds from it, not from the global random state
-        workers = self.loader_workers()
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, drop_last=True,
-                          num_workers=workers, collate_fn=passthrough,
-                          generator=torch.Generator().manual_seed(self.seed),
-                          pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
 
     def eval_sets(self) -> dict[str, ArraySet]:
         """The evaluation sets by role: ``train`` (the Eq. 6 bank), ``test`` when configured or held out, each
