@@ -1,4 +1,4 @@
-"""Tests of the batched DINO multi-crop augmentation (ssad/augment.py)."""
+"""Tests of the batched DINO multi-crop augmentation (ssad/augment.py, ssad/crops.py, ssad/colour.py)."""
 
 import colorsys
 
@@ -8,22 +8,19 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ssad.augment import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    MultiCropAugment,
+from ssad.augment import IMAGENET_MEAN, IMAGENET_STD, MultiCropAugment
+from ssad.colour import (
     adjust_brightness_,
     adjust_contrast_,
     adjust_hue,
     adjust_saturation_,
-    crop_matrices,
     gaussian_blur,
     grayscale_,
     hsv_to_rgb,
-    resized_crops,
     rgb_to_hsv,
     solarize,
 )
+from ssad.crops import crop_matrices, resized_crops
 
 OFF = dict(  # every random operation switched off
     global_scale=(1.0, 1.0),

@@ -4,7 +4,8 @@ global view's pipeline (global-1 or global-2, 1/2 each)."""
 import pytest
 import torch
 
-from ssad.augment import IMAGENET_MEAN, IMAGENET_STD, MultiCropAugment, solarize
+from ssad.augment import IMAGENET_MEAN, IMAGENET_STD, MultiCropAugment
+from ssad.colour import solarize
 from ssad.negatives import parse_variant
 from ssad.views import TrainingViews
 
