@@ -1,14 +1,28 @@
-"""Embedded sets that need no download (the quick-start, the tests, benchmarks of speed): scikit-learn's
-handwritten digits and its two sample photos, and uniformly random images. The rendered letters live in
-:mod:`ssad.data.glyphs`. Readers follow the contract of :mod:`ssad.data.images`.
+"""Embedded sets that need no download (the quick-start, the tests, benchmarks of speed): a subset of
+Fashion-MNIST shipped with ssad, scikit-learn's handwritten digits and its two sample photos, and uniformly random
+images. The rendered letters live in :mod:`ssad.data.glyphs`. Readers follow the contract of
+:mod:`ssad.data.images`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from pathlib import Path
+
+from ssad.data.benchmarks import mnist
 from ssad.data.downloads import check_split
 from ssad.data.images import Arrays, resize_images
+
+FASHION_SUBSET_DIR = Path(__file__).parent / "fashion_mnist_subset"
+
+
+def fashion_mnist_subset(size: int, split: str = "train") -> Arrays:
+    """The Fashion-MNIST subset shipped with ssad (Xiao et al. 2017; Zalando SE, MIT licence): a seeded draw of
+    5,000 training and 2,000 test images of all ten classes (``experiments/make_fashion_subset.py``), stored in
+    the set's own gzipped idx files and read by :func:`ssad.data.benchmarks.mnist`; labels 0..9."""
+    check_split(split, ("train", "test"), "fashion_mnist_subset")
+    return mnist(str(FASHION_SUBSET_DIR), size, split)
 
 
 def digits(size: int, split: str = "train", test_fraction: float = 0.3, seed: int = 0) -> Arrays:

@@ -26,7 +26,7 @@ Locator = Callable[..., list[Path]]
 FOLDER_SETS = ("places365", "lsun", "tinyimagenet", "imagenet30")
 FORMATS: dict[str, Reader] = {
     **{reader.__name__: reader for reader in (
-        embedded.digits, glyphs.glyphs, embedded.sklearn_photos, embedded.synthetic, benchmarks.cifar10,
+        embedded.digits, embedded.fashion_mnist_subset, glyphs.glyphs, embedded.sklearn_photos, embedded.synthetic, benchmarks.cifar10,
         benchmarks.cifar100, benchmarks.svhn, benchmarks.stl10, benchmarks.dtd, benchmarks.mnist,
         images.image_folder, arrays.npy, arrays.imagenet_pickle)},
     **dict.fromkeys(FOLDER_SETS, images.image_folder),

@@ -1,0 +1,28 @@
+"""The quick-start learns, in the suite: the demo preset (small CNN, the embedded Fashion-MNIST subset, class-split)
+with rotated in-distribution negatives, cut to 3 epochs (234 steps, about a minute on 2 cores), lifts near-OOD
+AUROC above the untrained network scored the same way (``ssad.baselines``). Seeded; the 6-epoch run that README
+reports is ``make test-learning`` (tests/test_learning.py).
+"""
+
+import json
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+from ssad.baselines import compute_baselines
+from ssad.config_keys import CONFIG_DIR
+from ssad.train import train
+
+
+def test_three_epochs_of_the_quick_start_beat_the_untrained_network_on_near_ood(tmp_path: Path):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[
+            "experiment=demo", "negatives=rot_indist", "trainer.max_epochs=3", "eval.every_n_epochs=3",
+            "logger=none", "eval.plots=false", "eval.settings.progress=false", "++trainer.enable_progress_bar=false",
+            "++trainer.enable_model_summary=false", f"paths.cache_dir={tmp_path}/cache",
+            f"paths.output_dir={tmp_path}/run"])
+    untrained = compute_baselines(cfg)["untrained"]["ood"]["clothes_5_to_9"]["auroc"]
+    train(cfg)
+    trained = json.loads((tmp_path / "run" / "results.json").read_text())["ood"]["clothes_5_to_9"]["auroc"]
+    # measured (seed 0): untrained 0.839, after 3 epochs 0.868; after the demo's 6 epochs 0.920
+    assert trained > untrained + 0.01, (trained, untrained)
