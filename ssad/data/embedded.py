@@ -6,9 +6,9 @@ images. The rendered letters live in :mod:`ssad.data.glyphs`. Readers follow the
 
 from __future__ import annotations
 
-import numpy as np
-
 from pathlib import Path
+
+import numpy as np
 
 from ssad.data.benchmarks import mnist
 from ssad.data.downloads import check_split

@@ -26,8 +26,8 @@ Locator = Callable[..., list[Path]]
 FOLDER_SETS = ("places365", "lsun", "tinyimagenet", "imagenet30")
 FORMATS: dict[str, Reader] = {
     **{reader.__name__: reader for reader in (
-        embedded.digits, embedded.fashion_mnist_subset, glyphs.glyphs, embedded.sklearn_photos, embedded.synthetic, benchmarks.cifar10,
-        benchmarks.cifar100, benchmarks.svhn, benchmarks.stl10, benchmarks.dtd, benchmarks.mnist,
+        embedded.digits, embedded.fashion_mnist_subset, glyphs.glyphs, embedded.sklearn_photos, embedded.synthetic,
+        benchmarks.cifar10, benchmarks.cifar100, benchmarks.svhn, benchmarks.stl10, benchmarks.dtd, benchmarks.mnist,
         images.image_folder, arrays.npy, arrays.imagenet_pickle)},
     **dict.fromkeys(FOLDER_SETS, images.image_folder),
 }
