@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ssad.diagnostics import CollapseThresholds, collapse_warnings, relative_drift
 from ssad.results import CODES
+from ssad.schema import CollapseSchema, check_values
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,11 @@ class CollapseMonitor(L.Callback):
     def __init__(self, *, warmup_epochs: int, min_teacher_drift: float, max_entropy_share: float,
                  min_entropy_of_mean_share: float, min_rank_share: float, max_cosine: float, stop: bool,
                  patience: int) -> None:
-        if not isinstance(patience, int) or isinstance(patience, bool) or patience < 1:
-            raise ValueError(f"callbacks.collapse.patience={patience!r} must be an integer >= 1 (evaluations)")
-        if not isinstance(warmup_epochs, int) or isinstance(warmup_epochs, bool) or warmup_epochs < 0:
-            raise ValueError(f"callbacks.collapse.warmup_epochs={warmup_epochs!r} must be an integer >= 0")
+        check_values(CollapseSchema, {"warmup_epochs": warmup_epochs, "min_teacher_drift": min_teacher_drift,
+                                      "max_entropy_share": max_entropy_share,
+                                      "min_entropy_of_mean_share": min_entropy_of_mean_share,
+                                      "min_rank_share": min_rank_share, "max_cosine": max_cosine, "stop": stop,
+                                      "patience": patience}, "callbacks.collapse.")
         self.thresholds = CollapseThresholds(min_teacher_drift, max_entropy_share, min_entropy_of_mean_share,
                                              min_rank_share, max_cosine)
         self.warmup_epochs, self.stop, self.patience = warmup_epochs, bool(stop), patience

@@ -11,7 +11,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from ssad.checkpoints import load_checkpoint
-from ssad.config_keys import CONFIG_DIR, check_keys
+from ssad.config import validate
+from ssad.config_keys import CONFIG_DIR
 from ssad.evaluation import EvalSettings, evaluate_network, ood_skipped_reason
 from ssad.features import resolve_device
 from ssad.io import write_json_atomic
@@ -48,7 +49,7 @@ def results_table(results: Mapping[str, Any]) -> str:
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate ``cfg.ckpt`` on the run's test set and OOD sets (or ``cfg.ood`` / ``cfg.add_ood``); prints a
     table of the results (:func:`results_table`) and writes them as JSON."""
-    check_keys(cfg, "evaluate")
+    validate(cfg, "evaluate")
     model, run_cfg = load_checkpoint(cfg.ckpt, bool(cfg.get("trust_file", False)))
     if cfg.get("ood") is not None:
         run_cfg.data.ood = cfg.ood

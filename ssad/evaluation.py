@@ -6,6 +6,7 @@ are scored exactly like a trained teacher; ``evaluate_network`` extracts the fea
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from ssad.features import extract, gather_in_order
 from ssad.metrics import knn_accuracy, occupied_soft_classes, ood_metrics, ood_score, sensitivity
 from ssad.models import MultiCropNetwork
 from ssad.results import average_metrics, empty_results
+from ssad.schema import EvalSettingsSchema, check_values
 
 DEFAULT_SETTINGS = preset("eval", "default")["settings"]  # conf/eval/default.yaml: their one source
 
@@ -44,12 +46,8 @@ class EvalSettings:
     progress: bool = DEFAULT_SETTINGS["progress"]
 
     def __post_init__(self) -> None:
-        if self.soft_classes_split not in ("test", "train"):
-            raise ValueError(f"eval.soft_classes_split={self.soft_classes_split!r}: choose 'test' or 'train'")
-        if self.soft_classes_center not in ("running", "dataset"):
-            raise ValueError(f"eval.soft_classes_center={self.soft_classes_center!r}: choose 'running' or 'dataset'")
-        if self.temperature <= 0 or self.knn_temperature <= 0 or self.knn_k < 1:
-            raise ValueError("eval.temperature and eval.knn_temperature must be > 0 and eval.knn_k >= 1")
+        """Check the settings with the schema's ``eval.settings`` node (a SchemaError naming each bad key)."""
+        check_values(EvalSettingsSchema, dataclasses.asdict(self), "eval.settings.")
 
 
 def ood_skipped_reason(set_names: Iterable[str], add_with: str = "+data.ood") -> str | None:

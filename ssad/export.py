@@ -14,7 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssad.backbones import builder_name
 from ssad.checkpoints import load_checkpoint
-from ssad.config_keys import CONFIG_DIR, check_keys
+from ssad.config import validate
+from ssad.config_keys import CONFIG_DIR
 from ssad.detector import Detector
 from ssad.evaluation import EvalSettings, network_features
 from ssad.features import resolve_device
@@ -66,7 +67,7 @@ def export_detector(cfg: DictConfig) -> Detector:
     R = 1 − τ·log(−S). The calibration scores come from the detector itself (its fp16 bank, its
     preprocessing), so it accepts exactly ``tpr`` of them. Prints the threshold, how many images calibrated it
     and the detector's held-out quality on the run's OOD sets (:func:`export_report`)."""
-    check_keys(cfg, "export")
+    validate(cfg, "export")
     model, run_cfg = load_checkpoint(cfg.ckpt, bool(cfg.get("trust_file", False)))
     device = resolve_device(cfg.accelerator)
     model.to(device)

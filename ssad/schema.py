@@ -1,11 +1,17 @@
-"""The training config's schema: Hydra structured configs (dataclasses in the ConfigStore) with each key's type and
-range, composed last in ``conf/train.yaml``'s defaults list (``- train_schema``).
+"""Every command's config schema: Hydra structured configs (dataclasses in the ConfigStore) with each key's type and
+range, composed last in the command's defaults list (``- train_schema`` in ``conf/train.yaml``, ``- evaluate_schema``,
+``- export_schema``, ``- score_schema``).
 
 Composed last, the schema adds no value: every field is ``MISSING``, so the presets' values stay (the defaults live
 in YAML, once) and the nodes take the schema's types. Hydra then keeps the config in struct mode, so a command-line
 override of an unknown key or of a value of the wrong type fails while the config is composed, naming the key.
 Ranges are checked by each node's ``__post_init__`` when :func:`schema_problems` builds the nodes from the
 composed values (:func:`ssad.config.validate`, before any data is read or any model built).
+
+A node that a group's preset may leave out (``callbacks.collapse``: not with ``callbacks=none``) is not in the
+stored schema, which would add it; it is checked the same way where the composed config holds it
+(:data:`OPTIONAL_NODES`). Objects also built without a config (``EvalSettings``, ``CollapseMonitor``) check their
+arguments with the same node (:func:`check_values`).
 
 A node names only the keys it checks; the others of its node (a ``_target_``'s further arguments, dataset specs)
 stay as composed, and :mod:`ssad.config_keys` checks that the code reads them.
@@ -15,14 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
-
-SCHEMA_NAME = "train_schema"  # the ConfigStore name conf/train.yaml's defaults list composes
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ NON_NEGATIVE_INT = Check(lambda v: _int(v) and v >= 0, "an integer >= 0")
 POSITIVE = Check(lambda v: _number(v) and v > 0, "a number > 0")
 NON_NEGATIVE = Check(lambda v: _number(v) and v >= 0, "a number >= 0")
 PROBABILITY = Check(lambda v: _number(v) and 0 <= v <= 1, "a probability in [0, 1]")
+UNIT = Check(lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]")
+SHARE = Check(lambda v: _number(v) and 0 < v <= 1, "a share in (0, 1], e.g. 0.95 or 0.99")
 SCALE = Check(lambda v: len(v) == 2 and 0 < v[0] <= v[1] <= 1, "a range [low, high] with 0 < low <= high <= 1")
 
 
@@ -160,9 +166,39 @@ class TrainerSchema(Node):
 
 
 @dataclass
+class EvalSettingsSchema(Node):
+    """``eval.settings``, the arguments of :class:`ssad.evaluation.EvalSettings`."""
+
+    temperature: float = checked(POSITIVE)
+    knn_k: int = checked(POSITIVE_INT)
+    knn_temperature: float = checked(POSITIVE)
+    soft_classes_split: str = checked(one_of("test", "train"))
+    soft_classes_center: str = checked(one_of("running", "dataset"))
+    soft_classes_temperature: float = checked(POSITIVE)
+    batch_size: int = checked(POSITIVE_INT)
+    progress: bool = MISSING
+
+
+@dataclass
 class EvalSchema(Node):
     every_n_epochs: int = checked(POSITIVE_INT)
     size: int = checked(POSITIVE_INT)
+    plots: bool = MISSING
+    settings: EvalSettingsSchema = node(EvalSettingsSchema)
+
+
+@dataclass
+class CollapseSchema(Node):
+    """``callbacks.collapse``, the arguments of :class:`ssad.collapse.CollapseMonitor`."""
+
+    warmup_epochs: int = checked(NON_NEGATIVE_INT)
+    min_teacher_drift: float = checked(UNIT)
+    max_entropy_share: float = checked(UNIT)
+    min_entropy_of_mean_share: float = checked(UNIT)
+    min_rank_share: float = checked(UNIT)
+    max_cosine: float = checked(UNIT)
+    stop: bool = MISSING
+    patience: int = checked(POSITIVE_INT)
 
 
 @dataclass
@@ -177,6 +213,48 @@ class TrainSchema(Node):
     optim: OptimSchema = node(OptimSchema)
     trainer: TrainerSchema = node(TrainerSchema)
     eval: EvalSchema = node(EvalSchema)
+
+
+@dataclass
+class CheckpointEvalSchema(Node):
+    """``eval`` of ``ssad.evaluate`` and ``ssad.export`` (``size`` null: the checkpoint's own)."""
+
+    size: int | None = checked(POSITIVE_INT)
+    plots: bool = MISSING
+    settings: EvalSettingsSchema = node(EvalSettingsSchema)
+
+
+@dataclass
+class EvaluateSchema(Node):
+    """The root of ``python -m ssad.evaluate``'s config."""
+
+    eval: CheckpointEvalSchema = node(CheckpointEvalSchema)
+    accelerator: str = checked(one_of("auto", "cpu", "cuda"))
+    trust_file: bool = MISSING
+
+
+@dataclass
+class ExportSchema(EvaluateSchema):
+    """The root of ``python -m ssad.export``'s config."""
+
+    tpr: float = checked(SHARE)
+
+
+@dataclass
+class ScoreSchema(Node):
+    """The root of ``python -m ssad.score``'s config."""
+
+    tpr: float | None = checked(SHARE)
+    on_error: str = checked(one_of("raise", "skip"))
+    batch_size: int = checked(POSITIVE_INT)
+    trust_file: bool = MISSING
+
+
+# each command's schema, stored in the ConfigStore as "<command>_schema" (the name its defaults list composes)
+SCHEMAS: dict[str, type[Node]] = {"train": TrainSchema, "evaluate": EvaluateSchema, "export": ExportSchema,
+                                  "score": ScoreSchema}
+# nodes checked only where the composed config holds them (full key -> node), per command
+OPTIONAL_NODES: dict[str, dict[str, type[Node]]] = {"train": {"callbacks.collapse": CollapseSchema}}
 
 
 def _build(cls: type[Node], cfg: DictConfig, path: str, problems: list[str]) -> Node | None:
@@ -198,11 +276,25 @@ def _build(cls: type[Node], cfg: DictConfig, path: str, problems: list[str]) -> 
         return None
 
 
-def schema_problems(cfg: DictConfig) -> list[str]:
-    """Every ``key=value must be ...`` of the composed training config ``cfg`` (empty when all are in range)."""
+def schema_problems(cfg: DictConfig, config_name: str = "train") -> list[str]:
+    """Every ``key=value must be ...`` of the composed config ``cfg`` of the command ``config_name`` (empty when
+    all are in range, or when the command has no schema: a primary config of the user's own)."""
     problems: list[str] = []
-    _build(TrainSchema, cfg, "", problems)
+    if config_name in SCHEMAS:
+        _build(SCHEMAS[config_name], cfg, "", problems)
+    for key, cls in OPTIONAL_NODES.get(config_name, {}).items():
+        if OmegaConf.select(cfg, key) is not None:
+            _build(cls, cfg, f"{key}.", problems)
     return problems
+
+
+def check_values(cls: type[Node], values: Mapping[str, Any], path: str) -> None:
+    """Raise a :class:`SchemaError` naming (by full key, ``path`` + name) every value of ``values`` that the node
+    ``cls`` finds out of range or of the wrong type."""
+    try:
+        cls(**values)
+    except SchemaError as err:
+        raise SchemaError([path + problem for problem in err.problems]) from None
 
 
 def optim_keys() -> set[str]:
@@ -210,4 +302,5 @@ def optim_keys() -> set[str]:
     return {f.name for f in dataclasses.fields(OptimSchema)}
 
 
-ConfigStore.instance().store(name=SCHEMA_NAME, node=TrainSchema)
+for _name, _schema in SCHEMAS.items():
+    ConfigStore.instance().store(name=f"{_name}_schema", node=_schema)

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from ssad.config_keys import CONFIG_DIR, check_keys
+from ssad.config import validate
+from ssad.config_keys import CONFIG_DIR
 from ssad.data.arrays import npy
 from ssad.data.images import list_images, load_images
 from ssad.detector import Detector
@@ -86,7 +87,7 @@ def plot_histogram(scores: torch.Tensor, threshold: float, path: str | Path,
 
 def score_images(cfg: DictConfig) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """Score ``cfg.input`` with ``cfg.detector``; write ``cfg.out`` (CSV) and, if asked, a histogram."""
-    check_keys(cfg, "score")
+    validate(cfg, "score")
     detector = Detector.load(cfg.detector, device=cfg.device, trust_file=bool(cfg.get("trust_file", False)))
     threshold = detector.threshold if cfg.get("tpr") is None else detector.threshold_at(cfg.tpr)
     names, images = read_input(cfg.input, detector.data_size, cfg.on_error)

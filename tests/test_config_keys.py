@@ -13,7 +13,7 @@ from hydra.errors import ConfigCompositionException
 
 from ssad.config import validate
 from ssad.config_keys import CONFIG_DIR, check_keys
-from tests.conftest import compose_cfg
+from tests.conftest import compose_cfg, compose_command
 
 OPTIM_KEYS = "base_lr, clip_grad, clip_mode, effective_batch, freeze_last_layer, fused, min_lr, warmup_epochs"
 
@@ -62,6 +62,27 @@ def test_other_commands_refuse_unknown_keys_too(name):
                       else ["+tprr=0.9"])
     with pytest.raises(ValueError, match="the config has no key 'tprr'"):
         check_keys(cfg, name)
+
+
+@pytest.mark.parametrize("name,override,key", [
+    ("evaluate", "accelerator=tpu", "accelerator"),
+    ("evaluate", "eval.settings.temperature=0", "eval.settings.temperature"),
+    ("export", "tpr=1.5", "tpr"),
+    ("export", "eval.size=0", "eval.size"),
+    ("score", "batch_size=0", "batch_size"),
+    ("score", "on_error=ignore", "on_error"),
+])
+def test_other_commands_name_a_bad_value_and_its_range(name, override, key):
+    with pytest.raises(ValueError, match=rf"invalid configuration:\n  {key.replace('.', '[.]')}=.* must be "):
+        validate(compose_command(name, override), name)
+    validate(compose_command(name), name)  # the defaults are valid
+
+
+def test_a_value_of_the_wrong_type_fails_while_composing_naming_the_key(tmp_path):
+    with pytest.raises(ConfigCompositionException, match="eval.settings.knn_k"):
+        compose_cfg(tmp_path, "eval.settings.knn_k=many")
+    with pytest.raises(ConfigCompositionException, match="tpr"):
+        compose_command("export", "tpr=high")
 
 
 def _train_cli(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:

@@ -123,12 +123,17 @@ def test_same_seed_same_weights_on_cpu(tmp_path):
     ("optim.clip_mode=sometimes", "optim.clip_mode"),
     ("augment.n_global=1", "augment.n_global"),
     ("trainer.max_epochs=0", "trainer.max_epochs"),
+    ("eval.settings.knn_k=0", "eval.settings.knn_k"),
+    ("eval.settings.soft_classes_split=val", "eval.settings.soft_classes_split"),
+    ("callbacks.collapse.patience=0", "callbacks.collapse.patience"),
+    ("callbacks.collapse.max_cosine=1.5", "callbacks.collapse.max_cosine"),
 ])
 def test_bad_config_values_are_named_at_start_up(tmp_path, override, key):
     cfg = compose_cfg(tmp_path, override)
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
         validate(cfg)
     validate(compose_cfg(tmp_path))  # the defaults are valid
+    validate(compose_cfg(tmp_path, "callbacks=none"))  # callbacks.collapse is checked only where it is composed
 
 
 def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
