@@ -110,7 +110,7 @@ def test_drift_is_not_judged_during_warmup_and_missing_signals_are_not_judged():
 
 def test_thresholds_and_patience_are_checked_with_their_key():
     with pytest.raises(ValueError, match="callbacks.collapse.max_cosine"):
-        CollapseThresholds(1e-3, 0.95, 0.05, 0.01, 1.5)
+        CollapseMonitor(warmup_epochs=0, **{**vars(THRESHOLDS), "max_cosine": 1.5}, stop=False, patience=2)
     with pytest.raises(ValueError, match="callbacks.collapse.patience"):
         CollapseMonitor(warmup_epochs=0, **vars(THRESHOLDS), stop=False, patience=0)
 
