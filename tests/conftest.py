@@ -11,6 +11,14 @@ from hydra import compose, initialize_config_dir
 
 from ssad.config_keys import CONFIG_DIR
 
+# No progress bars, model summary, plots or logger: what a test run prints and writes beyond its results.
+QUIET = [
+    "++trainer.enable_progress_bar=false",
+    "++trainer.enable_model_summary=false",
+    "eval.settings.progress=false",
+    "eval.plots=false",
+    "logger=none",
+]
 # A model and views small enough that one step takes milliseconds on a CPU.
 TINY = [
     "experiment=demo",
@@ -26,11 +34,7 @@ TINY = [
     "optim.warmup_epochs=1",
     "trainer.max_epochs=2",
     "++trainer.limit_train_batches=3",
-    "++trainer.enable_progress_bar=false",
-    "++trainer.enable_model_summary=false",
-    "eval.settings.progress=false",
-    "eval.plots=false",
-    "logger=none",
+    *QUIET,
 ]
 # The tests' default network: a one-block ViT (a test choosing another `model=` gets that preset instead).
 TINY_VIT = ["model=vit_tiny_demo", "model.backbone.depth=1", "model.backbone.embed_dim=24",

@@ -15,13 +15,12 @@ from ssad.baselines import calibrate_batchnorm, compute_baselines
 from ssad.data.glyphs import glyphs
 from ssad.data.sources import ArraySet
 from ssad.report import main as report
-from tests.conftest import compose_cfg
+from tests.conftest import QUIET, compose_cfg
 
 ROOT = Path(__file__).parent.parent
 # small enough for seconds on a CPU; everything else is experiment=demo as a user would run it
 SMALL = ["data.batch_size=8", "augment.global_size=16", "augment.local_size=8", "model.backbone.width=8",
-         "model.backbone.depth=2", "trainer.max_epochs=1", "++trainer.limit_train_batches=2", "logger=none",
-         "eval.plots=false", "eval.settings.progress=false", "++trainer.enable_progress_bar=false"]
+         "model.backbone.depth=2", "trainer.max_epochs=1", "++trainer.limit_train_batches=2", *QUIET]
 
 
 def write_labelled_arrays(folder: Path) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from ssad.data.embedded import fashion_mnist_subset
+from tests.conftest import QUIET
 from tests.test_class_split import class_split_overrides
 
 ROOT = Path(__file__).parent.parent
@@ -31,8 +32,7 @@ def test_demo_preset_learns_on_fashion_mnist_beyond_the_untrained_network(tmp_pa
     write_subset(tmp_path)
     np.save(tmp_path / "other_x.npy", np.random.default_rng(1).integers(0, 256, (200, 28, 28), dtype=np.uint8))
     run = tmp_path / "RUN"
-    common = [*class_split_overrides(tmp_path), "logger=none", "eval.plots=false", "eval.settings.progress=false",
-              "++trainer.enable_progress_bar=false", f"hydra.run.dir={run}"]
+    common = [*class_split_overrides(tmp_path), *QUIET, f"hydra.run.dir={run}"]
     for module in ("ssad.baselines", "ssad.train"):
         proc = subprocess.run([sys.executable, "-m", module, *common], cwd=ROOT, capture_output=True, text=True,
                               timeout=900)

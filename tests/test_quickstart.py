@@ -12,15 +12,14 @@ from hydra import compose, initialize_config_dir
 from ssad.baselines import compute_baselines
 from ssad.config_keys import CONFIG_DIR
 from ssad.train import train
+from tests.conftest import QUIET
 
 
 def test_three_epochs_of_the_quick_start_beat_the_untrained_network_on_near_ood(tmp_path: Path):
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[
-            "experiment=demo", "negatives=rot_indist", "trainer.max_epochs=3", "eval.every_n_epochs=3",
-            "logger=none", "eval.plots=false", "eval.settings.progress=false", "++trainer.enable_progress_bar=false",
-            "++trainer.enable_model_summary=false", f"paths.cache_dir={tmp_path}/cache",
-            f"paths.output_dir={tmp_path}/run"])
+            "experiment=demo", "negatives=rot_indist", "trainer.max_epochs=3", "eval.every_n_epochs=3", *QUIET,
+            f"paths.cache_dir={tmp_path}/cache", f"paths.output_dir={tmp_path}/run"])
     untrained = compute_baselines(cfg)["untrained"]["ood"]["clothes_5_to_9"]["auroc"]
     train(cfg)
     trained = json.loads((tmp_path / "run" / "results.json").read_text())["ood"]["clothes_5_to_9"]["auroc"]
