@@ -1,11 +1,14 @@
 """Baselines a trained teacher must beat, scored exactly like it (Eq. 6 on L2-normalised features, same kNN):
 raw pixels and the untrained network (its BatchNorm statistics, if any, measured on the training images, so
-that what training adds is not mistaken for the calibration of those statistics).
+that what training adds is not mistaken for the calibration of those statistics). For a network with BatchNorm
+also the untrained network as built (``untrained_as_built``: the teacher at step 0, statistics at their initial 0
+and 1), which shows how much measuring those statistics alone is worth.
 
 ``python -m ssad.baselines [the overrides of ssad.train] hydra.run.dir=DIR`` writes ``DIR/baselines.json`` =
-``{"raw_pixels": R, "untrained": R}``, each R in the ``results.json`` schema (``ood.<name>.auroc``,
-``average.auroc``, ``knn_accuracy``, ...). ``python -m ssad.report`` prints them beside the variants. In a
-sweep, the Hydra callback :class:`SweepBaselines` writes the same file into the sweep folder when it ends.
+``{"raw_pixels": R, "untrained_as_built": R, "untrained": R}``, each R in the ``results.json`` schema
+(``ood.<name>.auroc``, ``average.auroc``, ``knn_accuracy``, ...). ``python -m ssad.report`` prints them beside the
+variants. In a sweep, the Hydra callback :class:`SweepBaselines` writes the same file into the sweep folder when it
+ends.
 """
 
 from __future__ import annotations
@@ -41,13 +44,13 @@ def pixel_features(array_set: ArraySet, chunk: int = 4096) -> torch.Tensor:
 
 
 @torch.no_grad()
-def calibrate_batchnorm(network: torch.nn.Module, array_set: ArraySet, size: int, batch_size: int = 256) -> None:
+def calibrate_batchnorm(network: torch.nn.Module, array_set: ArraySet, size: int, batch_size: int = 256) -> bool:
     """Set every BatchNorm's running statistics to the mean and variance of its inputs over ``array_set``
     (averaged over batches of ``batch_size``; no weight changes), so an untrained BN network is not handicapped
-    by its initial statistics (0 and 1)."""
+    by its initial statistics (0 and 1). False when ``network`` has no BatchNorm (nothing to measure)."""
     layers = [m for m in network.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not layers:
-        return
+        return False
     momenta = [m.momentum for m in layers]
     for layer in layers:
         layer.reset_running_stats()
@@ -59,10 +62,12 @@ def calibrate_batchnorm(network: torch.nn.Module, array_set: ArraySet, size: int
     network.train(was_training)
     for layer, momentum in zip(layers, momenta):
         layer.momentum = momentum
+    return True
 
 
 def compute_baselines(cfg: DictConfig) -> dict[str, dict[str, Any]]:
-    """Raw-pixel and untrained-network results for the data of a composed training config."""
+    """Raw-pixel and untrained-network results (BatchNorm statistics measured; for a BN network also as built)
+    for the data of a composed training config."""
     L.seed_everything(cfg.seed)
     datamodule = instantiate(cfg.data)
     datamodule.check_sources()
@@ -73,9 +78,13 @@ def compute_baselines(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     raw, _ = evaluate_features(pixels["train"], pixels.get("test"), ood, settings, set_labels(sets["train"]),
                                set_labels(sets.get("test")))
     model = instantiate(cfg.model, _convert_="all")
-    calibrate_batchnorm(model.teacher.backbone, sets["train"], cfg.eval.size)
+    results = {"raw_pixels": raw}
     untrained, _ = evaluate_network(model.teacher, model.center, sets, cfg.eval.size, settings)
-    return {"raw_pixels": raw, "untrained": untrained}
+    if calibrate_batchnorm(model.teacher.backbone, sets["train"], cfg.eval.size):
+        results["untrained_as_built"] = untrained
+        untrained, _ = evaluate_network(model.teacher, model.center, sets, cfg.eval.size, settings)
+    results["untrained"] = untrained
+    return results
 
 
 class SweepBaselines(Callback):

@@ -48,8 +48,10 @@ def extract(
     """Normalised backbone features (N, d) of every batch of ``loader`` and, if ``head`` is given, the
     head's output on them (N, K). bf16 autocast on CUDA; features are returned in fp32 on the CPU."""
     device = next(backbone.parameters()).device
-    was_training = backbone.training
-    backbone.eval()
+    modules = [m for m in (backbone, head) if isinstance(m, nn.Module)]
+    was_training = [m.training for m in modules]
+    for module in modules:  # eval mode: BatchNorm uses (and does not update) its running statistics
+        module.eval()
     feats, outs = [], []
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
         x = preprocess(batch["image"].to(device, non_blocking=True), size)
@@ -58,7 +60,8 @@ def extract(
             if head is not None:
                 outs.append(head(f).float().cpu())
         feats.append(F.normalize(f.float(), dim=-1).cpu())
-    backbone.train(was_training)
+    for module, mode in zip(modules, was_training):
+        module.train(mode)
     return torch.cat(feats), (torch.cat(outs) if head is not None else None)
 
 

@@ -58,7 +58,7 @@ def test_train_and_baselines_on_a_labelled_array_set_from_the_command_line(tmp_p
         assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((run / "results.json").read_text())
     baselines = json.loads((run / "baselines.json").read_text())
-    assert set(baselines) == {"raw_pixels", "untrained"}
+    assert set(baselines) == {"raw_pixels", "untrained_as_built", "untrained"}  # the small CNN has BatchNorm
     for res in (results, *baselines.values()):
         assert set(res["ood"]) == {"near", "far"}
         assert 0 <= res["ood"]["near"]["auroc"] <= 1 and 0 <= res["average"]["auroc"] <= 1
@@ -87,7 +87,7 @@ def test_report_prints_the_baselines_beside_the_variants(tmp_path):
     assert header.index("Raw pixels") < header.index("Untrained") < header.index("DINO")
 
 
-def test_untrained_baseline_measures_batchnorm_statistics_on_the_training_images(tmp_path):
+def test_untrained_baseline_as_built_and_with_batchnorm_statistics_measured_on_the_training_images(tmp_path):
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.BatchNorm2d(2)).eval()
     images = np.random.default_rng(0).integers(0, 256, (10, 3, 8, 8), dtype=np.uint8)
     calibrate_batchnorm(net, ArraySet(images, None, "train"), size=8, batch_size=5)
@@ -99,8 +99,11 @@ def test_untrained_baseline_measures_batchnorm_statistics_on_the_training_images
     assert net[1].momentum == 0.1 and not net.training
     results = compute_baselines(compose_cfg(tmp_path, "model=cnn_small", "model.backbone.width=4",
                                             "model.backbone.depth=2"))
-    assert results["raw_pixels"]["ood"] != results["untrained"]["ood"]
-    assert set(results["untrained"]["ood"]) == {"digits_5to9", "photos"}
+    assert set(results) == {"raw_pixels", "untrained_as_built", "untrained"}
+    assert results["raw_pixels"]["ood"] != results["untrained"]["ood"] != results["untrained_as_built"]["ood"]
+    assert set(results["untrained"]["ood"]) == set(results["untrained_as_built"]["ood"]) == {"digits_5to9", "photos"}
+    # a network without BatchNorm has no statistics to measure: one untrained column
+    assert set(compute_baselines(compose_cfg(tmp_path, run_dir="vit"))) == {"raw_pixels", "untrained"}
 
 
 def test_glyphs_are_deterministic_labelled_and_differ_between_splits():

@@ -22,7 +22,8 @@ def test_every_negatives_preset_has_a_label_and_the_paper_names_its_own() -> Non
     assert labels["none"] == "DINO" and labels["rot_imgn"] == "Rot_ImgN" and labels["combined"] == "Combined"
     # the paper's column order: Table 2, then Table 1's own variants (Ours_<label>)
     order = paper_order(labels, ("2", "1"))
-    assert order[:4] == ["raw_pixels", "untrained", "none", "imgn"] and order[-2:] == ["rot_indist", "combined"]
+    assert order[:5] == ["raw_pixels", "untrained_as_built", "untrained", "none", "imgn"]
+    assert order[-2:] == ["rot_indist", "combined"]
 
 
 def test_published_names_and_order_of_datasets() -> None:

@@ -16,7 +16,8 @@ import yaml
 
 from ssad.results import metric_value, unflatten_metrics
 
-BASELINES = {"raw_pixels": "Raw pixels", "untrained": "Untrained"}  # ssad.baselines → baselines.json
+# ssad.baselines → baselines.json (untrained_as_built: only for a network with BatchNorm)
+BASELINES = {"raw_pixels": "Raw pixels", "untrained_as_built": "Untrained as built", "untrained": "Untrained"}
 
 
 @dataclass
@@ -88,8 +89,8 @@ def collect_runs(path: str | os.PathLike) -> list[Run]:
 
 
 def collect_baselines(root: Path, runs: Sequence[Run]) -> list[Run]:
-    """The columns of ``root/baselines.json`` (``python -m ssad.baselines``: raw pixels, untrained network),
-    as runs of the sweep's most common in-distribution set."""
+    """The columns of ``root/baselines.json`` (``python -m ssad.baselines``: raw pixels, the untrained network as
+    built and with its BatchNorm statistics measured) as runs of the sweep's most common in-distribution set."""
     path = root / "baselines.json"
     if not path.is_file() or not runs:
         return []
