@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from ssad.batching import configure_accumulation
 from ssad.config import validate
 from ssad.config_keys import CONFIG_DIR
+from ssad.console import quiet_libraries
 from ssad.io import check_checkpoint
 from ssad.loggers import finish as finish_loggers
 from ssad.rundir import remove_if_unused
@@ -46,6 +47,7 @@ def resolve_precision(precision: str) -> str:
 def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.Trainer]:
     """Instantiate datamodule, model and trainer (with callbacks and loggers) from a composed config."""
     validate(cfg)
+    quiet_libraries()
     datamodule = instantiate(cfg.data)
     datamodule.check_sources()
     model = instantiate(cfg.model, _convert_="all")
