@@ -53,7 +53,7 @@ def table(results: dict[str, dict], baselines: dict[str, dict], losses: dict[str
     head = (f"{'':<22} {'L_pos':>11} {'L_neg':>11}  " + "  ".join(f"{n:>{w}}" for n, w in zip(ood, widths))
             + f"  {'average':>7}  {'kNN':>5}")
     lines = [head]
-    rows = [(BASELINE_NAMES[k], v, {}) for k, v in baselines.items()]
+    rows = [(label, baselines[k], {}) for k, label in BASELINE_NAMES.items() if k in baselines]
     rows += [(k, v, losses[k]) for k, v in results.items()]
     for label, res, curves in rows:
         loss_cells = (f"{_curve(curves.get('L_pos')):>11} {_curve(curves.get('L_neg')):>11}" if curves
@@ -67,11 +67,12 @@ def table(results: dict[str, dict], baselines: dict[str, dict], losses: dict[str
 def verdict(results: dict[str, dict], baselines: dict[str, dict]) -> list[str]:
     """Per variant and OOD set: AUROC points over each baseline (raw pixels, the untrained network as built and
     with its BatchNorm statistics measured)."""
+    present = [(label, baselines[key]["ood"]) for key, label in BASELINE_NAMES.items() if key in baselines]
     lines = []
     for variant, res in results.items():
         for name, metrics in res["ood"].items():
-            diffs = ", ".join(f"{100 * (metrics['auroc'] - baseline['ood'][name]['auroc']):+.1f} vs "
-                              f"{BASELINE_NAMES[key]}" for key, baseline in baselines.items())
+            gains = [(100 * (metrics["auroc"] - ood[name]["auroc"]), label) for label, ood in present]
+            diffs = ", ".join(f"{gain:+.1f} vs {label}" for gain, label in gains)
             lines.append(f"  {variant:<12} {name}: {diffs}")
     return lines
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ssad.report.figures import figure2, figure3
 from ssad.report.leaderboard import build_group_tables, write_group_tables
-from ssad.report.runs import Run, collect_runs, collect_wandb
+from ssad.report.runs import BASELINES, Run, collect_runs, collect_wandb
 from ssad.report.tables import build_tables, write_tables
 from ssad.results import METRICS
 
@@ -74,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if path.suffix == ".md":
             print(path.read_text())
     missing = sum(r.results is None for r in runs)
-    print(f"{len(runs)} runs ({missing} missing); wrote", *map(str, paths), sep="\n  ")
+    baselines = sum(r.variant in BASELINES for r in runs)
+    counted = f"{len(runs) - baselines} runs" + (f" + {baselines} baselines" if baselines else "")
+    print(f"{counted} ({missing} missing); wrote", *map(str, paths), sep="\n  ")
     reason = empty_tables_reason(runs)
     if reason:
         print(f"note: {reason}")
