@@ -46,12 +46,12 @@ def extract(
     progress: bool = True,
 ) -> tuple[Tensor, Tensor | None]:
     """Normalised backbone features (N, d) of every batch of ``loader`` and, if ``head`` is given, the
-    head's output on them (N, K). bf16 autocast on CUDA; features are returned in fp32 on the CPU."""
+    head's output on them (N, K). bf16 autocast on CUDA; features are returned in fp32 on the CPU. The backbone
+    runs in eval mode; the head keeps the caller's mode, so during training the teacher's head normalises with
+    batch statistics as when it makes the targets (the soft-class diagnostics' thresholds are measured so)."""
     device = next(backbone.parameters()).device
-    modules = [m for m in (backbone, head) if isinstance(m, nn.Module)]
-    was_training = [m.training for m in modules]
-    for module in modules:  # eval mode: BatchNorm uses (and does not update) its running statistics
-        module.eval()
+    was_training = backbone.training
+    backbone.eval()
     feats, outs = [], []
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
         x = preprocess(batch["image"].to(device, non_blocking=True), size)
@@ -60,8 +60,7 @@ def extract(
             if head is not None:
                 outs.append(head(f).float().cpu())
         feats.append(F.normalize(f.float(), dim=-1).cpu())
-    for module, mode in zip(modules, was_training):
-        module.train(mode)
+    backbone.train(was_training)
     return torch.cat(feats), (torch.cat(outs) if head is not None else None)
 
 
