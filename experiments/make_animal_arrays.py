@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import gzip
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ssad.safe_load import load_data_pickle
+from ssad.safe_load import unpickle_data
 
 MEMBERS = {"images": "animal_mnist/data/Animal_MNIST/animal_data_version_3.gz",
            "labels": "animal_mnist/data/Animal_MNIST/animal_label_version_3.gz"}
@@ -32,10 +31,7 @@ N_TRAIN = 8000
 
 def read_member(wheel: zipfile.ZipFile, member: str) -> np.ndarray:
     """One gzipped pickle of the wheel as an array, through the restricted unpickler."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "member.pkl"
-        path.write_bytes(gzip.decompress(wheel.read(member)))
-        return np.asarray(load_data_pickle(path))
+    return np.asarray(unpickle_data(gzip.decompress(wheel.read(member)), f"{wheel.filename}:{member}"))
 
 
 def main(wheel_path: str, out: str) -> None:

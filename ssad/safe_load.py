@@ -126,20 +126,24 @@ class _DataUnpickler(pickle.Unpickler):
 
 
 def load_data_pickle(path: str | os.PathLike) -> Any:
+    """Unpickle a dataset batch file with :func:`unpickle_data`."""
+    return unpickle_data(Path(path).read_bytes(), str(path))
+
+
+def unpickle_data(data: bytes, source: str) -> Any:
     """Unpickle a dataset batch (``encoding="latin1"`` for Python 2 pickles) allowing only dicts, lists,
     strings, bytes, numbers, NumPy arrays and NumPy scalars. Anything else is refused with an
-    :class:`UnsafeFileError` naming the file and what it asked for; nothing it names is imported or called."""
-    path = Path(path)
-    data = path.read_bytes()
+    :class:`UnsafeFileError` naming ``source`` (where the bytes came from) and what it asked for; nothing it
+    names is imported or called."""
     try:
         return _DataUnpickler(io.BytesIO(data), encoding="latin1").load()
     except UnsafeFileError as err:
         raise UnsafeFileError(
-            f"{path}: refused to unpickle: it names {err}, which is not among the NumPy and builtin types that "
+            f"{source}: refused to unpickle: it names {err}, which is not among the NumPy and builtin types that "
             "CIFAR and downsampled-ImageNet batches hold; reading it would run code from it, and nothing of it "
             "was run. Replace it with the dataset's official file.") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as err:
-        raise ValueError(f"{path}: not a readable pickle batch ({type(err).__name__}: {err}); it may be cut short "
+        raise ValueError(f"{source}: not a readable pickle batch ({type(err).__name__}: {err}); it may be cut short "
                          "or of another format. Replace it with the dataset's official file.") from err
 
 
