@@ -77,6 +77,18 @@ def verdict(results: dict[str, dict], baselines: dict[str, dict]) -> list[str]:
     return lines
 
 
+def by_label_tables(results: dict[str, dict], baselines: dict[str, dict]) -> list[str]:
+    """For each OOD set with labels: one row per baseline and variant, AUROC of each OOD label (which OOD classes
+    every detector misses, e.g. a class that looks like an in-distribution one)."""
+    rows = [(label, baselines[k]) for k, label in BASELINE_NAMES.items() if k in baselines] + list(results.items())
+    lines = []
+    for name, by_label in next(iter(results.values())).get("auroc_by_label", {}).items():
+        lines += [f"\nAUROC (%) of {name} by label:", f"{'':<22} " + " ".join(f"{k:>6}" for k in by_label)]
+        lines += [f"{label:<22} " + " ".join(_pct(res.get("auroc_by_label", {}).get(name, {}).get(k), 6)
+                                             for k in by_label) for label, res in rows]
+    return lines
+
+
 def main(variants: list[str], overrides: list[str]) -> None:
     started = time.time()
     sweep_dir = Path("outputs/demo") / time.strftime("%Y-%m-%d_%H-%M-%S")
@@ -91,6 +103,7 @@ def main(variants: list[str], overrides: list[str]) -> None:
     print("\n".join(table(results, baselines, losses)))
     print("untrained network: the teacher's initial weights, BatchNorm statistics measured on the training images; "
           "as built: the teacher at step 0 (statistics at their initial 0 and 1).")
+    print("\n".join(by_label_tables(results, baselines)))
     print("\nAUROC points, trained teacher minus baseline:")
     print("\n".join(verdict(results, baselines)))
     untrained = baselines["untrained"]["ood"]

@@ -76,7 +76,7 @@ def compute_baselines(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     pixels = {name: pixel_features(array_set) for name, array_set in sets.items()}
     ood = {k: v for k, v in pixels.items() if k not in ("train", "test")}
     raw, _ = evaluate_features(pixels["train"], pixels.get("test"), ood, settings, set_labels(sets["train"]),
-                               set_labels(sets.get("test")))
+                               set_labels(sets.get("test")), {name: set_labels(sets[name]) for name in ood})
     model = instantiate(cfg.model, _convert_="all")
     results = {"raw_pixels": raw}
     untrained, _ = evaluate_network(model.teacher, model.center, sets, cfg.eval.size, settings)

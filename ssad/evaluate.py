@@ -17,14 +17,15 @@ from ssad.evaluation import EvalSettings, evaluate_network, ood_skipped_reason
 from ssad.features import resolve_device
 from ssad.io import write_json_atomic
 from ssad.plots import plot_scores
-from ssad.results import METRICS
+from ssad.results import BY_LABEL, METRICS
 
 METRIC_NAMES = {**METRICS, "fpr95": "FPR95"}  # the console table's column headers
 
 
 def results_table(results: Mapping[str, Any]) -> str:
     """The console summary of an evaluation: one row per OOD set and the average (metrics in percent), then kNN
-    accuracy, sensitivity and occupied soft-classes; or why the OOD metrics are missing."""
+    accuracy, sensitivity and occupied soft-classes, then each labelled OOD set's AUROC by label; or why the OOD
+    metrics are missing."""
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.2f}"
 
@@ -43,6 +44,8 @@ def results_table(results: Mapping[str, Any]) -> str:
                f"sensitivity {pct(results.get('sensitivity'))}%",
                f"occupied soft-classes {results.get('occupied_soft_classes', 'n/a')}"]
     lines.append(", ".join(scalars))
+    lines += [f"AUROC by label, {name}: " + ", ".join(f"{label} {pct(auroc)}" for label, auroc in by_label.items())
+              for name, by_label in (results.get(BY_LABEL) or {}).items()]
     return "\n".join(lines)
 
 

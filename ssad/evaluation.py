@@ -21,7 +21,7 @@ from ssad.diagnostics import effective_rank, mean_pairwise_cosine, output_entrop
 from ssad.features import extract, gather_in_order
 from ssad.metrics import knn_accuracy, occupied_soft_classes, ood_metrics, ood_score, sensitivity
 from ssad.models import MultiCropNetwork
-from ssad.results import average_metrics, empty_results
+from ssad.results import BY_LABEL, average_metrics, empty_results
 from ssad.schema import EvalSettingsSchema, check_values
 
 DEFAULT_SETTINGS = preset("eval", "default")["settings"]  # conf/eval/default.yaml: their one source
@@ -73,10 +73,12 @@ def evaluate_features(
     settings: EvalSettings,
     train_labels: Tensor | None = None,
     test_labels: Tensor | None = None,
+    ood_labels: Mapping[str, Tensor | None] | None = None,
 ) -> tuple[dict, dict[str, Tensor]]:
     """Metrics of one feature space: per-OOD-set AUROC/AUPR-In/AUPR-Out/FPR95 and their average, kNN
-    accuracy (when both splits have labels), sensitivity (train leave-one-out vs test). Returns the
-    results and the Eq. 6 scores by set (for plots)."""
+    accuracy (when both splits have labels), sensitivity (train leave-one-out vs test), and for an OOD set
+    with labels (``ood_labels``) the AUROC of each of its labels against the test set (``auroc_by_label``:
+    which OOD classes the detector misses). Returns the results and the Eq. 6 scores by set (for plots)."""
     results = empty_results()
     scores: dict[str, Tensor] = {}
     if test is None:
@@ -85,12 +87,22 @@ def evaluate_features(
     for name, feats in ood.items():
         scores[name] = ood_score(feats, train, settings.temperature)
         results["ood"][name] = ood_metrics(scores["test"], scores[name])
+        labels = (ood_labels or {}).get(name)
+        if labels is not None:
+            results.setdefault(BY_LABEL, {})[name] = auroc_by_label(scores["test"], scores[name], labels)
     results["average"] = average_metrics(results["ood"])
     if train_labels is not None and test_labels is not None:
         results["knn_accuracy"] = knn_accuracy(train, train_labels, test, test_labels, settings.knn_k,
                                                settings.knn_temperature)
     results["sensitivity"] = sensitivity(train, test, settings.temperature)
     return results, scores
+
+
+def auroc_by_label(scores_in: Tensor, scores_out: Tensor, labels: Tensor) -> dict[str, float]:
+    """AUROC of the in-distribution scores against the OOD images of each label, by label (as a string, JSON's
+    key type), in label order."""
+    return {str(int(label)): ood_metrics(scores_in, scores_out[labels == label])["auroc"]
+            for label in torch.unique(labels)}
 
 
 def network_features(network: MultiCropNetwork, array_set: ArraySet, size: int, settings: EvalSettings,
@@ -138,7 +150,8 @@ def evaluate_network(
         logits = out if out is not None else logits
     ood = {k: v for k, v in feats.items() if k not in ("train", "test")}
     results, scores = evaluate_features(feats["train"], feats.get("test"), ood, settings,
-                                        set_labels(sets["train"]), set_labels(sets.get("test")))
+                                        set_labels(sets["train"]), set_labels(sets.get("test")),
+                                        {name: set_labels(sets[name]) for name in ood})
     results["occupied_soft_classes"] = occupied_soft_classes(soft_class_probs(logits, center, settings))
     results["soft_classes_split"] = split
     tau = settings.soft_classes_temperature if teacher_temp is None else teacher_temp

@@ -8,6 +8,7 @@ A record::
      "ood": {SET: {"auroc": .., "aupr_in": .., "aupr_out": .., "fpr95": ..}},   # fractions in [0, 1]
      "average": {METRIC: mean over the OOD sets} or None,
      "knn_accuracy": .., "sensitivity": .., "occupied_soft_classes": ..,       # None where not measured
+     "auroc_by_label": {SET: {LABEL: ..}},     # only for OOD sets with labels: which OOD classes are missed
      SIGNAL: ..., "warnings": [{"code": CODE, "message": ..., ...}], ...}     # collapse monitor
 
 flattened as ``eval/<SET>/<METRIC>``, ``eval/average/<METRIC>``, ``eval/<SCALAR or SIGNAL>`` and
@@ -20,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 OOD = "ood"
+BY_LABEL = "auroc_by_label"
 AVERAGE = "average"
 PREFIX = "eval"
 WARNING = "warning"

@@ -44,6 +44,23 @@ def test_evaluate_features_per_set_and_average():
     assert torch.equal(scores["test"], s_test)
 
 
+def test_auroc_by_label_finds_the_missed_ood_class():
+    """OOD label 7 lies on the training images (the detector misses it, AUROC ≈ 0.5), label 3 far away (1.0); a
+    set without labels gets no entry."""
+    torch.manual_seed(0)
+    inside, outside = torch.tensor([4.0, 0, 0, 0, 0]), torch.tensor([0, 0, 0, 0, 4.0])  # cosine 0 between them
+    train, test = torch.randn(60, 5) + inside, torch.randn(30, 5) + inside
+    near = torch.cat([torch.randn(30, 5) + inside, torch.randn(20, 5) + outside])
+    labels = torch.tensor([7] * 30 + [3] * 20)
+    results, scores = evaluate_features(train, test, {"near": near, "far": torch.randn(9, 5) + outside}, SETTINGS,
+                                        ood_labels={"near": labels, "far": None})
+    by_label = results["auroc_by_label"]
+    assert list(by_label) == ["near"] and list(by_label["near"]) == ["3", "7"]
+    assert by_label["near"]["3"] == 1.0
+    assert 0.3 < by_label["near"]["7"] < 0.7
+    assert by_label["near"]["7"] == pytest.approx(ood_metrics(scores["test"], scores["near"][:30])["auroc"])
+
+
 def test_evaluate_features_knn_with_labels():
     train = torch.eye(4).repeat(5, 1)
     labels = torch.arange(4).repeat(5)

@@ -15,7 +15,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 
 from ssad.config_keys import CONFIG_DIR
-from ssad.evaluate import evaluate_checkpoint
+from ssad.evaluate import evaluate_checkpoint, results_table
 from ssad.evaluation import ood_skipped_reason
 from ssad.report import main as report_main
 from ssad.train import train
@@ -85,6 +85,15 @@ def test_evaluate_prints_a_results_table(folder_run):
     assert noise.split()[1] == f"{100 * results['ood']['noise']['auroc']:.2f}"
     assert any(line.startswith("average") for line in lines) and "sensitivity" in printed
     assert printed.rstrip().endswith(f"wrote {tmp_path}/e.json")
+
+
+def test_results_table_prints_each_labelled_ood_sets_auroc_by_label():
+    metrics = {"auroc": 0.9, "aupr_in": 0.8, "aupr_out": 0.7, "fpr95": 0.3}
+    results = {"ood": {"near": metrics, "far": metrics}, "average": metrics, "knn_accuracy": None,
+               "auroc_by_label": {"near": {"5": 0.999, "6": 0.571}}}
+    lines = results_table(results).splitlines()
+    assert lines[-1] == "AUROC by label, near: 5 99.90, 6 57.10"  # the far set has no labels: no line
+    assert not any("far:" in line for line in lines)
 
 
 def test_evaluate_without_ood_sets_says_how_to_add_one(folder_run):

@@ -1,0 +1,33 @@
+"""The quick-start's printed tables (experiments/demo.py): baselines before variants, AUROC by OOD label."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+from demo import by_label_tables, verdict  # noqa: E402
+
+
+def _record(near: float, by_label: dict[str, float] | None) -> dict:
+    record = {"ood": {"near": {"auroc": near}}, "average": {"auroc": near}, "knn_accuracy": None}
+    return {**record, "auroc_by_label": {"near": by_label}} if by_label is not None else record
+
+
+def test_by_label_table_has_a_row_per_baseline_and_variant_and_a_column_per_label():
+    results = {"none": _record(0.9, {"5": 0.99, "6": 0.59})}
+    baselines = {"raw_pixels": _record(0.8, {"5": 1.0, "6": 0.52}), "untrained": _record(0.7, None)}
+    lines = by_label_tables(results, baselines)
+    assert lines[0] == "\nAUROC (%) of near by label:"
+    assert lines[1].split() == ["5", "6"]
+    assert [line.split() for line in lines[2:]] == [["raw", "pixels", "100.0", "52.0"],
+                                                   ["untrained", "network", "-", "-"],  # no labels measured: "-"
+                                                   ["none", "99.0", "59.0"]]
+
+
+def test_no_by_label_table_without_labelled_ood_sets():
+    assert by_label_tables({"none": _record(0.9, None)}, {"raw_pixels": _record(0.8, None)}) == []
+
+
+def test_verdict_gives_points_over_each_baseline():
+    lines = verdict({"none": _record(0.905, None)}, {"untrained_as_built": _record(0.707, None),
+                                                    "untrained": _record(0.839, None)})
+    assert lines == ["  none         near: +19.8 vs untrained as built, +6.6 vs untrained network"]
