@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 from ssad.report import main as report
+from ssad.report.runs import BASELINES
 
 VARIANTS = ["none", "rot_indist"]
-BASELINE_NAMES = {"raw_pixels": "raw pixels", "untrained_as_built": "untrained as built",
-                  "untrained": "untrained network"}
 
 
 def run(cmd: list[str]) -> None:
@@ -53,7 +52,7 @@ def table(results: dict[str, dict], baselines: dict[str, dict], losses: dict[str
     head = (f"{'':<22} {'L_pos':>11} {'L_neg':>11}  " + "  ".join(f"{n:>{w}}" for n, w in zip(ood, widths))
             + f"  {'average':>7}  {'kNN':>5}")
     lines = [head]
-    rows = [(label, baselines[k], {}) for k, label in BASELINE_NAMES.items() if k in baselines]
+    rows = [(label, baselines[k], {}) for k, label in BASELINES.items() if k in baselines]
     rows += [(k, v, losses[k]) for k, v in results.items()]
     for label, res, curves in rows:
         loss_cells = (f"{_curve(curves.get('L_pos')):>11} {_curve(curves.get('L_neg')):>11}" if curves
@@ -67,7 +66,7 @@ def table(results: dict[str, dict], baselines: dict[str, dict], losses: dict[str
 def verdict(results: dict[str, dict], baselines: dict[str, dict]) -> list[str]:
     """Per variant and OOD set: AUROC points over each baseline (raw pixels, the untrained network as built and
     with its BatchNorm statistics measured)."""
-    present = [(label, baselines[key]["ood"]) for key, label in BASELINE_NAMES.items() if key in baselines]
+    present = [(label, baselines[key]["ood"]) for key, label in BASELINES.items() if key in baselines]
     lines = []
     for variant, res in results.items():
         for name, metrics in res["ood"].items():
@@ -80,7 +79,7 @@ def verdict(results: dict[str, dict], baselines: dict[str, dict]) -> list[str]:
 def by_label_tables(results: dict[str, dict], baselines: dict[str, dict]) -> list[str]:
     """For each OOD set with labels: one row per baseline and variant, AUROC of each OOD label (which OOD classes
     every detector misses, e.g. a class that looks like an in-distribution one)."""
-    rows = [(label, baselines[k]) for k, label in BASELINE_NAMES.items() if k in baselines] + list(results.items())
+    rows = [(label, baselines[k]) for k, label in BASELINES.items() if k in baselines] + list(results.items())
     lines = []
     for name, by_label in next(iter(results.values())).get("auroc_by_label", {}).items():
         lines += [f"\nAUROC (%) of {name} by label:", f"{'':<22} " + " ".join(f"{k:>6}" for k in by_label)]
@@ -101,8 +100,8 @@ def main(variants: list[str], overrides: list[str]) -> None:
           "L_pos / L_neg: epoch means, first → last epoch (L_neg: - for `none`, λ=0).")
     losses = {v: epoch_losses(sweep_dir / v) for v in variants}
     print("\n".join(table(results, baselines, losses)))
-    print("untrained network: the teacher's initial weights, BatchNorm statistics measured on the training images; "
-          "as built: the teacher at step 0 (statistics at their initial 0 and 1).")
+    print("Untrained: the teacher's initial weights, BatchNorm statistics measured on the training images; "
+          "Untrained as built: the teacher at step 0 (statistics at their initial 0 and 1).")
     print("\n".join(by_label_tables(results, baselines)))
     print("\nAUROC points, trained teacher minus baseline:")
     print("\n".join(verdict(results, baselines)))

@@ -18,8 +18,8 @@ def test_by_label_table_has_a_row_per_baseline_and_variant_and_a_column_per_labe
     lines = by_label_tables(results, baselines)
     assert lines[0] == "\nAUROC (%) of near by label:"
     assert lines[1].split() == ["5", "6"]
-    assert [line.split() for line in lines[2:]] == [["raw", "pixels", "100.0", "52.0"],
-                                                   ["untrained", "network", "-", "-"],  # no labels measured: "-"
+    assert [line.split() for line in lines[2:]] == [["Raw", "pixels", "100.0", "52.0"],
+                                                   ["Untrained", "-", "-"],  # no labels measured: "-"
                                                    ["none", "99.0", "59.0"]]
 
 
@@ -30,4 +30,4 @@ def test_no_by_label_table_without_labelled_ood_sets():
 def test_verdict_gives_points_over_each_baseline():
     lines = verdict({"none": _record(0.905, None)}, {"untrained_as_built": _record(0.707, None),
                                                     "untrained": _record(0.839, None)})
-    assert lines == ["  none         near: +19.8 vs untrained as built, +6.6 vs untrained network"]
+    assert lines == ["  none         near: +19.8 vs Untrained as built, +6.6 vs Untrained"]
