@@ -18,8 +18,12 @@ import sys
 import time
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
+from ssad.data.sources import label_names
 from ssad.report import main as report
 from ssad.report.runs import BASELINES
+from ssad.results import label_title
 
 VARIANTS = ["none", "rot_indist"]
 
@@ -76,15 +80,20 @@ def verdict(results: dict[str, dict], baselines: dict[str, dict]) -> list[str]:
     return lines
 
 
-def by_label_tables(results: dict[str, dict], baselines: dict[str, dict]) -> list[str]:
+def by_label_tables(results: dict[str, dict], baselines: dict[str, dict],
+                    names: dict[str, list[str]] | None = None) -> list[str]:
     """For each OOD set with labels: one row per baseline and variant, AUROC of each OOD label (which OOD classes
-    every detector misses, e.g. a class that looks like an in-distribution one)."""
+    every detector misses, e.g. a class that looks like an in-distribution one), labels named by ``names``
+    (set → label names, the data spec's ``label_names``) where given."""
     rows = [(label, baselines[k]) for k, label in BASELINES.items() if k in baselines] + list(results.items())
     lines = []
     for name, by_label in next(iter(results.values())).get("auroc_by_label", {}).items():
-        lines += [f"\nAUROC (%) of {name} by label:", f"{'':<22} " + " ".join(f"{k:>6}" for k in by_label)]
-        lines += [f"{label:<22} " + " ".join(_pct(res.get("auroc_by_label", {}).get(name, {}).get(k), 6)
-                                             for k in by_label) for label, res in rows]
+        titles = [label_title(k, (names or {}).get(name)) for k in by_label]
+        widths = [max(len(t), 6) for t in titles]
+        lines += [f"\nAUROC (%) of {name} by label:",
+                  f"{'':<22} " + " ".join(f"{t:>{w}}" for t, w in zip(titles, widths))]
+        lines += [f"{label:<22} " + " ".join(_pct(res.get("auroc_by_label", {}).get(name, {}).get(k), w)
+                                             for k, w in zip(by_label, widths)) for label, res in rows]
     return lines
 
 
@@ -102,7 +111,8 @@ def main(variants: list[str], overrides: list[str]) -> None:
     print("\n".join(table(results, baselines, losses)))
     print("Untrained: the teacher's initial weights, BatchNorm statistics measured on the training images; "
           "Untrained as built: the teacher at step 0 (statistics at their initial 0 and 1).")
-    print("\n".join(by_label_tables(results, baselines)))
+    run_config = OmegaConf.load(sweep_dir / variants[0] / ".hydra" / "config.yaml")
+    print("\n".join(by_label_tables(results, baselines, label_names(run_config.data.ood))))
     print("\nAUROC points, trained teacher minus baseline:")
     print("\n".join(verdict(results, baselines)))
     untrained = baselines["untrained"]["ood"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +13,20 @@ from omegaconf import DictConfig
 from ssad.checkpoints import load_checkpoint
 from ssad.config import validate
 from ssad.config_keys import CONFIG_DIR
+from ssad.data.sources import label_names
 from ssad.evaluation import EvalSettings, evaluate_network, ood_skipped_reason
 from ssad.features import resolve_device
 from ssad.io import write_json_atomic
 from ssad.plots import plot_scores
-from ssad.results import BY_LABEL, METRICS
+from ssad.results import BY_LABEL, METRICS, label_title
 
 METRIC_NAMES = {**METRICS, "fpr95": "FPR95"}  # the console table's column headers
 
 
-def results_table(results: Mapping[str, Any]) -> str:
+def results_table(results: Mapping[str, Any], names: Mapping[str, Sequence[str]] | None = None) -> str:
     """The console summary of an evaluation: one row per OOD set and the average (metrics in percent), then kNN
-    accuracy, sensitivity and occupied soft-classes, then each labelled OOD set's AUROC by label; or why the OOD
-    metrics are missing."""
+    accuracy, sensitivity and occupied soft-classes, then each labelled OOD set's AUROC by label (named by
+    ``names``: set → label names, where the data spec gives them); or why the OOD metrics are missing."""
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.2f}"
 
@@ -44,7 +45,8 @@ def results_table(results: Mapping[str, Any]) -> str:
                f"sensitivity {pct(results.get('sensitivity'))}%",
                f"occupied soft-classes {results.get('occupied_soft_classes', 'n/a')}"]
     lines.append(", ".join(scalars))
-    lines += [f"AUROC by label, {name}: " + ", ".join(f"{label} {pct(auroc)}" for label, auroc in by_label.items())
+    lines += [f"AUROC by label, {name}: " + ", ".join(f"{label_title(label, (names or {}).get(name))} {pct(auroc)}"
+                                                      for label, auroc in by_label.items())
               for name, by_label in (results.get(BY_LABEL) or {}).items()]
     return "\n".join(lines)
 
@@ -76,7 +78,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         plot_scores(scores, results, out.parent / "plots", f"{run_cfg.data.name} / {run_cfg.negatives.name}",
                     settings.temperature)
     print(f"{checkpoint} ({run_cfg.data.name} / {run_cfg.negatives.name}, seed {run_cfg.seed}):\n"
-          f"{results_table(results)}\nwrote {out}")
+          f"{results_table(results, label_names(run_cfg.data.ood))}\nwrote {out}")
     return results
 
 

@@ -17,7 +17,7 @@ flattened as ``eval/<SET>/<METRIC>``, ``eval/average/<METRIC>``, ``eval/<SCALAR 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 OOD = "ood"
@@ -34,6 +34,13 @@ SIGNALS = ("teacher_drift", "student_drift", "teacher_entropy", "teacher_entropy
            "effective_rank", "feature_dim", "mean_cosine")
 # the collapse warnings' codes (ssad.diagnostics.collapse_warnings)
 CODES = ("teacher_not_moving", "collapse_uniform", "collapse_constant", "features_constant")
+
+
+def label_title(label: str, names: Sequence[str] | None) -> str:
+    """How a label of ``auroc_by_label`` is printed: its name when the data spec gives ``label_names``, else the
+    label itself."""
+    index = int(label)
+    return names[index] if names and 0 <= index < len(names) else label
 
 
 def empty_results() -> dict[str, Any]:

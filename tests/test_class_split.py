@@ -13,7 +13,7 @@ import torch
 
 from ssad.baselines import calibrate_batchnorm, compute_baselines
 from ssad.data.glyphs import glyphs
-from ssad.data.sources import ArraySet
+from ssad.data.sources import ArraySet, check_source, label_names
 from ssad.report import main as report
 from tests.conftest import QUIET, compose_cfg
 
@@ -65,6 +65,8 @@ def test_train_and_baselines_on_a_labelled_array_set_from_the_command_line(tmp_p
         assert res["knn_accuracy"] is not None  # train and test both have labels
     # the held-out classes' bands lie lower than the trained ones': raw pixels see it
     assert baselines["raw_pixels"]["ood"]["near"]["auroc"] > 0.9
+    for res in (results, *baselines.values()):  # the labelled OOD set by label; the unlabelled one not
+        assert list(res["auroc_by_label"]) == ["near"] and list(res["auroc_by_label"]["near"]) == list("56789")
 
 
 def test_report_prints_the_baselines_beside_the_variants(tmp_path):
@@ -128,3 +130,14 @@ def test_cifar10_one_class_preset_keeps_one_class_in_and_the_nine_others_out(tmp
     sets = instantiate(cfg.data).eval_sets()
     assert set(sets["train"].labels) == set(sets["test"].labels) == {0} and len(sets["train"]) == 5
     assert set(sets["other_classes"].labels) == set(range(1, 10))
+    names = label_names(cfg.data.ood)["other_classes"]  # the by-label tables print names, not numbers
+    assert len(names) == 10 and names[3] == "cat"
+
+
+def test_label_names_must_be_a_list_of_names(tmp_path):
+    write_labelled_arrays(tmp_path)
+    spec = {"format": "npy", "path": str(tmp_path / "te_x.npy"), "labels": str(tmp_path / "te_y.npy")}
+    check_source({**spec, "label_names": ["a", "b"]})  # not a reader argument: accepted beside any format
+    with pytest.raises(ValueError, match="label_names='cat' must be a list of names"):
+        check_source({**spec, "label_names": "cat"})
+    assert label_names({"near": {**spec, "label_names": ["a", "b"]}, "far": spec}) == {"near": ["a", "b"]}

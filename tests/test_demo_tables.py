@@ -23,6 +23,13 @@ def test_by_label_table_has_a_row_per_baseline_and_variant_and_a_column_per_labe
                                                    ["none", "99.0", "59.0"]]
 
 
+def test_by_label_table_names_the_labels_where_the_data_spec_does():
+    results = {"none": _record(0.9, {"5": 0.99, "6": 0.59})}
+    names = {"near": ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt"]}
+    lines = by_label_tables(results, {}, names)
+    assert lines[1].split() == ["sandal", "shirt"] and lines[2].split() == ["none", "99.0", "59.0"]
+
+
 def test_no_by_label_table_without_labelled_ood_sets():
     assert by_label_tables({"none": _record(0.9, None)}, {"raw_pixels": _record(0.8, None)}) == []
 

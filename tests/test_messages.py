@@ -94,6 +94,8 @@ def test_results_table_prints_each_labelled_ood_sets_auroc_by_label():
     lines = results_table(results).splitlines()
     assert lines[-1] == "AUROC by label, near: 5 99.90, 6 57.10"  # the far set has no labels: no line
     assert not any("far:" in line for line in lines)
+    names = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt"]  # the data spec's label_names
+    assert results_table(results, {"near": names}).splitlines()[-1] == "AUROC by label, near: sandal 99.90, shirt 57.10"
 
 
 def test_evaluate_without_ood_sets_says_how_to_add_one(folder_run):

@@ -38,7 +38,7 @@ LOCATORS: dict[str, Locator] = {
     "image_folder": images.image_folder_files, "npy": arrays.npy_files,
     "imagenet_pickle": arrays.imagenet_pickle_files, **dict.fromkeys(FOLDER_SETS, images.image_folder_files),
 }
-SPEC_KEYS = ("format", "name", "classes")  # spec keys that are not reader arguments
+SPEC_KEYS = ("format", "name", "classes", "label_names")  # spec keys that are not reader arguments
 NOT_CONTENT = ("size", "download")  # reader arguments that do not change the arrays (size is keyed apart)
 
 
@@ -96,6 +96,10 @@ def _reader(spec: Mapping[str, Any]) -> tuple[str, Reader, dict[str, Any]]:
     fmt = spec.get("format")
     if fmt not in FORMATS:
         raise ValueError(f"dataset spec {spec}: unknown format {fmt!r}; choose one of {sorted(FORMATS)}")
+    names = spec.get("label_names")
+    if names is not None and not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        raise ValueError(f"dataset spec {spec}: label_names={names!r} must be a list of names, one per label in label "
+                         "order, e.g. [airplane, automobile, bird]")
     reader = FORMATS[fmt]
     params = {k: p for k, p in inspect.signature(reader).parameters.items() if k != "size"}
     kwargs = {k: v for k, v in spec.items() if k not in SPEC_KEYS}
@@ -111,6 +115,13 @@ def _reader(spec: Mapping[str, Any]) -> tuple[str, Reader, dict[str, Any]]:
         alias = " (an image folder: `root` stands for `path`)" if fmt in FOLDER_SETS else ""
         raise ValueError(f"format {fmt!r}: {problems} argument(s); it accepts: {accepted}{alias}")
     return fmt, reader, kwargs
+
+
+def label_names(specs: Mapping[str, Mapping[str, Any]] | None) -> dict[str, list[str]]:
+    """The ``label_names`` of each named spec that has them (set name → names in label order), for printing
+    results by label."""
+    return {name: list(plain(spec)["label_names"]) for name, spec in (plain(specs) or {}).items()
+            if isinstance(plain(spec), Mapping) and plain(spec).get("label_names")}
 
 
 def accepts(spec: Mapping[str, Any], argument: str) -> bool:
