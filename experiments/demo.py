@@ -1,10 +1,10 @@
 """Quick-start: train a small detector on embedded data (CPU) for a few negative variants.
 
-Runs ``python -m ssad.train -m experiment=demo negatives=...`` (a Hydra multirun) and ``python -m ssad.baselines
-experiment=demo`` (raw pixels and the untrained network, as built and with its BatchNorm statistics measured,
-scored with the same Eq. 6), prints per variant its losses and final metrics beside the baselines, says how far
-training moved each OOD set against them, then runs ``python -m ssad.report`` on the sweep (tables with the
-baselines as columns, figures).
+Runs ``python -m ssad.baselines experiment=demo`` (raw pixels and the untrained network, as built and with its
+BatchNorm statistics measured, scored with the same Eq. 6) and ``python -m ssad.train -m experiment=demo
+negatives=...`` (a Hydra multirun; its training curves draw the baselines as reference lines), prints per variant
+its losses and final metrics beside the baselines, says how far training moved each OOD set against them, then
+runs ``python -m ssad.report`` on the sweep (tables with the baselines as columns, figures).
 Usage: ``python experiments/demo.py [variants...] [overrides...]``, e.g. ``python experiments/demo.py
 none rot_indist data=fashion_mnist`` (every ``KEY=VALUE`` goes to both commands).
 """
@@ -22,8 +22,7 @@ from omegaconf import OmegaConf
 
 from ssad.data.sources import label_names
 from ssad.report import main as report
-from ssad.report.runs import BASELINES
-from ssad.results import label_title
+from ssad.results import BASELINES, label_title
 
 VARIANTS = ["none", "rot_indist"]
 
@@ -100,9 +99,10 @@ def by_label_tables(results: dict[str, dict], baselines: dict[str, dict],
 def main(variants: list[str], overrides: list[str]) -> None:
     started = time.time()
     sweep_dir = Path("outputs/demo") / time.strftime("%Y-%m-%d_%H-%M-%S")
-    run([sys.executable, "-m", "ssad.train", "-m", "experiment=demo", *overrides, f"negatives={','.join(variants)}",
-         f"hydra.sweep.dir={sweep_dir}", "hydra.sweep.subdir=${negatives.name}"])
     run([sys.executable, "-m", "ssad.baselines", "experiment=demo", *overrides, f"hydra.run.dir={sweep_dir}"])
+    run([sys.executable, "-m", "ssad.train", "-m", "experiment=demo", *overrides, f"negatives={','.join(variants)}",
+         f"eval.baselines={sweep_dir.resolve() / 'baselines.json'}", f"hydra.sweep.dir={sweep_dir}",
+         "hydra.sweep.subdir=${negatives.name}"])
     results = {v: json.loads((sweep_dir / v / "results.json").read_text()) for v in variants}
     baselines = json.loads((sweep_dir / "baselines.json").read_text())
     print(f"\nQuick-start ({results[variants[0]]['dataset']}): AUROC (%) per OOD set, higher is better. "

@@ -3,6 +3,7 @@ the collapse warnings of ``CollapseMonitor`` (ssad.collapse)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from ssad.evaluation import EvalSettings, evaluate_network, ood_skipped_reason
 from ssad.io import append_jsonl, read_jsonl, write_json_atomic
 from ssad.loggers import publish_results
 from ssad.plots import plot_curves, plot_scores
-from ssad.results import flatten_metrics
+from ssad.results import BASELINES, flatten_metrics
 
 __all__ = ["CheckpointOnInterrupt", "CollapseMonitor", "OODEvaluation"]
 
@@ -40,15 +41,17 @@ class OODEvaluation(L.Callback):
     """Evaluate the teacher every ``every_n_epochs`` epochs and after the last one, on views of ``size`` pixels.
 
     Each evaluation appends a line to ``metrics.jsonl`` and logs the metrics; the last one also writes
-    ``results.json`` (final metrics, the run's identity and its per-epoch loss curve) and the plots.
+    ``results.json`` (final metrics, the run's identity and its per-epoch loss curve) and the plots (with
+    ``baselines``, a ``baselines.json``, its untrained network and raw pixels as reference lines).
     All processes extract their shard of the features; only rank 0 writes files. With a ``CollapseMonitor``
     among the callbacks, each record also carries the backbone drift and the collapse warnings that hold
     (``warnings``), ``results.json`` the per-epoch drift, and a stop makes that evaluation the final one.
     """
 
     def __init__(self, output_dir: str, size: int, every_n_epochs: int = 10, settings: Mapping[str, Any] | None = None,
-                 meta: Mapping[str, Any] | None = None, plots: bool = True) -> None:
+                 meta: Mapping[str, Any] | None = None, plots: bool = True, baselines: str | None = None) -> None:
         self.output_dir = Path(output_dir)
+        self.baselines = None if baselines is None else Path(baselines)
         self.size = size
         self.every_n_epochs, self.plots = every_n_epochs, plots
         self.settings = EvalSettings(**dict(settings or {}))
@@ -59,6 +62,19 @@ class OODEvaluation(L.Callback):
         self.epoch_loss_sum: Tensor | float = 0.0
         self.epoch_loss_steps = 0
         self.last_results: dict[str, Any] | None = None
+
+    def references(self) -> dict[str, dict[str, Any]]:
+        """The untrained network and raw pixels of ``baselines`` (a ``baselines.json``), by label, for the AUROC
+        panel of the training curves; none when no file was given, a warning when it is missing or unreadable."""
+        if self.baselines is None:
+            return {}
+        try:
+            baselines = json.loads(self.baselines.read_text())
+        except (OSError, ValueError) as err:
+            rank_zero_warn(f"eval.baselines={self.baselines}: not drawn in the training curves ({err}); write it "
+                           "with python -m ssad.baselines [the run's overrides] hydra.run.dir=DIR")
+            return {}
+        return {BASELINES[key]: baselines[key] for key in ("untrained", "raw_pixels") if key in baselines}
 
     def state_dict(self) -> dict[str, Any]:
         return {"loss_curve": list(self.loss_curve), "epoch_loss_sum": float(self.epoch_loss_sum),
@@ -119,7 +135,8 @@ class OODEvaluation(L.Callback):
                                           self.settings.temperature)
                               + plot_curves(records, self.loss_curve, self.output_dir / "plots", title,
                                             drift_curve=drift_curve,
-                                            thresholds=vars(monitor.thresholds) if monitor else None))
+                                            thresholds=vars(monitor.thresholds) if monitor else None,
+                                            references=self.references()))
                 publish_results(trainer.loggers, flat, images)
         self.last_results = results
         return results

@@ -67,7 +67,7 @@ def _centering_keys() -> set[str]:
 # nodes without a _target_ whose keys the code reads one by one
 FIXED: dict[str, Callable[[], set[str]]] = {
     "optim": optim_keys,
-    "eval": lambda: {"every_n_epochs", "plots", "settings", "size"},
+    "eval": lambda: {"baselines", "every_n_epochs", "plots", "settings", "size"},
     "eval.settings": _eval_settings_keys,
     "negatives": lambda: {"name", "label", "weight", "parts"},
     "paths": lambda: {"data_dir", "cache_dir", "output_dir", "fashion_mnist"},

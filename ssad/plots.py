@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from ssad.results import metric_value  # noqa: E402
+
 if TYPE_CHECKING:  # torch is imported where scores are drawn, not by ssad.report's figures
     from torch import Tensor
 
@@ -115,6 +117,9 @@ def plot_scores(scores: Mapping[str, Tensor], results: Mapping, out_dir: str | P
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "p", "h")  # a series' or a variant's shape
 
 
+REFERENCE_STYLES = (":", "--")  # the line styles of the reference results in the AUROC panel
+
+
 def marker(i: int) -> dict[str, object]:
     """The ``i``-th series' marker: a shape of its own, hollow, so that coinciding points stay visible."""
     return {"marker": MARKERS[i % len(MARKERS)], "mfc": "none", "ms": 5}
@@ -129,16 +134,18 @@ def epoch_axis(axes: Sequence[plt.Axes], last_epoch: int) -> None:
 
 def plot_curves(records: Sequence[Mapping], loss_curve: Sequence[float], out_dir: str | Path,
                 title: str = "", drift_curve: Sequence[Mapping] | None = None,
-                thresholds: Mapping[str, float] | None = None) -> list[Path]:
+                thresholds: Mapping[str, float] | None = None,
+                references: Mapping[str, Mapping] | None = None) -> list[Path]:
     """``training_curves.png`` in ``out_dir`` (:func:`curves_figure`); returns its path, or nothing when there is
     nothing to draw."""
-    fig = curves_figure(records, loss_curve, title, drift_curve, thresholds)
+    fig = curves_figure(records, loss_curve, title, drift_curve, thresholds, references)
     return [] if fig is None else [save_figure(fig, Path(out_dir) / "training_curves.png")]
 
 
 def curves_figure(records: Sequence[Mapping], loss_curve: Sequence[float], title: str = "",
                   drift_curve: Sequence[Mapping] | None = None,
-                  thresholds: Mapping[str, float] | None = None) -> plt.Figure | None:
+                  thresholds: Mapping[str, float] | None = None,
+                  references: Mapping[str, Mapping] | None = None) -> plt.Figure | None:
     """The training curves: the epoch loss, AUROC per OOD set and their average, and kNN accuracy,
     sensitivity and occupied soft-classes, against the epoch; then the collapse signals (ssad.diagnostics):
     teacher and student drift (per epoch from ``drift_curve``, else per evaluation) with the
@@ -146,7 +153,9 @@ def curves_figure(records: Sequence[Mapping], loss_curve: Sequence[float], title
     width and mean cosine with their ``thresholds`` (``callbacks.collapse.*``), and the warnings that hold at
     the last evaluation. ``records`` are the lines of ``metrics.jsonl`` (one per evaluation; of an epoch
     evaluated twice, as after a resume, the last counts). Every panel spans epochs 1 … the last, each series
-    has a marker of its own and the legends sit under the panels. None when there is nothing to draw."""
+    has a marker of its own and the legends sit under the panels. ``references`` (label → a results record, e.g.
+    the baselines of ``baselines.json``) are drawn in the AUROC panel as horizontal lines in each set's colour, one
+    line style per reference. None when there is nothing to draw."""
     records = sorted({r["epoch"]: r for r in records}.values(), key=lambda r: r["epoch"])
     epochs = [r["epoch"] for r in records]
     ood = list(dict.fromkeys(name for r in records for name in r.get("ood") or {}))
@@ -180,7 +189,13 @@ def curves_figure(records: Sequence[Mapping], loss_curve: Sequence[float], title
         aurocs["average"] = [(r["epoch"], 100 * r["average"]["auroc"]) for r in records if r.get("average")]
         for i, (name, points) in enumerate(aurocs.items()):
             if points:
-                ax.plot(*zip(*points), label=name, lw=2.2 if name == "average" else 1.2, **marker(i))
+                line, = ax.plot(*zip(*points), label=name, lw=2.2 if name == "average" else 1.2, **marker(i))
+                for style, record in zip(REFERENCE_STYLES, (references or {}).values()):
+                    value = metric_value(record, name, "auroc")
+                    if value is not None:
+                        ax.axhline(100 * value, color=line.get_color(), ls=style, lw=0.9)
+        for style, label in zip(REFERENCE_STYLES, references or {}):
+            ax.plot([], [], color="gray", ls=style, lw=0.9, label=label)
         ax.set_xlabel("epoch")
         ax.set_ylabel("AUROC (%)")
         legend_below(ax, ncol=3)

@@ -32,6 +32,9 @@ SCALARS = ("knn_accuracy", "occupied_soft_classes", "sensitivity")
 # the collapse signals an evaluation record carries (ssad.diagnostics, ssad.collapse)
 SIGNALS = ("teacher_drift", "student_drift", "teacher_entropy", "teacher_entropy_of_mean", "log_k",
            "effective_rank", "feature_dim", "mean_cosine")
+# the baselines of ``baselines.json`` (ssad.baselines; untrained_as_built only for a network with BatchNorm), with
+# the labels tables, plots and the quick-start print
+BASELINES = {"raw_pixels": "Raw pixels", "untrained_as_built": "Untrained as built", "untrained": "Untrained"}
 # the collapse warnings' codes (ssad.diagnostics.collapse_warnings)
 CODES = ("teacher_not_moving", "collapse_uniform", "collapse_constant", "features_constant")
 

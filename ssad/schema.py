@@ -184,6 +184,7 @@ class EvalSchema(Node):
     every_n_epochs: int = checked(POSITIVE_INT)
     size: int = checked(POSITIVE_INT)
     plots: bool = MISSING
+    baselines: str | None = MISSING
     settings: EvalSettingsSchema = node(EvalSettingsSchema)
 
 

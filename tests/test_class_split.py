@@ -69,7 +69,7 @@ def test_train_and_baselines_on_a_labelled_array_set_from_the_command_line(tmp_p
         assert list(res["auroc_by_label"]) == ["near"] and list(res["auroc_by_label"]["near"]) == list("56789")
 
 
-def test_report_prints_the_baselines_beside_the_variants(tmp_path):
+def test_report_prints_the_baselines_beside_the_variants(tmp_path, capsys):
     sweep = tmp_path / "sweep"
     run = sweep / "none"
     run.mkdir(parents=True)
@@ -82,6 +82,7 @@ def test_report_prints_the_baselines_beside_the_variants(tmp_path):
     (sweep / ".hydra").mkdir()  # ssad.baselines run with hydra.run.dir=<the sweep folder> leaves its config there
     (sweep / ".hydra" / "config.yaml").write_text("negatives: {name: rot_indist}\ndata: {name: glyphs}\n")
     report([str(sweep), "--out", str(tmp_path / "report")])
+    assert "\n1 run + 2 baselines (0 missing); wrote" in capsys.readouterr().out  # baselines are not counted as runs
     rows = {r["method"]: float(r["measured_mean"]) for r in csv.DictReader((tmp_path / "report" / "table2.csv").open())
             if r["ood"] == "near"}
     assert rows == {"Raw pixels": pytest.approx(90.0), "Untrained": pytest.approx(60.0), "DINO": pytest.approx(70.0)}

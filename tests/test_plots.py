@@ -4,6 +4,7 @@ panel, one-epoch runs on an axis of epoch 1, every series of a panel with a mark
 from __future__ import annotations
 
 import itertools
+import json
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -96,6 +97,24 @@ def test_training_curves_span_the_run_with_readable_axes(epochs):
     plt.close(fig)
 
 
+def test_training_curves_draw_the_baselines_as_reference_lines_in_each_sets_colour():
+    records = [_record(e) for e in range(1, 5)]
+    untrained = {"ood": {"digits_5to9": {"auroc": 0.5}, "photos": {"auroc": 0.9}}, "average": {"auroc": 0.7}}
+    raw = {"ood": {"digits_5to9": {"auroc": 0.6}}, "average": None}  # no photos, no average: no line for them
+    fig = curves_figure(records, [7.0, 6.0, 5.0, 4.0], thresholds=THRESHOLDS,
+                        references={"Untrained": untrained, "Raw pixels": raw})
+    ax = next(a for a in fig.axes if a.get_ylabel() == "AUROC (%)")
+    series = {line.get_label(): line.get_color() for line in ax.get_lines() if line.get_marker() not in ("None", "")}
+    flat = [line for line in ax.get_lines() if len(set(line.get_ydata())) == 1 and len(line.get_ydata()) == 2]
+    drawn = sorted((line.get_linestyle(), float(line.get_ydata()[0]), line.get_color()) for line in flat)
+    assert drawn == sorted([(":", 50.0, series["digits_5to9"]), (":", 90.0, series["photos"]),
+                            (":", 70.0, series["average"]), ("--", 60.0, series["digits_5to9"])])
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[-2:] == ["Untrained", "Raw pixels"]
+    assert legends_over_panels(fig) == [] and shared_markers(fig) == []
+    plt.close(fig)
+
+
 def _eq6(readable: np.ndarray, temperature: float = 0.04) -> torch.Tensor:
     """Eq. 6 scores S whose published score 1 − τ·log(−S) is ``readable``."""
     return torch.from_numpy(-np.exp((1 - readable) / temperature))
@@ -139,3 +158,16 @@ def test_report_figures_name_variants_in_a_legend_not_over_the_points(build):
     assert overlapping_tick_labels(fig) == []
     assert legends_over_panels(fig) == []
     plt.close(fig)
+
+
+def test_the_evaluation_callback_reads_its_reference_lines_from_a_baselines_file(tmp_path):
+    from ssad.callbacks import OODEvaluation
+
+    results = {"ood": {"near": {"auroc": 0.84}}, "average": {"auroc": 0.84}}
+    path = tmp_path / "baselines.json"
+    path.write_text(json.dumps({"raw_pixels": results, "untrained_as_built": results, "untrained": results}))
+    callback = OODEvaluation(str(tmp_path), 16, baselines=str(path))
+    assert list(callback.references()) == ["Untrained", "Raw pixels"]  # as built: not drawn
+    assert OODEvaluation(str(tmp_path), 16).references() == {}
+    with pytest.warns(UserWarning, match="not drawn in the training curves.*python -m ssad.baselines"):
+        assert OODEvaluation(str(tmp_path), 16, baselines=str(tmp_path / "missing.json")).references() == {}

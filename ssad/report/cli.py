@@ -10,9 +10,9 @@ from pathlib import Path
 
 from ssad.report.figures import figure2, figure3
 from ssad.report.leaderboard import build_group_tables, write_group_tables
-from ssad.report.runs import BASELINES, Run, collect_runs, collect_wandb
+from ssad.report.runs import Run, collect_runs, collect_wandb
 from ssad.report.tables import build_tables, write_tables
-from ssad.results import METRICS
+from ssad.results import BASELINES, METRICS
 
 
 def empty_tables_reason(runs: Sequence[Run]) -> str | None:
@@ -75,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(path.read_text())
     missing = sum(r.results is None for r in runs)
     baselines = sum(r.variant in BASELINES for r in runs)
-    counted = f"{len(runs) - baselines} runs" + (f" + {baselines} baselines" if baselines else "")
+    trained = len(runs) - baselines
+    counted = (f"{trained} run{'s' * (trained != 1)}"
+               + (f" + {baselines} baseline{'s' * (baselines != 1)}" if baselines else ""))
     print(f"{counted} ({missing} missing); wrote", *map(str, paths), sep="\n  ")
     reason = empty_tables_reason(runs)
     if reason:

@@ -11,7 +11,8 @@ import yaml
 
 from ssad.config_keys import CONFIG_DIR
 from ssad.report.published import load_paper
-from ssad.report.runs import BASELINES, Run
+from ssad.report.runs import Run
+from ssad.results import BASELINES
 
 OURS = "Ours_"  # the paper's Table 1 names its own variants Ours_<label>
 

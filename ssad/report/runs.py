@@ -14,10 +14,7 @@ from typing import Any
 
 import yaml
 
-from ssad.results import metric_value, unflatten_metrics
-
-# ssad.baselines → baselines.json (untrained_as_built: only for a network with BatchNorm)
-BASELINES = {"raw_pixels": "Raw pixels", "untrained_as_built": "Untrained as built", "untrained": "Untrained"}
+from ssad.results import BASELINES, metric_value, unflatten_metrics
 
 
 @dataclass
