@@ -21,12 +21,14 @@ from ssad.plots import plot_scores
 from ssad.results import BY_LABEL, METRICS, label_title
 
 METRIC_NAMES = {**METRICS, "fpr95": "FPR95"}  # the console table's column headers
+MAX_LABELS_SHOWN = 12  # an OOD set with more labels (CIFAR100) prints its lowest AUROCs by label
 
 
 def results_table(results: Mapping[str, Any], names: Mapping[str, Sequence[str]] | None = None) -> str:
     """The console summary of an evaluation: one row per OOD set and the average (metrics in percent), then kNN
     accuracy, sensitivity and occupied soft-classes, then each labelled OOD set's AUROC by label (named by
-    ``names``: set → label names, where the data spec gives them); or why the OOD metrics are missing."""
+    ``names``: set → label names, where the data spec gives them; the lowest ``MAX_LABELS_SHOWN`` of a set with more);
+    or why the OOD metrics are missing."""
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.2f}"
 
@@ -45,9 +47,13 @@ def results_table(results: Mapping[str, Any], names: Mapping[str, Sequence[str]]
                f"sensitivity {pct(results.get('sensitivity'))}%",
                f"occupied soft-classes {results.get('occupied_soft_classes', 'n/a')}"]
     lines.append(", ".join(scalars))
-    lines += [f"AUROC by label, {name}: " + ", ".join(f"{label_title(label, (names or {}).get(name))} {pct(auroc)}"
-                                                      for label, auroc in by_label.items())
-              for name, by_label in (results.get(BY_LABEL) or {}).items()]
+    for name, by_label in (results.get(BY_LABEL) or {}).items():
+        shown = list(by_label.items())
+        if len(shown) > MAX_LABELS_SHOWN:  # the labels the detector misses most
+            shown = sorted(shown, key=lambda item: item[1])[:MAX_LABELS_SHOWN]
+        lowest = f" ({len(shown)} lowest of {len(by_label)})" if len(shown) < len(by_label) else ""
+        lines.append(f"AUROC by label, {name}{lowest}: " + ", ".join(
+            f"{label_title(label, (names or {}).get(name))} {pct(auroc)}" for label, auroc in shown))
     return "\n".join(lines)
 
 

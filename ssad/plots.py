@@ -115,8 +115,6 @@ def plot_scores(scores: Mapping[str, Tensor], results: Mapping, out_dir: str | P
 
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "p", "h")  # a series' or a variant's shape
-
-
 REFERENCE_STYLES = (":", "--")  # the line styles of the reference results in the AUROC panel
 
 

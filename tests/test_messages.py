@@ -96,6 +96,9 @@ def test_results_table_prints_each_labelled_ood_sets_auroc_by_label():
     assert not any("far:" in line for line in lines)
     names = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt"]  # the data spec's label_names
     assert results_table(results, {"near": names}).splitlines()[-1] == "AUROC by label, near: sandal 99.90, shirt 57.10"
+    many = {**results, "auroc_by_label": {"near": {str(k): 1 - k / 1000 for k in range(100)}}}  # CIFAR100-like
+    assert results_table(many).splitlines()[-1] == ("AUROC by label, near (12 lowest of 100): " + ", ".join(
+        f"{k} {100 * (1 - k / 1000):.2f}" for k in range(99, 87, -1)))
 
 
 def test_evaluate_without_ood_sets_says_how_to_add_one(folder_run):
