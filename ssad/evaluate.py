@@ -14,7 +14,7 @@ from ssad.checkpoints import load_checkpoint
 from ssad.config import validate
 from ssad.config_keys import CONFIG_DIR
 from ssad.data.sources import label_names
-from ssad.evaluation import EvalSettings, evaluate_network, ood_skipped_reason
+from ssad.evaluation import EvalSettings, below_chance_note, evaluate_network, ood_skipped_reason
 from ssad.features import resolve_device
 from ssad.io import write_json_atomic
 from ssad.plots import plot_scores
@@ -83,8 +83,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     if cfg.eval.plots:
         plot_scores(scores, results, out.parent / "plots", f"{run_cfg.data.name} / {run_cfg.negatives.name}",
                     settings.temperature)
+    note = below_chance_note(results, settings.temperature)
     print(f"{checkpoint} ({run_cfg.data.name} / {run_cfg.negatives.name}, seed {run_cfg.seed}):\n"
-          f"{results_table(results, label_names(run_cfg.data.ood))}\nwrote {out}")
+          f"{results_table(results, label_names(run_cfg.data.ood))}\n{note + chr(10) if note else ''}wrote {out}")
     return results
 
 

@@ -66,6 +66,21 @@ def ood_skipped_reason(set_names: Iterable[str], add_with: str = "+data.ood") ->
     return "; ".join(reasons) or None
 
 
+def below_chance_note(results: Mapping, temperature: float) -> str | None:
+    """A note naming the OOD sets whose AUROC is below 50%, and what it means: Eq. 6 finds their images more
+    typical of the training images than the in-distribution test images. None when there is no such set."""
+    low = {name: m["auroc"] for name, m in (results.get("ood") or {}).items()
+           if m.get("auroc") is not None and m["auroc"] < 0.5}
+    if not low:
+        return None
+    sets = ", ".join(f"{name} ({100 * auroc:.1f})" for name, auroc in low.items())
+    return (f"AUROC below 50 on {sets}: Eq. 6 scores these images as more typical of the training images than the "
+            f"in-distribution test images. At τ={temperature} Eq. 6 sums over all training features (a density), so "
+            "a set that lies in the middle of the feature cloud can score so; rescore at a smaller τ "
+            "(eval.settings.temperature=0.0025, near the nearest-neighbour distance) to see whether the features "
+            "separate it (README \"Why MNIST scores below 50\").")
+
+
 def evaluate_features(
     train: Tensor,
     test: Tensor | None,

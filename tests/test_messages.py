@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 
 from ssad.config_keys import CONFIG_DIR
 from ssad.evaluate import evaluate_checkpoint, results_table
-from ssad.evaluation import ood_skipped_reason
+from ssad.evaluation import below_chance_note, ood_skipped_reason
 from ssad.report import main as report_main
 from ssad.train import train
 from tests.conftest import compose_cfg
@@ -29,6 +29,15 @@ def test_skip_reason_names_what_is_missing():
     test_missing = ood_skipped_reason(["train", "svhn"])
     assert "no in-distribution test set" in test_missing and "no OOD set" not in test_missing
     assert ood_skipped_reason(["train", "test", "svhn"]) is None
+
+
+def test_below_chance_note_names_only_the_sets_under_50():
+    results = {"ood": {"near": {"auroc": 0.397}, "far": {"auroc": 0.964}, "blank": {"auroc": None}}}
+    note = below_chance_note(results, 0.04)
+    assert note.startswith("AUROC below 50 on near (39.7):") and "far" not in note
+    assert "τ=0.04" in note and "eval.settings.temperature=0.0025" in note
+    assert below_chance_note({"ood": {"far": {"auroc": 0.5}}}, 0.04) is None  # chance itself is not below it
+    assert below_chance_note({"ood": {}}, 0.04) is None
 
 
 class _Records(logging.Handler):
