@@ -14,7 +14,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor
 
 from ssad.collapse import CollapseMonitor, find_monitor
-from ssad.evaluation import EvalSettings, below_chance_note, evaluate_network, ood_skipped_reason
+from ssad.evaluation import EvalSettings, evaluate_network, ood_skipped_reason
 from ssad.io import append_jsonl, read_jsonl, write_json_atomic
 from ssad.loggers import publish_results
 from ssad.plots import plot_curves, plot_scores
@@ -120,9 +120,6 @@ class OODEvaluation(L.Callback):
             rank_zero_info("kNN accuracy skipped: the in-distribution train/test sets have no labels")
         if not results["ood"]:
             rank_zero_info(f"OOD metrics skipped: {ood_skipped_reason(sets, '+data.ood')}")
-        note = below_chance_note(results, self.settings.temperature) if final else None
-        if note:
-            rank_zero_info(note)
         if trainer.is_global_zero:
             append_jsonl(self.output_dir / "metrics.jsonl", results)
             if final:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 from pathlib import Path
@@ -12,6 +13,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
@@ -19,6 +21,9 @@ from ssad.batching import configure_accumulation
 from ssad.config import validate
 from ssad.config_keys import CONFIG_DIR
 from ssad.console import quiet_libraries
+from ssad.data.sources import label_names
+from ssad.evaluate import results_table
+from ssad.evaluation import below_chance_note
 from ssad.io import check_checkpoint
 from ssad.loggers import finish as finish_loggers
 from ssad.rundir import remove_if_unused
@@ -134,6 +139,12 @@ def main(cfg: DictConfig) -> None:
         if remove_if_unused(run_dir):  # failed before anything worth keeping was written
             log.info("removed the run directory %s: nothing was trained", run_dir)
         raise
+    final = Path(run_dir) / "results.json"
+    if final.exists():  # the last evaluation, as ssad.evaluate prints it
+        results = json.loads(final.read_text())
+        note = below_chance_note(results, cfg.eval.settings.temperature)
+        rank_zero_info(f"final evaluation (epoch {results.get('epoch')}), {final}:\n"
+                       f"{results_table(results, label_names(cfg.data.get('ood')))}" + (f"\n{note}" if note else ""))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ baseline columns."""
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,11 +53,17 @@ def test_train_and_baselines_on_a_labelled_array_set_from_the_command_line(tmp_p
     write_labelled_arrays(tmp_path)
     run = tmp_path / "RUN"
     common = [*class_split_overrides(tmp_path), *SMALL, f"hydra.run.dir={run}"]
+    printed = {}
     for module in ("ssad.train", "ssad.baselines"):
         proc = subprocess.run([sys.executable, "-m", module, *common], cwd=ROOT, capture_output=True, text=True,
                               timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
+        printed[module] = proc.stdout + proc.stderr
     results = json.loads((run / "results.json").read_text())
+    # the training run ends by printing its final evaluation as ssad.evaluate does, with the below-50 note if due
+    assert f"final evaluation (epoch {results['epoch']}), {run / 'results.json'}:" in printed["ssad.train"]
+    assert re.search(rf"^near +{100 * results['ood']['near']['auroc']:.2f} ", printed["ssad.train"], re.M)
+    assert ("AUROC below 50 on near" in printed["ssad.train"]) == (results["ood"]["near"]["auroc"] < 0.5)
     baselines = json.loads((run / "baselines.json").read_text())
     assert set(baselines) == {"raw_pixels", "untrained_as_built", "untrained"}  # the small CNN has BatchNorm
     for res in (results, *baselines.values()):
