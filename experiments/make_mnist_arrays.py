@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 import sys
 import tarfile
-from pathlib import Path
 
 import numpy as np
+from split_arrays import write_split
 
 PIXELS = 28 * 28
 TRAIN_FRACTION = 0.8
@@ -41,14 +41,7 @@ def main(tarball_path: str, out: str) -> None:
         per_digit = [read_digit(tarball, digit) for digit in range(10)]
     images = np.concatenate(per_digit)
     labels = np.concatenate([np.full(len(part), digit, dtype=np.int64) for digit, part in enumerate(per_digit)])
-    order = np.random.default_rng(0).permutation(len(images))
-    n_train = int(len(images) * TRAIN_FRACTION)
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    for prefix, index in (("tr", order[:n_train]), ("te", order[n_train:])):
-        np.save(folder / f"{prefix}_x.npy", images[index])
-        np.save(folder / f"{prefix}_y.npy", labels[index])
-    print(f"wrote {folder}/{{tr,te}}_{{x,y}}.npy: {n_train} training and {len(images) - n_train} test images")
+    write_split(images, labels, out, int(len(images) * TRAIN_FRACTION))
 
 
 if __name__ == "__main__":
