@@ -24,11 +24,13 @@ METRIC_NAMES = {**METRICS, "fpr95": "FPR95"}  # the console table's column heade
 MAX_LABELS_SHOWN = 12  # an OOD set with more labels (CIFAR100) prints its lowest AUROCs by label
 
 
-def results_table(results: Mapping[str, Any], names: Mapping[str, Sequence[str]] | None = None) -> str:
+def results_table(results: Mapping[str, Any], names: Mapping[str, Sequence[str]] | None = None,
+                  temperature: float | None = None) -> str:
     """The console summary of an evaluation: one row per OOD set and the average (metrics in percent), then kNN
     accuracy, sensitivity and occupied soft-classes, then each labelled OOD set's AUROC by label (named by
     ``names``: set → label names, where the data spec gives them; the lowest ``MAX_LABELS_SHOWN`` of a set with more);
-    or why the OOD metrics are missing."""
+    or why the OOD metrics are missing. Given Eq. 6's ``temperature``, ends with the note on any OOD set below 50
+    (:func:`ssad.evaluation.below_chance_note`)."""
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.2f}"
 
@@ -54,7 +56,8 @@ def results_table(results: Mapping[str, Any], names: Mapping[str, Sequence[str]]
         lowest = f" ({len(shown)} lowest of {len(by_label)})" if len(shown) < len(by_label) else ""
         lines.append(f"AUROC by label, {name}{lowest}: " + ", ".join(
             f"{label_title(label, (names or {}).get(name))} {pct(auroc)}" for label, auroc in shown))
-    return "\n".join(lines)
+    note = below_chance_note(results, temperature) if temperature is not None else None
+    return "\n".join([*lines, *([note] if note else [])])
 
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
@@ -83,9 +86,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     if cfg.eval.plots:
         plot_scores(scores, results, out.parent / "plots", f"{run_cfg.data.name} / {run_cfg.negatives.name}",
                     settings.temperature)
-    note = below_chance_note(results, settings.temperature)
     print(f"{checkpoint} ({run_cfg.data.name} / {run_cfg.negatives.name}, seed {run_cfg.seed}):\n"
-          f"{results_table(results, label_names(run_cfg.data.ood))}\n{note + chr(10) if note else ''}wrote {out}")
+          f"{results_table(results, label_names(run_cfg.data.ood), settings.temperature)}\nwrote {out}")
     return results
 
 

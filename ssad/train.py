@@ -23,7 +23,6 @@ from ssad.config_keys import CONFIG_DIR
 from ssad.console import quiet_libraries
 from ssad.data.sources import label_names
 from ssad.evaluate import results_table
-from ssad.evaluation import below_chance_note
 from ssad.io import check_checkpoint
 from ssad.loggers import finish as finish_loggers
 from ssad.rundir import remove_if_unused
@@ -142,9 +141,8 @@ def main(cfg: DictConfig) -> None:
     final = Path(run_dir) / "results.json"
     if final.exists():  # the last evaluation, as ssad.evaluate prints it
         results = json.loads(final.read_text())
-        note = below_chance_note(results, cfg.eval.settings.temperature)
         rank_zero_info(f"final evaluation (epoch {results.get('epoch')}), {final}:\n"
-                       f"{results_table(results, label_names(cfg.data.get('ood')))}" + (f"\n{note}" if note else ""))
+                       f"{results_table(results, label_names(cfg.data.get('ood')), cfg.eval.settings.temperature)}")
 
 
 if __name__ == "__main__":

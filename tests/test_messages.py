@@ -38,6 +38,9 @@ def test_below_chance_note_names_only_the_sets_under_50():
     assert "τ=0.04" in note and "eval.settings.temperature=0.0025" in note
     assert below_chance_note({"ood": {"far": {"auroc": 0.5}}}, 0.04) is None  # chance itself is not below it
     assert below_chance_note({"ood": {}}, 0.04) is None
+    # the console table ends with the note when given Eq. 6's τ (ssad.evaluate, the end of ssad.train)
+    assert results_table(results, temperature=0.04).splitlines()[-1] == note
+    assert "AUROC below 50" not in results_table(results)
 
 
 class _Records(logging.Handler):
