@@ -264,12 +264,13 @@ def test_dtd_texture_classes(tmp_path, layout):
 
 
 # ------------------------------------------------------------------------------------------- .npy
-@pytest.mark.parametrize("layout", ["hwc", "chw", "gray"])
+@pytest.mark.parametrize("layout", ["hwc", "chw", "gray", "hw1", "1hw"])
 def test_npy_layouts_round_trip(tmp_path, layout):
     chw = random_images(5, 6, 7)
-    if layout == "gray":
+    if layout in ("gray", "hw1", "1hw"):
         chw = np.repeat(chw[:, :1], 3, axis=1)
-    stored = {"hwc": chw.transpose(0, 2, 3, 1), "chw": chw, "gray": chw[:, 0]}[layout]
+    stored = {"hwc": chw.transpose(0, 2, 3, 1), "chw": chw, "gray": chw[:, 0], "hw1": chw[:, 0, :, :, None],
+              "1hw": chw[:, :1]}[layout]
     np.save(tmp_path / "x.npy", np.ascontiguousarray(stored))
     images, labels = arrays.npy(str(tmp_path / "x.npy"), 6)
     assert np.array_equal(images, chw) and labels is None
@@ -337,6 +338,9 @@ def test_npy_labels_and_classes_keep_only_those_labels(tmp_path):
     kept = load_source({**spec, "classes": [1, 3]}, 16, str(tmp_path / "cache"))
     assert kept.labels.tolist() == [1, 3] * 3
     assert np.array_equal(np.asarray(kept.images), np.asarray(full.images)[labels % 2 == 1])
+    np.save(tmp_path / "column.npy", labels[:, None])  # Keras writes labels as (N, 1)
+    column = load_source({**spec, "labels": str(tmp_path / "column.npy"), "classes": [1, 3]}, 16)
+    assert column.labels.tolist() == [1, 3] * 3
     np.save(tmp_path / "short.npy", labels[:5])
     with pytest.raises(ValueError, match="expected 12 integers"):
         load_source({**spec, "labels": str(tmp_path / "short.npy")}, 16)

@@ -20,7 +20,7 @@ from ssad.data.downloads import check_split
 from ssad.data.images import RESIZE_BUDGET, Arrays, resize_images
 from ssad.safe_load import load_data_pickle
 
-NPY_LAYOUTS = "uint8 N×H×W×3 (HWC), N×3×H×W (CHW) or N×H×W (gray)"
+NPY_LAYOUTS = "uint8 N×H×W×3 (HWC), N×3×H×W (CHW), or gray N×H×W, N×H×W×1 or N×1×H×W"
 
 
 # ----------------------------------------------------------------------------------------------- pickled batches
@@ -60,7 +60,8 @@ def read_planar_batches(files: Sequence[Path], label_key: str, size: int, label_
 
 # ----------------------------------------------------------------------------------------------- .npy
 def _npy_layout(array: np.ndarray, path: Path) -> str:
-    """``hwc``, ``chw`` or ``gray``; a ValueError naming what was found otherwise."""
+    """``hwc``, ``chw``, ``gray``, ``hw1`` or ``1hw`` (gray with a channel axis, as tfds and PyTorch write
+    them); a ValueError naming what was found otherwise."""
     found = f"{path}: found dtype {array.dtype}, shape {array.shape}; accepted: {NPY_LAYOUTS}"
     if array.dtype != np.uint8 or len(array) == 0:
         raise ValueError(found)
@@ -70,6 +71,10 @@ def _npy_layout(array: np.ndarray, path: Path) -> str:
         return "hwc"
     if array.ndim == 4 and array.shape[1] == 3:
         return "chw"
+    if array.ndim == 4 and array.shape[-1] == 1:
+        return "hw1"
+    if array.ndim == 4 and array.shape[1] == 1:
+        return "1hw"
     raise ValueError(found)
 
 
@@ -96,32 +101,35 @@ def npy_files(path: str, labels: str | None = None) -> list[Path]:
         raise FileNotFoundError(f"labels file {label_file} does not exist; save the {len(images)} integer labels "
                                 f"of {file} there with np.save")
     found = _open_npy(label_file)
-    if found.shape != (len(images),) or not np.issubdtype(found.dtype, np.integer):
+    if found.shape not in ((len(images),), (len(images), 1)) or not np.issubdtype(found.dtype, np.integer):
         raise ValueError(f"{label_file}: found dtype {found.dtype}, shape {found.shape}; expected {len(images)} "
-                         f"integers (one label per image of {file}, shape ({len(images)},))")
+                         f"integers (one label per image of {file}, shape ({len(images)},) or "
+                         f"({len(images)}, 1))")
     return [file, label_file]
 
 
 def _as_chw(chunk: np.ndarray, layout: str) -> np.ndarray:
-    if layout == "gray":
-        return np.repeat(chunk[:, None], 3, axis=1)
+    if layout in ("gray", "hw1", "1hw"):
+        plane = {"gray": chunk, "hw1": chunk[..., 0], "1hw": chunk[:, 0]}[layout]
+        return np.repeat(plane[:, None], 3, axis=1)
     return chunk.transpose(0, 3, 1, 2) if layout == "hwc" else chunk
 
 
 def npy(path: str, size: int, labels: str | None = None) -> Arrays:
     """A ``.npy`` uint8 image array: N×H×W×3 (HWC, e.g. the 300K random images file, 300000×32×32×3),
-    N×3×H×W, or N×H×W (gray → 3 channels), of any H×W. Memory-mapped and converted chunk by chunk. When the
-    last axis and the second are both 3, HWC is assumed. ``labels``: an optional ``.npy`` of N integers."""
+    N×3×H×W, or gray N×H×W, N×H×W×1 or N×1×H×W (→ 3 channels), of any H×W. Memory-mapped and converted chunk
+    by chunk. When the last axis and the second are both 3, HWC is assumed. ``labels``: an optional ``.npy`` of
+    N integers (shape (N,) or (N, 1), as Keras writes them)."""
     files = npy_files(path, labels)
     file = files[0]
     array = _open_npy(file)
     layout = _npy_layout(array, file)
-    height, width = array.shape[1:3] if layout != "chw" else array.shape[2:4]
+    height, width = array.shape[2:4] if layout in ("chw", "1hw") else array.shape[1:3]
     chunk = max(1, RESIZE_BUDGET // (3 * height * width))
     out = np.empty((len(array), 3, size, size), dtype=np.uint8)
     for start in range(0, len(array), chunk):
         out[start:start + chunk] = resize_images(_as_chw(array[start:start + chunk], layout), size)
-    return out, (np.load(files[1]).astype(np.int64) if labels is not None else None)
+    return out, (np.load(files[1]).astype(np.int64).reshape(-1) if labels is not None else None)
 
 
 
