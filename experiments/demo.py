@@ -21,6 +21,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ssad.data.sources import label_names
+from ssad.evaluate import baseline_gains
 from ssad.report import main as report
 from ssad.results import BASELINES, label_title
 
@@ -66,19 +67,6 @@ def table(results: dict[str, dict], baselines: dict[str, dict], losses: dict[str
     return lines
 
 
-def verdict(results: dict[str, dict], baselines: dict[str, dict]) -> list[str]:
-    """Per variant and OOD set: AUROC points over each baseline (raw pixels, the untrained network as built and
-    with its BatchNorm statistics measured)."""
-    present = [(label, baselines[key]["ood"]) for key, label in BASELINES.items() if key in baselines]
-    lines = []
-    for variant, res in results.items():
-        for name, metrics in res["ood"].items():
-            gains = [(100 * (metrics["auroc"] - ood[name]["auroc"]), label) for label, ood in present]
-            diffs = ", ".join(f"{gain:+.1f} vs {label}" for gain, label in gains)
-            lines.append(f"  {variant:<12} {name}: {diffs}")
-    return lines
-
-
 def by_label_tables(results: dict[str, dict], baselines: dict[str, dict],
                     names: dict[str, list[str]] | None = None) -> list[str]:
     """For each OOD set with labels: one row per baseline and variant, AUROC of each OOD label (which OOD classes
@@ -114,7 +102,7 @@ def main(variants: list[str], overrides: list[str]) -> None:
     run_config = OmegaConf.load(sweep_dir / variants[0] / ".hydra" / "config.yaml")
     print("\n".join(by_label_tables(results, baselines, label_names(run_config.data.ood))))
     print("\nAUROC points, trained teacher minus baseline:")
-    print("\n".join(verdict(results, baselines)))
+    print("\n".join(baseline_gains(results, baselines)))
     untrained = baselines["untrained"]["ood"]
     if not any(m["auroc"] > untrained[name]["auroc"] for r in results.values() for name, m in r["ood"].items()):
         print("\nHere training beat the untrained network on no OOD set: README \"Is it learning?\" says what to "

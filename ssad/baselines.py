@@ -8,7 +8,8 @@ and 1), which shows how much measuring those statistics alone is worth.
 ``{"raw_pixels": R, "untrained_as_built": R, "untrained": R}``, each R in the ``results.json`` schema
 (``ood.<name>.auroc``, ``average.auroc``, ``knn_accuracy``, ...). ``python -m ssad.report`` prints them beside the
 variants. In a sweep, the Hydra callback :class:`SweepBaselines` writes the same file into the sweep folder when it
-ends.
+ends. With ``eval.baselines=auto``, ``ssad.train`` writes it into the run folder before training
+(:func:`write_baselines`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.seed import isolate_rng
 from omegaconf import DictConfig
 
 from ssad.config_keys import CONFIG_DIR
@@ -30,9 +32,9 @@ from ssad.data.sources import ArraySet
 from ssad.evaluation import EvalSettings, evaluate_features, evaluate_network, set_labels
 from ssad.features import preprocess
 from ssad.io import write_json_atomic
+from ssad.results import BASELINES_FILE
 
 log = logging.getLogger(__name__)
-BASELINES_FILE = "baselines.json"
 
 
 def pixel_features(array_set: ArraySet, chunk: int = 4096) -> torch.Tensor:
@@ -87,6 +89,27 @@ def compute_baselines(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     return results
 
 
+def write_baselines(cfg: DictConfig, out_dir: Path) -> Path:
+    """``out_dir/baselines.json`` of the composed training config ``cfg``, computed unless it exists (a resumed
+    run keeps its own); the global random state is left as it was, so the run trains as it would without."""
+    out = Path(out_dir) / BASELINES_FILE
+    if not out.is_file():
+        with isolate_rng():
+            results = compute_baselines(cfg)
+        write_json_atomic(out, results)
+        log_baselines(results, out)
+    return out
+
+
+def log_baselines(results: dict[str, dict[str, Any]], out: Path) -> None:
+    """One line per baseline: AUROC per OOD set and kNN accuracy, then where they were written."""
+    for name, res in results.items():
+        ood = ", ".join(f"{k} {100 * v['auroc']:.1f}" for k, v in res["ood"].items())
+        knn = res.get("knn_accuracy")
+        log.info("%-18s AUROC %% %s; kNN %s", name, ood or "-", "-" if knn is None else f"{100 * knn:.1f}%")
+    log.info("wrote %s", out)
+
+
 class SweepBaselines(Callback):
     """Hydra callback: at the end of a multirun, ``baselines.json`` in the sweep folder (the sweep's data)."""
 
@@ -101,11 +124,7 @@ def main(cfg: DictConfig) -> None:
     out = Path(cfg.paths.output_dir) / BASELINES_FILE
     results = compute_baselines(cfg)
     write_json_atomic(out, results)
-    for name, res in results.items():
-        ood = ", ".join(f"{k} {100 * v['auroc']:.1f}" for k, v in res["ood"].items())
-        knn = res.get("knn_accuracy")
-        log.info("%-10s AUROC %% %s; kNN %s", name, ood or "-", "-" if knn is None else f"{100 * knn:.1f}%")
-    log.info("wrote %s", out)
+    log_baselines(results, out)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from ssad.evaluation import EvalSettings, evaluate_network, ood_skipped_reason
 from ssad.io import append_jsonl, read_jsonl, write_json_atomic
 from ssad.loggers import publish_results
 from ssad.plots import plot_curves, plot_scores
-from ssad.results import BASELINES, flatten_metrics
+from ssad.results import BASELINES, baselines_path, flatten_metrics
 
 __all__ = ["CheckpointOnInterrupt", "CollapseMonitor", "OODEvaluation"]
 
@@ -42,7 +42,8 @@ class OODEvaluation(L.Callback):
 
     Each evaluation appends a line to ``metrics.jsonl`` and logs the metrics; the last one also writes
     ``results.json`` (final metrics, the run's identity and its per-epoch loss curve) and the plots (with
-    ``baselines``, a ``baselines.json``, its untrained network and raw pixels as reference lines).
+    ``baselines``, a ``baselines.json`` or ``auto`` for the run folder's, its untrained network and raw pixels as
+    reference lines).
     All processes extract their shard of the features; only rank 0 writes files. With a ``CollapseMonitor``
     among the callbacks, each record also carries the backbone drift and the collapse warnings that hold
     (``warnings``), ``results.json`` the per-epoch drift, and a stop makes that evaluation the final one.
@@ -51,7 +52,8 @@ class OODEvaluation(L.Callback):
     def __init__(self, output_dir: str, size: int, every_n_epochs: int = 10, settings: Mapping[str, Any] | None = None,
                  meta: Mapping[str, Any] | None = None, plots: bool = True, baselines: str | None = None) -> None:
         self.output_dir = Path(output_dir)
-        self.baselines = None if baselines is None else Path(baselines)
+        self.baselines = baselines_path(baselines, output_dir)
+        self.baselines_optional = baselines == "auto"  # not written when there is no OOD set to score them on
         self.size = size
         self.every_n_epochs, self.plots = every_n_epochs, plots
         self.settings = EvalSettings(**dict(settings or {}))
@@ -66,7 +68,7 @@ class OODEvaluation(L.Callback):
     def references(self) -> dict[str, dict[str, Any]]:
         """The untrained network and raw pixels of ``baselines`` (a ``baselines.json``), by label, for the AUROC
         panel of the training curves; none when no file was given, a warning when it is missing or unreadable."""
-        if self.baselines is None:
+        if self.baselines is None or (self.baselines_optional and not self.baselines.is_file()):
             return {}
         try:
             baselines = json.loads(self.baselines.read_text())

@@ -18,7 +18,7 @@ from ssad.evaluation import EvalSettings, below_chance_note, evaluate_network, o
 from ssad.features import resolve_device
 from ssad.io import write_json_atomic
 from ssad.plots import plot_scores
-from ssad.results import BY_LABEL, METRICS, label_title
+from ssad.results import BASELINES, BY_LABEL, METRICS, label_title
 
 METRIC_NAMES = {**METRICS, "fpr95": "FPR95"}  # the console table's column headers
 MAX_LABELS_SHOWN = 12  # an OOD set with more labels (CIFAR100) prints its lowest AUROCs by label
@@ -58,6 +58,20 @@ def results_table(results: Mapping[str, Any], names: Mapping[str, Sequence[str]]
             f"{label_title(label, (names or {}).get(name))} {pct(auroc)}" for label, auroc in shown))
     note = below_chance_note(results, temperature) if temperature is not None else None
     return "\n".join([*lines, *([note] if note else [])])
+
+
+def baseline_gains(results: Mapping[str, Mapping[str, Any]], baselines: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Per trained teacher (``results``: name → results.json) and OOD set: its AUROC points over each baseline of
+    a ``baselines.json`` (raw pixels, the untrained network as built and with its BatchNorm statistics measured)
+    that scored that set."""
+    present = [(label, baselines[key]["ood"]) for key, label in BASELINES.items() if key in baselines]
+    lines = []
+    for variant, res in results.items():
+        for name, metrics in (res.get("ood") or {}).items():
+            gains = [f"{100 * (metrics['auroc'] - ood[name]['auroc']):+.1f} vs {label}"
+                     for label, ood in present if name in ood]
+            lines.append(f"  {variant:<12} {name}: {', '.join(gains) or 'no baseline scored this set'}")
+    return lines
 
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:

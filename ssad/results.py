@@ -17,7 +17,9 @@ flattened as ``eval/<SET>/<METRIC>``, ``eval/average/<METRIC>``, ``eval/<SCALAR 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 OOD = "ood"
@@ -35,8 +37,17 @@ SIGNALS = ("teacher_drift", "student_drift", "teacher_entropy", "teacher_entropy
 # the baselines of ``baselines.json`` (ssad.baselines; untrained_as_built only for a network with BatchNorm), with
 # the labels tables, plots and the quick-start print
 BASELINES = {"raw_pixels": "Raw pixels", "untrained_as_built": "Untrained as built", "untrained": "Untrained"}
+BASELINES_FILE = "baselines.json"  # where ssad.baselines writes them (and ssad.train, with eval.baselines=auto)
 # the collapse warnings' codes (ssad.diagnostics.collapse_warnings)
 CODES = ("teacher_not_moving", "collapse_uniform", "collapse_constant", "features_constant")
+
+
+def baselines_path(value: str | None, run_dir: str | os.PathLike) -> Path | None:
+    """The ``baselines.json`` that ``eval.baselines`` names: ``run_dir``'s for ``auto`` (ssad.train writes it
+    there), none for null, else the path given."""
+    if value is None:
+        return None
+    return Path(run_dir) / BASELINES_FILE if value == "auto" else Path(value)
 
 
 def label_title(label: str, names: Sequence[str] | None) -> str:

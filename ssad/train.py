@@ -13,18 +13,20 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
+from ssad.baselines import write_baselines
 from ssad.batching import configure_accumulation
 from ssad.config import validate
 from ssad.config_keys import CONFIG_DIR
 from ssad.console import quiet_libraries
 from ssad.data.sources import label_names
-from ssad.evaluate import results_table
+from ssad.evaluate import baseline_gains, results_table
 from ssad.io import check_checkpoint
 from ssad.loggers import finish as finish_loggers
+from ssad.results import baselines_path
 from ssad.rundir import remove_if_unused
 from ssad.safe_load import load_torch_file, numpy_arrays_allowed
 
@@ -108,6 +110,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     ckpt = checkpoint_to_resume(cfg, output_dir)  # before any data is read: a bad checkpoint fails at once
     datamodule, model, trainer = build(cfg)
+    if cfg.eval.get("baselines") == "auto" and rank_zero_only.rank == 0:  # after every check of the config
+        if cfg.data.get("ood"):
+            write_baselines(cfg, output_dir)
+        else:
+            log.info("eval.baselines=auto: no OOD set (+data.ood.NAME=...) to score the baselines on; skipped")
     if ckpt:
         log.info("resuming from %s", ckpt)
     try:
@@ -139,10 +146,15 @@ def main(cfg: DictConfig) -> None:
             log.info("removed the run directory %s: nothing was trained", run_dir)
         raise
     final = Path(run_dir) / "results.json"
-    if final.exists():  # the last evaluation, as ssad.evaluate prints it
+    if final.exists():  # the last evaluation, as ssad.evaluate prints it, and what it gained over the baselines
         results = json.loads(final.read_text())
         rank_zero_info(f"final evaluation (epoch {results.get('epoch')}), {final}:\n"
                        f"{results_table(results, label_names(cfg.data.get('ood')), cfg.eval.settings.temperature)}")
+        baselines = baselines_path(cfg.eval.get("baselines"), run_dir)
+        if baselines is not None and baselines.is_file() and results.get("ood"):
+            gains = baseline_gains({cfg.negatives.name: results}, json.loads(baselines.read_text()))
+            rank_zero_info(f"AUROC points, trained teacher minus baseline ({baselines}):\n" + "\n".join(gains))
+
 
 
 if __name__ == "__main__":

@@ -51,12 +51,11 @@ def class_split_overrides(folder: Path) -> list[str]:
 
 def test_train_and_baselines_on_a_labelled_array_set_from_the_command_line(tmp_path):
     write_labelled_arrays(tmp_path)
-    run = tmp_path / "RUN"
-    common = [*class_split_overrides(tmp_path), *SMALL, f"hydra.run.dir={run}"]
+    run, scored = tmp_path / "RUN", tmp_path / "BASELINES"
     printed = {}
-    for module in ("ssad.train", "ssad.baselines"):
-        proc = subprocess.run([sys.executable, "-m", module, *common], cwd=ROOT, capture_output=True, text=True,
-                              timeout=600)
+    for module, folder in (("ssad.train", run), ("ssad.baselines", scored)):
+        proc = subprocess.run([sys.executable, "-m", module, *class_split_overrides(tmp_path), *SMALL,
+                               f"hydra.run.dir={folder}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
         printed[module] = proc.stdout + proc.stderr
     results = json.loads((run / "results.json").read_text())
@@ -64,8 +63,14 @@ def test_train_and_baselines_on_a_labelled_array_set_from_the_command_line(tmp_p
     assert f"final evaluation (epoch {results['epoch']}), {run / 'results.json'}:" in printed["ssad.train"]
     assert re.search(rf"^near +{100 * results['ood']['near']['auroc']:.2f} ", printed["ssad.train"], re.M)
     assert ("AUROC below 50 on near" in printed["ssad.train"]) == (results["ood"]["near"]["auroc"] < 0.5)
-    baselines = json.loads((run / "baselines.json").read_text())
+    baselines = json.loads((scored / "baselines.json").read_text())
     assert set(baselines) == {"raw_pixels", "untrained_as_built", "untrained"}  # the small CNN has BatchNorm
+    # experiment=demo scores the same baselines into the run folder first, and ends with the gains over them
+    assert json.loads((run / "baselines.json").read_text()) == baselines
+    gains = [100 * (results["ood"]["near"]["auroc"] - baselines[key]["ood"]["near"]["auroc"])
+             for key in ("raw_pixels", "untrained_as_built", "untrained")]
+    assert (f"rot_indist   near: {gains[0]:+.1f} vs Raw pixels, {gains[1]:+.1f} vs Untrained as built, "
+            f"{gains[2]:+.1f} vs Untrained") in printed["ssad.train"]
     for res in (results, *baselines.values()):
         assert set(res["ood"]) == {"near", "far"}
         assert 0 <= res["ood"]["near"]["auroc"] <= 1 and 0 <= res["average"]["auroc"] <= 1

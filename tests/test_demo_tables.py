@@ -1,10 +1,12 @@
-"""The quick-start's printed tables (experiments/demo.py): baselines before variants, AUROC by OOD label."""
+"""The quick-start's printed tables (experiments/demo.py): baselines before variants, AUROC by OOD label, gains."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from demo import by_label_tables, verdict  # noqa: E402
+from demo import by_label_tables  # noqa: E402
+
+from ssad.evaluate import baseline_gains  # noqa: E402
 
 
 def _record(near: float, by_label: dict[str, float] | None) -> dict:
@@ -34,7 +36,10 @@ def test_no_by_label_table_without_labelled_ood_sets():
     assert by_label_tables({"none": _record(0.9, None)}, {"raw_pixels": _record(0.8, None)}) == []
 
 
-def test_verdict_gives_points_over_each_baseline():
-    lines = verdict({"none": _record(0.905, None)}, {"untrained_as_built": _record(0.707, None),
-                                                    "untrained": _record(0.839, None)})
+def test_gains_are_points_over_each_baseline_that_scored_the_set():
+    lines = baseline_gains({"none": _record(0.905, None)}, {"untrained_as_built": _record(0.707, None),
+                                                           "untrained": _record(0.839, None)})
     assert lines == ["  none         near: +19.8 vs Untrained as built, +6.6 vs Untrained"]
+    far = {"ood": {"far": {"auroc": 0.5}}}
+    assert baseline_gains({"none": far}, {"untrained": _record(0.839, None)}) == [
+        "  none         far: no baseline scored this set"]

@@ -77,6 +77,9 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                                     "ood": {"svhn": {"auroc": 0.0}}}))
     write_run(root / "cifar10-combined-seed0", "combined", 0, None,
               parts=[{"source": "indist", "transform": "rot"}, {"source": "imagenet", "transform": "rot"}])
+    # it had scored its baselines first (eval.baselines=auto): still a training run, not a baselines folder
+    (root / "cifar10-combined-seed0" / "baselines.json").write_text(json.dumps({"untrained": {"ood": {}}}))
+    (root / "cifar10-combined-seed0" / ".hydra" / "hydra.yaml").write_text("hydra:\n  job:\n    name: train\n")
     return tmp_path / "multirun"
 
 

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -81,6 +82,23 @@ def test_training_writes_checkpoint_metrics_and_results(tmp_path):
     assert plots == {"score_histograms.png", "roc_curves.png", "training_curves.png"}
 
 
+def test_auto_baselines_are_written_once_before_training_and_leave_training_as_it_was(tmp_path):
+    train(compose_cfg(tmp_path, run_dir="plain"))
+    train(compose_cfg(tmp_path, "eval.baselines=auto", run_dir="auto"))
+    baselines = tmp_path / "auto" / "baselines.json"
+    scored = json.loads(baselines.read_text())
+    assert set(scored) == {"raw_pixels", "untrained"}  # the tiny ViT has no BatchNorm: no "as built" column
+    assert set(scored["untrained"]["ood"]) == {"digits_5to9", "photos"}
+    assert not (tmp_path / "plain" / "baselines.json").exists()
+    a = torch.load(tmp_path / "plain/checkpoints/last.ckpt", weights_only=False)
+    b = torch.load(tmp_path / "auto/checkpoints/last.ckpt", weights_only=False)
+    for key, value in a["state_dict"].items():  # scoring the baselines drew no random numbers of the run's
+        assert torch.equal(value, b["state_dict"][key]), key
+    baselines.write_text(json.dumps({"untrained": {"ood": {}}}))  # a rerun of the folder keeps the run's own
+    train(compose_cfg(tmp_path, "eval.baselines=auto", "trainer.max_epochs=3", run_dir="auto"))
+    assert json.loads(baselines.read_text()) == {"untrained": {"ood": {}}}
+
+
 class _Interrupt(L.Callback):
     """Stops the run after its first epoch, as a pre-emption would (after the epoch's checkpoint)."""
 
@@ -135,8 +153,11 @@ def test_train_on_a_users_unlabeled_folder(tmp_path):
         Image.fromarray(array.squeeze(-1) if mode == "L" else array, mode).save(folder / f"{i}.png")
     Image.fromarray(rng.integers(0, 65535, (12, 12), dtype=np.uint16)).save(folder / "sixteen_bit.png")
     cfg = compose_cfg(tmp_path, "data=folder", f"data.path={folder}", "data.size=16", "data.batch_size=8",
-                      "data.num_workers=0", "negatives=rot_indist")
-    train(cfg)
+                      "data.num_workers=0", "negatives=rot_indist", "eval.baselines=auto", "eval.plots=true")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="eval.baselines")  # nothing to score them on: no file, no warning
+        train(cfg)
+    assert not (tmp_path / "run" / "baselines.json").exists()
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["knn_accuracy"] is None and results["dataset"] == "folder"
     assert results["occupied_soft_classes"] >= 0

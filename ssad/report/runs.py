@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from ssad.results import BASELINES, metric_value, unflatten_metrics
+from ssad.results import BASELINES, BASELINES_FILE, metric_value, unflatten_metrics
 
 
 @dataclass
@@ -71,7 +71,8 @@ def collect_runs(path: str | os.PathLike) -> list[Run]:
         run_dir = Path(dirpath)
         config_file = run_dir / ".hydra" / "config.yaml"
         results_file = run_dir / "results.json"
-        baselines_only = (run_dir / "baselines.json").is_file() and not results_file.is_file()
+        baselines_only = ((run_dir / BASELINES_FILE).is_file() and not results_file.is_file()
+                          and _job_name(run_dir) != "train")  # a training run writes one too (eval.baselines=auto)
         if (results_file.is_file() or config_file.is_file()) and not baselines_only:
             config = (yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
             results = json.loads(results_file.read_text()) if results_file.is_file() else None
@@ -85,10 +86,18 @@ def collect_runs(path: str | os.PathLike) -> list[Run]:
     return _drop_superseded(runs) + collect_baselines(root, runs)
 
 
+def _job_name(run_dir: Path) -> str | None:
+    """The Hydra job that made ``run_dir`` (``train``, ``baselines``) from its ``.hydra/hydra.yaml``, if any."""
+    path = run_dir / ".hydra" / "hydra.yaml"
+    if not path.is_file():
+        return None
+    return (((yaml.safe_load(path.read_text()) or {}).get("hydra") or {}).get("job") or {}).get("name")
+
+
 def collect_baselines(root: Path, runs: Sequence[Run]) -> list[Run]:
     """The columns of ``root/baselines.json`` (``python -m ssad.baselines``: raw pixels, the untrained network as
     built and with its BatchNorm statistics measured) as runs of the sweep's most common in-distribution set."""
-    path = root / "baselines.json"
+    path = root / BASELINES_FILE
     if not path.is_file() or not runs:
         return []
     dataset = Counter(r.dataset for r in runs).most_common(1)[0][0]
