@@ -72,3 +72,14 @@ def test_experiment_preset_builds_and_runs_a_batch(name: str, tmp_path: Path, mo
         swept = compose_preset(name, tmp_path, choice)
         validate(swept)
         training_views(instantiate(swept.data), swept)
+
+
+def test_a_sweep_that_scores_its_baselines_once_does_not_score_them_before_each_run() -> None:
+    sweeps = []
+    for name in EXPERIMENTS:
+        cfg = compose_command("train", f"experiment={name}", hydra=True)
+        targets = [c.get("_target_") for c in (cfg.hydra.get("callbacks") or {}).values()]
+        if "ssad.baselines.SweepBaselines" in targets:
+            sweeps.append(name)
+            assert cfg.eval.baselines != "auto", name  # e.g. table2_cpu, built on the demo preset (auto)
+    assert "table2_cpu" in sweeps
