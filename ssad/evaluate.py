@@ -18,9 +18,9 @@ from ssad.evaluation import EvalSettings, below_chance_note, evaluate_network, o
 from ssad.features import resolve_device
 from ssad.io import write_json_atomic
 from ssad.plots import plot_scores
-from ssad.results import BASELINES, BY_LABEL, METRICS, label_title
+from ssad.results import BASELINES, BY_LABEL, METRICS, NN_AUROC, label_title
 
-METRIC_NAMES = {**METRICS, "fpr95": "FPR95"}  # the console table's column headers
+METRIC_NAMES = {**METRICS, "fpr95": "FPR95", NN_AUROC: "AUROC-1NN"}  # the console table's column headers
 MAX_LABELS_SHOWN = 12  # an OOD set with more labels (CIFAR100) prints its lowest AUROCs by label
 
 
@@ -37,11 +37,15 @@ def results_table(results: Mapping[str, Any], names: Mapping[str, Sequence[str]]
     rows = {**(results.get("ood") or {}), **({"average": results["average"]} if results.get("average") else {})}
     lines = []
     if rows:
+        columns = [*METRICS, *([NN_AUROC] if all(NN_AUROC in m for m in rows.values()) else [])]
         width = max(len("OOD set"), *map(len, rows))
-        header = [f"{'OOD set':<{width}}", *(f"{METRIC_NAMES[m]:>8}" for m in METRICS)]
+        header = [f"{'OOD set':<{width}}", *(f"{METRIC_NAMES[m]:>8}" for m in columns)]
         lines += ["  ".join(header), "  ".join("-" * len(h) for h in header)]
-        lines += ["  ".join([f"{name:<{width}}", *(f"{pct(metrics.get(m)):>8}" for m in METRICS)])
+        lines += ["  ".join([f"{name:<{width}}", *(f"{pct(metrics.get(m)):>8}" for m in columns)])
                   for name, metrics in rows.items()]
+        if NN_AUROC in columns:
+            lines.append(f"({METRIC_NAMES[NN_AUROC]}: the same features scored by their nearest training feature, "
+                         "1 − max cos, which Eq. 6 tends to as τ → 0)")
     elif results.get("ood_skipped"):
         lines.append(f"OOD metrics skipped: {results['ood_skipped']}")
     scalars = [f"kNN accuracy {pct(results.get('knn_accuracy'))}%" if results.get("knn_accuracy") is not None
@@ -63,14 +67,16 @@ def results_table(results: Mapping[str, Any], names: Mapping[str, Sequence[str]]
 def baseline_gains(results: Mapping[str, Mapping[str, Any]], baselines: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Per trained teacher (``results``: name → results.json) and OOD set: its AUROC points over each baseline of
     a ``baselines.json`` (raw pixels, the untrained network as built and with its BatchNorm statistics measured)
-    that scored that set."""
+    that scored that set; then the same for the nearest-neighbour score (AUROC-1NN) where both have it."""
     present = [(label, baselines[key]["ood"]) for key, label in BASELINES.items() if key in baselines]
     lines = []
     for variant, res in results.items():
         for name, metrics in (res.get("ood") or {}).items():
-            gains = [f"{100 * (metrics['auroc'] - ood[name]['auroc']):+.1f} vs {label}"
-                     for label, ood in present if name in ood]
-            lines.append(f"  {variant:<12} {name}: {', '.join(gains) or 'no baseline scored this set'}")
+            for metric, title in (("auroc", name), (NN_AUROC, f"{name} ({METRIC_NAMES[NN_AUROC]})")):
+                gains = [f"{100 * (metrics[metric] - ood[name][metric]):+.1f} vs {label}"
+                         for label, ood in present if metric in ood.get(name, {}) and metric in metrics]
+                if metric == "auroc" or gains:
+                    lines.append(f"  {variant:<12} {title}: {', '.join(gains) or 'no baseline scored this set'}")
     return lines
 
 

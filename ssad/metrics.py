@@ -2,6 +2,7 @@
 
 - ``ood_score``: the OOD score S of Eq. 6, chunked and in log-sum-exp form.
 - ``readable_score``: the score a detector publishes, 1 − τ·log(−S), monotone in S and bounded in [0, 2].
+- ``nearest_neighbour_score``: 1 − the cosine to the nearest training feature, the τ → 0 limit of Eq. 6's ranking.
 - ``ood_metrics``: AUROC, AUPR-In, AUPR-Out and FPR@95%TPR of in-distribution vs OOD scores.
 - ``knn_accuracy``: DINO's weighted kNN classifier (top-1 accuracy).
 - ``occupied_soft_classes``: the number of soft classes used by the teacher (Fig. 2).
@@ -17,6 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision
+
+# Eq. 6's smallest usable τ: exp(cos/τ) must stay below float64's largest value, e^709.8
+MIN_TEMPERATURE = 1 / 700
 
 
 def _check_matrix(name: str, x: Tensor, min_rows: int = 1) -> None:
@@ -68,6 +72,9 @@ def ood_score(
     """
     _check_pair("features", features, "bank", bank, min_rows_b=2 if exclude_self else 1)
     _check_positive(temperature=temperature, chunk_size=chunk_size)
+    if temperature < MIN_TEMPERATURE:
+        raise ValueError(f"temperature {temperature} < {MIN_TEMPERATURE:.5f}: exp(cos/τ) overflows float64; for "
+                         "the τ → 0 limit use nearest_neighbour_score (AUROC-1NN)")
     if exclude_self and features.shape != bank.shape:
         raise ValueError(f"exclude_self=True needs features to be the bank itself, got shapes "
                          f"{tuple(features.shape)} and {tuple(bank.shape)}")
@@ -81,6 +88,18 @@ def ood_score(
             logits[own, own + rows.start] = -math.inf
         scores.append(-torch.exp(torch.logsumexp(logits, dim=1).double() - log_m))
     return torch.cat(scores)
+
+
+def nearest_neighbour_score(features: Tensor, bank: Tensor, chunk_size: int = 1024) -> Tensor:
+    """1 − max_m cos(f_x, f_m): one minus the cosine similarity to the nearest of the ``bank`` (M, d) training
+    features (higher = more anomalous), the limit of Eq. 6's ranking as τ → 0, where its sum over all M
+    features is dominated by the nearest one (at larger τ Eq. 6 also weighs how dense the features are around
+    x). Chunked like :func:`ood_score`; float64, on the device of ``features``."""
+    _check_pair("features", features, "bank", bank)
+    _check_positive(chunk_size=chunk_size)
+    queries, keys = _normalized_pair(features, bank)
+    return torch.cat([1.0 - (queries[rows] @ keys.T).amax(dim=1).double()
+                      for rows in _chunks(queries.shape[0], chunk_size)])
 
 
 def readable_score(scores: Tensor, temperature: float = 0.04) -> Tensor:

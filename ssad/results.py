@@ -5,7 +5,8 @@
 A record::
 
     {"variant": ..., "dataset": ..., "seed": ...,           # the run (callbacks' ``meta``)
-     "ood": {SET: {"auroc": .., "aupr_in": .., "aupr_out": .., "fpr95": ..}},   # fractions in [0, 1]
+     "ood": {SET: {"auroc": .., "aupr_in": .., "aupr_out": .., "fpr95": ..,     # fractions in [0, 1]
+                   "auroc_1nn": ..}},       # the nearest-neighbour score's AUROC (a diagnostic of Eq. 6)
      "average": {METRIC: mean over the OOD sets} or None,
      "knn_accuracy": .., "sensitivity": .., "occupied_soft_classes": ..,       # None where not measured
      "auroc_by_label": {SET: {LABEL: ..}},     # only for OOD sets with labels: which OOD classes are missed
@@ -24,6 +25,7 @@ from typing import Any
 
 OOD = "ood"
 BY_LABEL = "auroc_by_label"
+NN_AUROC = "auroc_1nn"  # per OOD set, beside the Eq. 6 metrics: AUROC of the nearest-neighbour score (τ → 0)
 AVERAGE = "average"
 PREFIX = "eval"
 WARNING = "warning"
@@ -66,7 +68,8 @@ def average_metrics(ood: Mapping[str, Mapping[str, float]]) -> dict[str, float] 
     """Each metric's mean over the OOD sets ``ood`` (set → metrics); None when there is no set."""
     if not ood:
         return None
-    return {m: sum(metrics[m] for metrics in ood.values()) / len(ood) for m in METRICS}
+    keys = [*METRICS, *([NN_AUROC] if all(NN_AUROC in metrics for metrics in ood.values()) else [])]
+    return {m: sum(metrics[m] for metrics in ood.values()) / len(ood) for m in keys}
 
 
 def metric_value(results: Mapping[str, Any] | None, key: str, metric: str | None = None) -> float | None:

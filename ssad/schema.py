@@ -28,6 +28,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from ssad.metrics import MIN_TEMPERATURE
+
 
 @dataclass(frozen=True)
 class Check:
@@ -58,6 +60,9 @@ NON_NEGATIVE = Check(lambda v: _number(v) and v >= 0, "a number >= 0")
 PROBABILITY = Check(lambda v: _number(v) and 0 <= v <= 1, "a probability in [0, 1]")
 UNIT = Check(lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]")
 SHARE = Check(lambda v: _number(v) and 0 < v <= 1, "a share in (0, 1], e.g. 0.95 or 0.99")
+EQ6_TEMPERATURE = Check(lambda v: _number(v) and v >= MIN_TEMPERATURE,
+                        f"a number >= {MIN_TEMPERATURE:.5f} (below it Eq. 6 overflows float64; AUROC-1NN is its τ → 0 "
+                        "limit)")
 SCALE = Check(lambda v: len(v) == 2 and 0 < v[0] <= v[1] <= 1, "a range [low, high] with 0 < low <= high <= 1")
 
 
@@ -169,7 +174,7 @@ class TrainerSchema(Node):
 class EvalSettingsSchema(Node):
     """``eval.settings``, the arguments of :class:`ssad.evaluation.EvalSettings`."""
 
-    temperature: float = checked(POSITIVE)
+    temperature: float = checked(EQ6_TEMPERATURE)
     knn_k: int = checked(POSITIVE_INT)
     knn_temperature: float = checked(POSITIVE)
     soft_classes_split: str = checked(one_of("test", "train"))

@@ -43,3 +43,6 @@ def test_gains_are_points_over_each_baseline_that_scored_the_set():
     far = {"ood": {"far": {"auroc": 0.5}}}
     assert baseline_gains({"none": far}, {"untrained": _record(0.839, None)}) == [
         "  none         far: no baseline scored this set"]
+    nearest = {"ood": {"near": {"auroc": 0.45, "auroc_1nn": 0.948}}}  # and the nearest-neighbour score's
+    assert baseline_gains({"rot": nearest}, {"raw_pixels": {"ood": {"near": {"auroc": 0.9, "auroc_1nn": 0.933}}}}) == [
+        "  rot          near: -45.0 vs Raw pixels", "  rot          near (AUROC-1NN): +1.5 vs Raw pixels"]

@@ -9,7 +9,7 @@ from ssad.backbones import vit_backbone
 from ssad.data.sources import ArraySet
 from ssad.evaluation import EvalSettings, evaluate_features, network_features, soft_class_probs
 from ssad.features import preprocess
-from ssad.metrics import ood_metrics, ood_score
+from ssad.metrics import nearest_neighbour_score, ood_metrics, ood_score
 from ssad.models import DINOHead, MultiCropNetwork
 from ssad.results import flatten_metrics
 
@@ -34,9 +34,11 @@ def test_evaluate_features_per_set_and_average():
     train, test = torch.randn(40, 5), torch.randn(12, 5)
     ood = {"near": torch.randn(9, 5) + 0.5, "far": torch.randn(7, 5) + 3.0}
     results, scores = evaluate_features(train, test, ood, SETTINGS)
-    s_test = ood_score(test, train, 0.04)
+    s_test, nn_test = ood_score(test, train, 0.04), nearest_neighbour_score(test, train)
     for name, feats in ood.items():
-        assert results["ood"][name] == pytest.approx(ood_metrics(s_test, ood_score(feats, train, 0.04)))
+        eq6 = ood_metrics(s_test, ood_score(feats, train, 0.04))
+        nearest = ood_metrics(nn_test, nearest_neighbour_score(feats, train))["auroc"]
+        assert results["ood"][name] == pytest.approx({**eq6, "auroc_1nn": nearest})
     assert results["average"]["auroc"] == pytest.approx(
         (results["ood"]["near"]["auroc"] + results["ood"]["far"]["auroc"]) / 2)
     assert results["knn_accuracy"] is None  # no labels: kNN is skipped, not invented

@@ -18,6 +18,7 @@ from ssad.config_keys import CONFIG_DIR
 from ssad.evaluate import evaluate_checkpoint, results_table
 from ssad.evaluation import below_chance_note, ood_skipped_reason
 from ssad.report import main as report_main
+from ssad.results import average_metrics
 from ssad.train import train
 from tests.conftest import compose_cfg
 
@@ -32,15 +33,27 @@ def test_skip_reason_names_what_is_missing():
 
 
 def test_below_chance_note_names_only_the_sets_under_50():
-    results = {"ood": {"near": {"auroc": 0.397}, "far": {"auroc": 0.964}, "blank": {"auroc": None}}}
+    results = {"ood": {"near": {"auroc": 0.397, "auroc_1nn": 0.948}, "far": {"auroc": 0.964}, "blank": {"auroc": None}}}
     note = below_chance_note(results, 0.04)
     assert note.startswith("AUROC below 50 on near (39.7):") and "far" not in note
     assert "τ=0.04" in note and "eval.settings.temperature=0.0025" in note
+    assert "(Eq. 6 as τ → 0: AUROC-1NN near 94.8)" in note  # what the same features give by their nearest neighbour
     assert below_chance_note({"ood": {"far": {"auroc": 0.5}}}, 0.04) is None  # chance itself is not below it
     assert below_chance_note({"ood": {}}, 0.04) is None
     # the console table ends with the note when given Eq. 6's τ (ssad.evaluate, the end of ssad.train)
     assert results_table(results, temperature=0.04).splitlines()[-1] == note
     assert "AUROC below 50" not in results_table(results)
+
+
+def test_results_table_has_the_nearest_neighbour_column_where_every_row_has_it():
+    ood = {name: {"auroc": auroc, "aupr_in": auroc, "aupr_out": auroc, "fpr95": 0.5, "auroc_1nn": auroc + 0.05}
+           for name, auroc in (("near", 0.9), ("far", 0.8))}
+    lines = results_table({"ood": ood, "average": average_metrics(ood)}).splitlines()
+    assert lines[0].split()[-1] == "AUROC-1NN" and lines[2].split()[-1] == "95.00"
+    assert lines[4].split()[0] == "average" and lines[4].split()[-1] == "90.00"
+    assert lines[5].startswith("(AUROC-1NN: the same features scored by their nearest training feature")
+    ood["far"].pop("auroc_1nn")  # e.g. a results.json from before the column: no column, no legend
+    assert "AUROC-1NN" not in results_table({"ood": ood, "average": average_metrics(ood)})
 
 
 class _Records(logging.Handler):
@@ -92,9 +105,10 @@ def test_evaluate_prints_a_results_table(folder_run):
     results, printed = _evaluate(tmp_path, "+add_ood.noise={format: synthetic, n: 24}")
     lines = printed.splitlines()
     header = next(line for line in lines if line.startswith("OOD set"))
-    assert header.split() == ["OOD", "set", "AUROC", "AUPR-In", "AUPR-Out", "FPR95"]
+    assert header.split() == ["OOD", "set", "AUROC", "AUPR-In", "AUPR-Out", "FPR95", "AUROC-1NN"]
     noise = next(line for line in lines if line.startswith("noise"))
     assert noise.split()[1] == f"{100 * results['ood']['noise']['auroc']:.2f}"
+    assert noise.split()[-1] == f"{100 * results['ood']['noise']['auroc_1nn']:.2f}"
     assert any(line.startswith("average") for line in lines) and "sensitivity" in printed
     assert printed.rstrip().endswith(f"wrote {tmp_path}/e.json")
 

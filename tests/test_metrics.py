@@ -13,9 +13,11 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from ssad.metrics import (
     fpr_at_95_tpr,
     knn_accuracy,
+    nearest_neighbour_score,
     occupied_soft_classes,
     ood_metrics,
     ood_score,
+    readable_score,
     sensitivity,
 )
 
@@ -53,6 +55,23 @@ def test_ood_score_chunked_equals_unchunked_with_large_bank(gen):
     torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=0)
     # fp32 similarities from different matmul shapes round differently; exp(cos/0.04) turns that into ~1e-6 relative
     torch.testing.assert_close(chunked, ood_score(x, bank, chunk_size=1024), rtol=1e-5, atol=0)
+
+
+def test_nearest_neighbour_score_is_one_minus_the_largest_cosine_and_eq6_as_tau_goes_to_zero(gen):
+    x, bank = torch.randn(9, 5, generator=gen) * 2, torch.randn(40, 5, generator=gen)
+    got = nearest_neighbour_score(x, bank, chunk_size=4)
+    want = [1 - max(float(q @ f) / (np.linalg.norm(q) * np.linalg.norm(f)) for f in bank.double().numpy())
+            for q in x.double().numpy()]
+    assert got.dtype == torch.float64 and got.shape == (9,)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-6)
+    # Eq. 6's published form R = 1 − τ·log((1/M) Σ exp(cos/τ)) lies within [nn, nn + τ·log M] and tends to it
+    for tau in (0.04, 0.002):
+        readable = readable_score(ood_score(x, bank, tau), tau)
+        assert (readable >= got - 1e-6).all() and (readable <= got + tau * math.log(40) + 1e-6).all()
+    with pytest.raises(ValueError, match="feature dims differ"):
+        nearest_neighbour_score(x, bank[:, :3])
+    with pytest.raises(ValueError, match="overflows float64"):  # exp(1/0.001) = e^1000 is no float64
+        ood_score(x, bank, 0.001)
 
 
 def test_ood_score_is_scale_invariant_and_orders_far_points_higher(gen):
