@@ -102,6 +102,27 @@ def test_report_prints_the_baselines_beside_the_variants(tmp_path, capsys):
     assert header.index("Raw pixels") < header.index("Untrained") < header.index("DINO")
 
 
+def test_report_averages_the_runs_own_baselines_over_seeds(tmp_path, capsys):
+    """A seed sweep with eval.baselines=auto: no baselines.json in the sweep folder, one per run (the untrained
+    network differs by seed, the variants of one seed share it)."""
+    sweep = tmp_path / "sweep"
+    for variant, seed, auroc, untrained in (("none", 0, 0.90, 0.80), ("none", 1, 0.88, 0.84),
+                                            ("rot_indist", 0, 0.92, 0.80)):
+        run = sweep / f"{variant}-{seed}"
+        run.mkdir(parents=True)
+        result = {"variant": variant, "dataset": "mine", "seed": seed, "ood": {"near": {"auroc": auroc}},
+                  "average": {"auroc": auroc}, "knn_accuracy": None}
+        (run / "results.json").write_text(json.dumps(result))
+        baselines = {"untrained": {"ood": {"near": {"auroc": untrained}}, "average": {"auroc": untrained}}}
+        (run / "baselines.json").write_text(json.dumps(baselines))
+    report([str(sweep), "--out", str(tmp_path / "report")])
+    assert "\n3 runs + 1 baseline (0 missing); wrote" in capsys.readouterr().out
+    rows = {r["method"]: r for r in csv.DictReader((tmp_path / "report" / "table2.csv").open()) if r["ood"] == "near"}
+    assert float(rows["Untrained"]["measured_mean"]) == pytest.approx(82.0)  # seeds 0 and 1, seed 0 counted once
+    untrained = rows["Untrained"]
+    assert untrained["n_seeds"] == "2" and float(untrained["measured_std"]) == pytest.approx(2.828, 1e-3)
+
+
 def test_untrained_baseline_as_built_and_with_batchnorm_statistics_measured_on_the_training_images(tmp_path):
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.BatchNorm2d(2)).eval()
     images = np.random.default_rng(0).integers(0, 256, (10, 3, 8, 8), dtype=np.uint8)

@@ -77,9 +77,6 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                                     "ood": {"svhn": {"auroc": 0.0}}}))
     write_run(root / "cifar10-combined-seed0", "combined", 0, None,
               parts=[{"source": "indist", "transform": "rot"}, {"source": "imagenet", "transform": "rot"}])
-    # it had scored its baselines first (eval.baselines=auto): still a training run, not a baselines folder
-    (root / "cifar10-combined-seed0" / "baselines.json").write_text(json.dumps({"untrained": {"ood": {}}}))
-    (root / "cifar10-combined-seed0" / ".hydra" / "hydra.yaml").write_text("hydra:\n  job:\n    name: train\n")
     return tmp_path / "multirun"
 
 
@@ -111,6 +108,18 @@ def test_collect_runs_finds_every_run_once(sweep: Path) -> None:
     assert sorted((r.variant, r.seed, r.results is None) for r in runs) == [
         ("combined", 0, True), ("my_variant", 0, False), ("none", 0, False), ("rot_imgn", 0, False),
         ("rot_imgn", 1, False)]
+
+
+def test_an_unfinished_training_run_that_scored_its_baselines_is_still_a_run(tmp_path: Path) -> None:
+    """eval.baselines=auto writes baselines.json before training: with no results.json yet, the folder is a
+    run that has not finished, not a folder of `python -m ssad.baselines` (told apart by Hydra's job name)."""
+    for job in ("train", "baselines"):
+        write_run(tmp_path / job, "none", 0, None)
+        (tmp_path / job / "baselines.json").write_text(json.dumps({"untrained": {"ood": {}}}))
+        (tmp_path / job / ".hydra" / "hydra.yaml").write_text(f"hydra:\n  job:\n    name: {job}\n")
+    runs = collect_runs(tmp_path)
+    assert [(Path(r.source).name, r.variant, r.results) for r in runs] == [("train", "none", None)] + [
+        ("baselines.json", "untrained", {"ood": {}})]  # and its baselines, as baselines of its seed
 
 
 def test_cells_equal_the_runs_numbers(report: Path) -> None:

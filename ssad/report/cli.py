@@ -74,8 +74,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if path.suffix == ".md":
             print(path.read_text())
     missing = sum(r.results is None for r in runs)
-    baselines = sum(r.variant in BASELINES for r in runs)
-    trained = len(runs) - baselines
+    baselines = len({r.variant for r in runs if r.variant in BASELINES})  # per seed too: counted once
+    trained = sum(r.variant not in BASELINES for r in runs)
     counted = (f"{trained} run{'s' * (trained != 1)}"
                + (f" + {baselines} baseline{'s' * (baselines != 1)}" if baselines else ""))
     print(f"{counted} ({missing} missing); wrote", *map(str, paths), sep="\n  ")

@@ -95,14 +95,25 @@ def _job_name(run_dir: Path) -> str | None:
 
 
 def collect_baselines(root: Path, runs: Sequence[Run]) -> list[Run]:
-    """The columns of ``root/baselines.json`` (``python -m ssad.baselines``: raw pixels, the untrained network as
-    built and with its BatchNorm statistics measured) as runs of the sweep's most common in-distribution set."""
+    """The baselines (``python -m ssad.baselines``: raw pixels, the untrained network as built and with its
+    BatchNorm statistics measured) as runs of their own: ``root/baselines.json``'s columns for the sweep's most
+    common in-distribution set; without that file, the runs' own (``eval.baselines=auto``), one per
+    in-distribution set and seed, so that a seed sweep's tables give them as mean ± std over the seeds too."""
     path = root / BASELINES_FILE
-    if not path.is_file() or not runs:
-        return []
-    dataset = Counter(r.dataset for r in runs).most_common(1)[0][0]
+    if path.is_file() and runs:
+        dataset = Counter(r.dataset for r in runs).most_common(1)[0][0]
+        return _baseline_runs(path, dataset, None)
+    own = {}
+    for run in runs:
+        file = Path(run.source) / BASELINES_FILE
+        if file.is_file():
+            own.setdefault((run.dataset, run.seed), file)
+    return [b for (dataset, seed), file in own.items() for b in _baseline_runs(file, dataset, seed)]
+
+
+def _baseline_runs(path: Path, dataset: str, seed: int | None) -> list[Run]:
     baselines = json.loads(path.read_text())
-    return [Run(str(path), key, dataset, None, baselines[key], label=label) for key, label in BASELINES.items()
+    return [Run(str(path), key, dataset, seed, baselines[key], label=label) for key, label in BASELINES.items()
             if key in baselines]
 
 
