@@ -56,9 +56,12 @@ def resnet18_cifar(drop_path_rate: float = 0.0) -> nn.Module:
 class SmallCNN(nn.Module):
     """A CNN sized for CPU runs: ``depth`` blocks of 3×3 convolution, BatchNorm and ReLU, the first ``depth`` − 1
     followed by 2×2 max-pooling, channels doubling from ``width``; f = global average pool (``num_features`` =
-    width · 2^(depth−1)). Any input size ≥ 2^(depth−1)."""
+    width · 2^(depth−1)). Any input size ≥ 2^(depth−1). ``layer_norm``: f = LayerNorm(pooled feature), centred
+    and scaled over its channels per image like the paper's ViT feature (its final norm), which spreads the
+    otherwise all-positive features over the sphere so that Eq. 6 at τ = 0.04 reads neighbours rather than the
+    middle of one blob (README "Shape data")."""
 
-    def __init__(self, width: int = 32, depth: int = 4) -> None:
+    def __init__(self, width: int = 32, depth: int = 4, layer_norm: bool = False) -> None:
         super().__init__()
         if width < 1 or depth < 1:
             raise ValueError(f"SmallCNN: width={width}, depth={depth}; both must be >= 1")
@@ -72,14 +75,15 @@ class SmallCNN(nn.Module):
             channels = out
         self.features = nn.Sequential(*layers)
         self.num_features = channels
+        self.norm = nn.LayerNorm(channels) if layer_norm else nn.Identity()
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.features(x).mean(dim=(-2, -1))
+        return self.norm(self.features(x).mean(dim=(-2, -1)))
 
 
-def small_cnn(width: int = 32, depth: int = 4) -> nn.Module:
+def small_cnn(width: int = 32, depth: int = 4, layer_norm: bool = False) -> nn.Module:
     """:class:`SmallCNN` (builder for the registry and the configs)."""
-    return SmallCNN(width, depth)
+    return SmallCNN(width, depth, layer_norm)
 
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {

@@ -87,7 +87,9 @@ def below_chance_note(results: Mapping, temperature: float) -> str | None:
             f"in-distribution test images. At τ={temperature} Eq. 6 sums over all training features (a density), so "
             "a set that lies in the middle of the feature cloud can score so; the nearest training feature alone "
             f"(Eq. 6 as τ → 0{': AUROC-1NN ' + shown if shown else ''}) shows whether the features separate it. "
-            "To score with a smaller τ: eval.settings.temperature=0.0025 (README \"Why MNIST scores below 50\").")
+            "To score with a smaller τ: eval.settings.temperature=0.0025 (README \"Why MNIST scores below 50\"); "
+            "to train the small CNN with features spread over the sphere (shape data such as digits): "
+            "model.backbone.layer_norm=true (README \"Shape data\").")
 
 
 def evaluate_features(

@@ -93,3 +93,16 @@ def test_every_backbone_trains_exports_and_scores(tmp_path, model):
     scores, flags = detector.predict(images)
     assert scores.shape == (5,) and torch.isfinite(scores).all() and flags.dtype == torch.bool
     assert torch.allclose(scores, exported.predict(images)[0])
+
+
+def test_small_cnn_layer_norm_centres_f_and_survives_export(tmp_path):
+    f = small_cnn(width=8, depth=2, layer_norm=True)(torch.rand(3, 3, 16, 16))
+    assert torch.allclose(f.mean(dim=1), torch.zeros(3), atol=1e-5)  # each f centred over its channels
+    assert not torch.allclose(small_cnn(width=8, depth=2)(torch.rand(3, 3, 16, 16)).mean(dim=1), torch.zeros(3))
+    train(compose_cfg(tmp_path, "model=cnn_small", *MODELS["cnn_small"], "model.backbone.layer_norm=true",
+                      "trainer.max_epochs=1", "++trainer.limit_train_batches=2"))
+    export_detector(compose_command("export", f"ckpt={tmp_path}/run/checkpoints/last.ckpt",
+                                    f"out={tmp_path}/detector.pt"))
+    detector = Detector.load(tmp_path / "detector.pt", device="cpu")
+    assert detector.backbone_args["layer_norm"] is True
+    assert isinstance(detector.backbone.norm, torch.nn.LayerNorm)
