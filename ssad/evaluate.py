@@ -18,9 +18,14 @@ from ssad.evaluation import EvalSettings, below_chance_note, evaluate_network, o
 from ssad.features import resolve_device
 from ssad.io import write_json_atomic
 from ssad.plots import plot_scores
-from ssad.results import BASELINES, BY_LABEL, METRICS, NN_AUROC, label_title
+from ssad.results import BASELINES, BY_LABEL, LIMITS, MEAN_AUROC, METRICS, NN_AUROC, label_title
 
-METRIC_NAMES = {**METRICS, "fpr95": "FPR95", NN_AUROC: "AUROC-1NN"}  # the console table's column headers
+METRIC_NAMES = {**METRICS, "fpr95": "FPR95", NN_AUROC: "AUROC-1NN", MEAN_AUROC: "AUROC-mean"}  # console headers
+LIMIT_LEGENDS = {  # what each limit column means, printed under the table
+    NN_AUROC: "the same features scored by their nearest training feature, 1 − max cos, which Eq. 6 tends to as "
+              "τ → 0",
+    MEAN_AUROC: "scored by their cosine to the mean training feature, 1 − cos(f, f̄), which Eq. 6 tends to as "
+                "τ → ∞: how far an image lies from the middle of the feature cloud"}
 MAX_LABELS_SHOWN = 12  # an OOD set with more labels (CIFAR100) prints its lowest AUROCs by label
 
 
@@ -37,15 +42,14 @@ def results_table(results: Mapping[str, Any], names: Mapping[str, Sequence[str]]
     rows = {**(results.get("ood") or {}), **({"average": results["average"]} if results.get("average") else {})}
     lines = []
     if rows:
-        columns = [*METRICS, *([NN_AUROC] if all(NN_AUROC in m for m in rows.values()) else [])]
+        columns = [*METRICS, *(key for key in LIMITS if all(key in m for m in rows.values()))]
         width = max(len("OOD set"), *map(len, rows))
-        header = [f"{'OOD set':<{width}}", *(f"{METRIC_NAMES[m]:>8}" for m in columns)]
+        widths = {m: max(8, len(METRIC_NAMES[m])) for m in columns}
+        header = [f"{'OOD set':<{width}}", *(f"{METRIC_NAMES[m]:>{widths[m]}}" for m in columns)]
         lines += ["  ".join(header), "  ".join("-" * len(h) for h in header)]
-        lines += ["  ".join([f"{name:<{width}}", *(f"{pct(metrics.get(m)):>8}" for m in columns)])
+        lines += ["  ".join([f"{name:<{width}}", *(f"{pct(metrics.get(m)):>{widths[m]}}" for m in columns)])
                   for name, metrics in rows.items()]
-        if NN_AUROC in columns:
-            lines.append(f"({METRIC_NAMES[NN_AUROC]}: the same features scored by their nearest training feature, "
-                         "1 − max cos, which Eq. 6 tends to as τ → 0)")
+        lines += [f"({METRIC_NAMES[key]}: {LIMIT_LEGENDS[key]})" for key in LIMITS if key in columns]
     elif results.get("ood_skipped"):
         lines.append(f"OOD metrics skipped: {results['ood_skipped']}")
     scalars = [f"kNN accuracy {pct(results.get('knn_accuracy'))}%" if results.get("knn_accuracy") is not None

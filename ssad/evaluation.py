@@ -21,6 +21,7 @@ from ssad.diagnostics import effective_rank, mean_pairwise_cosine, output_entrop
 from ssad.features import extract, gather_in_order
 from ssad.metrics import (
     knn_accuracy,
+    mean_feature_score,
     nearest_neighbour_score,
     occupied_soft_classes,
     ood_metrics,
@@ -28,7 +29,7 @@ from ssad.metrics import (
     sensitivity,
 )
 from ssad.models import MultiCropNetwork
-from ssad.results import BY_LABEL, NN_AUROC, average_metrics, empty_results
+from ssad.results import BY_LABEL, MEAN_AUROC, NN_AUROC, average_metrics, empty_results
 from ssad.schema import EvalSettingsSchema, check_values
 
 DEFAULT_SETTINGS = preset("eval", "default")["settings"]  # conf/eval/default.yaml: their one source
@@ -75,18 +76,27 @@ def ood_skipped_reason(set_names: Iterable[str], add_with: str = "+data.ood") ->
 
 def below_chance_note(results: Mapping, temperature: float) -> str | None:
     """A note naming the OOD sets whose AUROC is below 50%, and what it means: Eq. 6 finds their images more
-    typical of the training images than the in-distribution test images. None when there is no such set."""
+    typical of the training images than the in-distribution test images; with the AUROCs of Eq. 6's two limits
+    where the results have them (nearest neighbour, τ → 0; cosine to the mean training feature, τ → ∞). None
+    when there is no such set."""
     low = {name: m["auroc"] for name, m in (results.get("ood") or {}).items()
            if m.get("auroc") is not None and m["auroc"] < 0.5}
     if not low:
         return None
+
+    def limit(key: str) -> str:
+        shown = [f"{name} {100 * results['ood'][name][key]:.1f}" for name in low
+                 if results["ood"][name].get(key) is not None]
+        return ", ".join(shown)
+
     sets = ", ".join(f"{name} ({100 * auroc:.1f})" for name, auroc in low.items())
-    nearest = {name: results["ood"][name].get(NN_AUROC) for name in low}
-    shown = ", ".join(f"{name} {100 * auroc:.1f}" for name, auroc in nearest.items() if auroc is not None)
+    nearest, middle = limit(NN_AUROC), limit(MEAN_AUROC)
+    nearest = f": AUROC-1NN {nearest}" if nearest else ""
+    middle = f" (Eq. 6 as τ → ∞, the cosine to the mean training feature: AUROC-mean {middle})" if middle else ""
     return (f"AUROC below 50 on {sets}: Eq. 6 scores these images as more typical of the training images than the "
             f"in-distribution test images. At τ={temperature} Eq. 6 sums over all training features (a density), so "
-            "a set that lies in the middle of the feature cloud can score so; the nearest training feature alone "
-            f"(Eq. 6 as τ → 0{': AUROC-1NN ' + shown if shown else ''}) shows whether the features separate it. "
+            f"a set that lies in the middle of the feature cloud can score so{middle}; the nearest training feature "
+            f"alone (Eq. 6 as τ → 0{nearest}) shows whether the features separate it. "
             "To score with a smaller τ: eval.settings.temperature=0.0025 (README \"Why MNIST scores below 50\"); "
             "to train the small CNN with features spread over the sphere (shape data such as digits): "
             "model.backbone.layer_norm=true (README \"Shape data\").")
@@ -101,8 +111,9 @@ def evaluate_features(
     test_labels: Tensor | None = None,
     ood_labels: Mapping[str, Tensor | None] | None = None,
 ) -> tuple[dict, dict[str, Tensor]]:
-    """Metrics of one feature space: per-OOD-set AUROC/AUPR-In/AUPR-Out/FPR95 of Eq. 6 (and the AUROC of the
-    nearest-neighbour score, ``auroc_1nn``: what Eq. 6 tends to as τ → 0) and their average, kNN
+    """Metrics of one feature space: per-OOD-set AUROC/AUPR-In/AUPR-Out/FPR95 of Eq. 6 (and the AUROCs of its two
+    limits: the nearest-neighbour score, ``auroc_1nn``, τ → 0; the cosine to the mean training feature,
+    ``auroc_mean``, τ → ∞) and their average, kNN
     accuracy (when both splits have labels), sensitivity (train leave-one-out vs test), and for an OOD set
     with labels (``ood_labels``) the AUROC of each of its labels against the test set (``auroc_by_label``:
     which OOD classes the detector misses). Returns the results and the Eq. 6 scores by set (for plots)."""
@@ -112,10 +123,12 @@ def evaluate_features(
         return results, scores
     scores["test"] = ood_score(test, train, settings.temperature)
     nearest_test = nearest_neighbour_score(test, train) if ood else None
+    middle_test = mean_feature_score(test, train) if ood else None
     for name, feats in ood.items():
         scores[name] = ood_score(feats, train, settings.temperature)
         results["ood"][name] = ood_metrics(scores["test"], scores[name])
         results["ood"][name][NN_AUROC] = ood_metrics(nearest_test, nearest_neighbour_score(feats, train))["auroc"]
+        results["ood"][name][MEAN_AUROC] = ood_metrics(middle_test, mean_feature_score(feats, train))["auroc"]
         labels = (ood_labels or {}).get(name)
         if labels is not None:
             results.setdefault(BY_LABEL, {})[name] = auroc_by_label(scores["test"], scores[name], labels)

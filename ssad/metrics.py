@@ -102,6 +102,17 @@ def nearest_neighbour_score(features: Tensor, bank: Tensor, chunk_size: int = 10
                       for rows in _chunks(queries.shape[0], chunk_size)])
 
 
+def mean_feature_score(features: Tensor, bank: Tensor) -> Tensor:
+    """1 − cos(f_x, f̄), f̄ = the mean of the L2-normalised ``bank`` (M, d) training features (higher = more
+    anomalous): the limit of Eq. 6's ranking as τ → ∞, where exp(cos/τ) ≈ 1 + cos/τ and the sum over all M
+    features becomes M + (M/τ)·f̂_x·f̄, how far x lies from the middle of the feature cloud. Float64, on the
+    device of ``features``."""
+    _check_pair("features", features, "bank", bank)
+    queries, keys = _normalized_pair(features, bank)
+    mean = F.normalize(keys.double().mean(dim=0), dim=0)
+    return 1.0 - queries.double() @ mean
+
+
 def readable_score(scores: Tensor, temperature: float = 0.04) -> Tensor:
     """The anomaly score a detector publishes: R = 1 − τ·log(−S) = 1 − τ·log((1/M) Σ_m exp(cos(f_x, f_m)/τ)),
     one minus a soft nearest-neighbour cosine similarity to the training images (a log-mean-exp of the

@@ -6,7 +6,7 @@ A record::
 
     {"variant": ..., "dataset": ..., "seed": ...,           # the run (callbacks' ``meta``)
      "ood": {SET: {"auroc": .., "aupr_in": .., "aupr_out": .., "fpr95": ..,     # fractions in [0, 1]
-                   "auroc_1nn": ..}},       # the nearest-neighbour score's AUROC (a diagnostic of Eq. 6)
+                   "auroc_1nn": .., "auroc_mean": ..}},  # Eq. 6's two limits, τ → 0 and τ → ∞ (diagnostics)
      "average": {METRIC: mean over the OOD sets} or None,
      "knn_accuracy": .., "sensitivity": .., "occupied_soft_classes": ..,       # None where not measured
      "auroc_by_label": {SET: {LABEL: ..}},     # only for OOD sets with labels: which OOD classes are missed
@@ -26,6 +26,8 @@ from typing import Any
 OOD = "ood"
 BY_LABEL = "auroc_by_label"
 NN_AUROC = "auroc_1nn"  # per OOD set, beside the Eq. 6 metrics: AUROC of the nearest-neighbour score (τ → 0)
+MEAN_AUROC = "auroc_mean"  # and of the cosine to the mean training feature (τ → ∞)
+LIMITS = (NN_AUROC, MEAN_AUROC)  # Eq. 6's limits, in the order tables print them
 AVERAGE = "average"
 PREFIX = "eval"
 WARNING = "warning"
@@ -68,7 +70,7 @@ def average_metrics(ood: Mapping[str, Mapping[str, float]]) -> dict[str, float] 
     """Each metric's mean over the OOD sets ``ood`` (set → metrics); None when there is no set."""
     if not ood:
         return None
-    keys = [*METRICS, *([NN_AUROC] if all(NN_AUROC in metrics for metrics in ood.values()) else [])]
+    keys = [*METRICS, *(key for key in LIMITS if all(key in metrics for metrics in ood.values()))]
     return {m: sum(metrics[m] for metrics in ood.values()) / len(ood) for m in keys}
 
 

@@ -9,7 +9,7 @@ from ssad.backbones import vit_backbone
 from ssad.data.sources import ArraySet
 from ssad.evaluation import EvalSettings, evaluate_features, network_features, soft_class_probs
 from ssad.features import preprocess
-from ssad.metrics import nearest_neighbour_score, ood_metrics, ood_score
+from ssad.metrics import mean_feature_score, nearest_neighbour_score, ood_metrics, ood_score
 from ssad.models import DINOHead, MultiCropNetwork
 from ssad.results import flatten_metrics
 
@@ -35,10 +35,13 @@ def test_evaluate_features_per_set_and_average():
     ood = {"near": torch.randn(9, 5) + 0.5, "far": torch.randn(7, 5) + 3.0}
     results, scores = evaluate_features(train, test, ood, SETTINGS)
     s_test, nn_test = ood_score(test, train, 0.04), nearest_neighbour_score(test, train)
+    mean_test = mean_feature_score(test, train)
     for name, feats in ood.items():
         eq6 = ood_metrics(s_test, ood_score(feats, train, 0.04))
         nearest = ood_metrics(nn_test, nearest_neighbour_score(feats, train))["auroc"]
-        assert results["ood"][name] == pytest.approx({**eq6, "auroc_1nn": nearest})
+        middle = ood_metrics(mean_test, mean_feature_score(feats, train))["auroc"]
+        assert results["ood"][name] == pytest.approx({**eq6, "auroc_1nn": nearest, "auroc_mean": middle})
+        assert set(results["average"]) == set(results["ood"][name])  # the limits are averaged too
     assert results["average"]["auroc"] == pytest.approx(
         (results["ood"]["near"]["auroc"] + results["ood"]["far"]["auroc"]) / 2)
     assert results["knn_accuracy"] is None  # no labels: kNN is skipped, not invented

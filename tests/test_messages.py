@@ -33,12 +33,17 @@ def test_skip_reason_names_what_is_missing():
 
 
 def test_below_chance_note_names_only_the_sets_under_50():
-    results = {"ood": {"near": {"auroc": 0.397, "auroc_1nn": 0.948}, "far": {"auroc": 0.964}, "blank": {"auroc": None}}}
+    results = {"ood": {"near": {"auroc": 0.397, "auroc_1nn": 0.948, "auroc_mean": 0.229}, "far": {"auroc": 0.964},
+                       "blank": {"auroc": None}}}
     note = below_chance_note(results, 0.04)
     assert note.startswith("AUROC below 50 on near (39.7):") and "far" not in note
     assert "τ=0.04" in note and "eval.settings.temperature=0.0025" in note
     assert "model.backbone.layer_norm=true" in note  # the measured way out on shape data (README "Shape data")
     assert "(Eq. 6 as τ → 0: AUROC-1NN near 94.8)" in note  # what the same features give by their nearest neighbour
+    # ... and by their cosine to the mean training feature: the middle of the cloud, which a density at large τ reads
+    assert "(Eq. 6 as τ → ∞, the cosine to the mean training feature: AUROC-mean near 22.9)" in note
+    older = {"ood": {"near": {"auroc": 0.397, "auroc_1nn": 0.948}}}  # a results.json from before that column
+    assert "AUROC-mean" not in below_chance_note(older, 0.04)
     assert below_chance_note({"ood": {"far": {"auroc": 0.5}}}, 0.04) is None  # chance itself is not below it
     assert below_chance_note({"ood": {}}, 0.04) is None
     # the console table ends with the note when given Eq. 6's τ (ssad.evaluate, the end of ssad.train)
@@ -46,15 +51,20 @@ def test_below_chance_note_names_only_the_sets_under_50():
     assert "AUROC below 50" not in results_table(results)
 
 
-def test_results_table_has_the_nearest_neighbour_column_where_every_row_has_it():
-    ood = {name: {"auroc": auroc, "aupr_in": auroc, "aupr_out": auroc, "fpr95": 0.5, "auroc_1nn": auroc + 0.05}
-           for name, auroc in (("near", 0.9), ("far", 0.8))}
+def test_results_table_has_the_limit_columns_where_every_row_has_them():
+    ood = {name: {"auroc": auroc, "aupr_in": auroc, "aupr_out": auroc, "fpr95": 0.5, "auroc_1nn": auroc + 0.05,
+                  "auroc_mean": auroc - 0.5} for name, auroc in (("near", 0.9), ("far", 0.8))}
     lines = results_table({"ood": ood, "average": average_metrics(ood)}).splitlines()
-    assert lines[0].split()[-1] == "AUROC-1NN" and lines[2].split()[-1] == "95.00"
-    assert lines[4].split()[0] == "average" and lines[4].split()[-1] == "90.00"
+    assert lines[0].split()[-2:] == ["AUROC-1NN", "AUROC-mean"] and lines[2].split()[-2:] == ["95.00", "40.00"]
+    assert len(lines[0]) == len(lines[2])  # the wider header keeps its column aligned
+    assert lines[4].split()[0] == "average" and lines[4].split()[-2:] == ["90.00", "35.00"]
     assert lines[5].startswith("(AUROC-1NN: the same features scored by their nearest training feature")
-    ood["far"].pop("auroc_1nn")  # e.g. a results.json from before the column: no column, no legend
-    assert "AUROC-1NN" not in results_table({"ood": ood, "average": average_metrics(ood)})
+    assert lines[6].startswith("(AUROC-mean: scored by their cosine to the mean training feature")
+    for row in ood.values():  # e.g. a results.json from before the columns: no column, no legend
+        row.pop("auroc_mean")
+    ood["far"].pop("auroc_1nn")
+    table = results_table({"ood": ood, "average": average_metrics(ood)})
+    assert "AUROC-1NN" not in table and "AUROC-mean" not in table
 
 
 class _Records(logging.Handler):
@@ -106,10 +116,10 @@ def test_evaluate_prints_a_results_table(folder_run):
     results, printed = _evaluate(tmp_path, "+add_ood.noise={format: synthetic, n: 24}")
     lines = printed.splitlines()
     header = next(line for line in lines if line.startswith("OOD set"))
-    assert header.split() == ["OOD", "set", "AUROC", "AUPR-In", "AUPR-Out", "FPR95", "AUROC-1NN"]
+    assert header.split() == ["OOD", "set", "AUROC", "AUPR-In", "AUPR-Out", "FPR95", "AUROC-1NN", "AUROC-mean"]
     noise = next(line for line in lines if line.startswith("noise"))
     assert noise.split()[1] == f"{100 * results['ood']['noise']['auroc']:.2f}"
-    assert noise.split()[-1] == f"{100 * results['ood']['noise']['auroc_1nn']:.2f}"
+    assert noise.split()[-2:] == [f"{100 * results['ood']['noise'][key]:.2f}" for key in ("auroc_1nn", "auroc_mean")]
     assert any(line.startswith("average") for line in lines) and "sensitivity" in printed
     assert printed.rstrip().endswith(f"wrote {tmp_path}/e.json")
 

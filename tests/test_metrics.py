@@ -13,6 +13,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from ssad.metrics import (
     fpr_at_95_tpr,
     knn_accuracy,
+    mean_feature_score,
     nearest_neighbour_score,
     occupied_soft_classes,
     ood_metrics,
@@ -72,6 +73,21 @@ def test_nearest_neighbour_score_is_one_minus_the_largest_cosine_and_eq6_as_tau_
         nearest_neighbour_score(x, bank[:, :3])
     with pytest.raises(ValueError, match="overflows float64"):  # exp(1/0.001) = e^1000 is no float64
         ood_score(x, bank, 0.001)
+
+
+def test_mean_feature_score_is_one_minus_the_cosine_to_the_mean_and_eq6_as_tau_grows(gen):
+    x, bank = torch.randn(9, 5, generator=gen) * 3, torch.rand(40, 5, generator=gen)  # a one-sided (ReLU-like) bank
+    got = mean_feature_score(x, bank)
+    rows = bank.double().numpy()
+    mean = (rows / np.linalg.norm(rows, axis=1, keepdims=True)).mean(axis=0)
+    want = [1 - float(q @ mean) / (np.linalg.norm(q) * np.linalg.norm(mean)) for q in x.double().numpy()]
+    assert got.dtype == torch.float64 and got.shape == (9,)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-9)
+    # Eq. 6 ranks the queries in this order once τ is large, and in another (the nearest neighbour's) when small
+    assert torch.equal(ood_score(x, bank, 100.0).argsort(), got.argsort())
+    assert not torch.equal(ood_score(x, bank, 0.04).argsort(), got.argsort())
+    with pytest.raises(ValueError, match="feature dims differ"):
+        mean_feature_score(x, bank[:, :3])
 
 
 def test_ood_score_is_scale_invariant_and_orders_far_points_higher(gen):
