@@ -11,6 +11,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.seed import isolate_rng
 from torch import Tensor
 
 from ssad.collapse import CollapseMonitor, find_monitor
@@ -101,7 +102,8 @@ class OODEvaluation(L.Callback):
         epoch = trainer.current_epoch + 1
         last = epoch >= trainer.max_epochs
         if last or epoch % self.every_n_epochs == 0:
-            self.run(trainer, pl_module, epoch, final=last)
+            with isolate_rng():  # its loaders draw seeds: without this, every_n_epochs would change the training
+                self.run(trainer, pl_module, epoch, final=last)
 
     def run(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int, final: bool) -> dict[str, Any]:
         datamodule = trainer.datamodule

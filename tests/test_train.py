@@ -82,6 +82,18 @@ def test_training_writes_checkpoint_metrics_and_results(tmp_path):
     assert plots == {"score_histograms.png", "roc_curves.png", "training_curves.png"}
 
 
+def test_evaluating_more_often_leaves_training_as_it_was(tmp_path):
+    """An evaluation draws random numbers (its data loaders' seeds) from an isolated generator state, so
+    eval.every_n_epochs changes the curves, never the trained weights."""
+    train(compose_cfg(tmp_path, "negatives=rot_indist", "eval.every_n_epochs=2", run_dir="once"))
+    train(compose_cfg(tmp_path, "negatives=rot_indist", "eval.every_n_epochs=1", run_dir="every"))
+    assert len((tmp_path / "every" / "metrics.jsonl").read_text().splitlines()) == 2
+    a = torch.load(tmp_path / "once/checkpoints/last.ckpt", weights_only=False)
+    b = torch.load(tmp_path / "every/checkpoints/last.ckpt", weights_only=False)
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+
+
 def test_auto_baselines_are_written_once_before_training_and_leave_training_as_it_was(tmp_path):
     train(compose_cfg(tmp_path, run_dir="plain"))
     train(compose_cfg(tmp_path, "eval.baselines=auto", run_dir="auto"))
