@@ -82,16 +82,22 @@ def test_training_writes_checkpoint_metrics_and_results(tmp_path):
     assert plots == {"score_histograms.png", "roc_curves.png", "training_curves.png"}
 
 
+def assert_same_weights(tmp_path, run_a: str, run_b: str) -> tuple[dict, dict]:
+    """The two runs' last checkpoints hold bit-identical weights; returns both checkpoints."""
+    a = torch.load(tmp_path / run_a / "checkpoints/last.ckpt", weights_only=False)
+    b = torch.load(tmp_path / run_b / "checkpoints/last.ckpt", weights_only=False)
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    return a, b
+
+
 def test_evaluating_more_often_leaves_training_as_it_was(tmp_path):
     """An evaluation draws random numbers (its data loaders' seeds) from an isolated generator state, so
     eval.every_n_epochs changes the curves, never the trained weights."""
     train(compose_cfg(tmp_path, "negatives=rot_indist", "eval.every_n_epochs=2", run_dir="once"))
     train(compose_cfg(tmp_path, "negatives=rot_indist", "eval.every_n_epochs=1", run_dir="every"))
     assert len((tmp_path / "every" / "metrics.jsonl").read_text().splitlines()) == 2
-    a = torch.load(tmp_path / "once/checkpoints/last.ckpt", weights_only=False)
-    b = torch.load(tmp_path / "every/checkpoints/last.ckpt", weights_only=False)
-    for key, value in a["state_dict"].items():
-        assert torch.equal(value, b["state_dict"][key]), key
+    assert_same_weights(tmp_path, "once", "every")
 
 
 def test_auto_baselines_are_written_once_before_training_and_leave_training_as_it_was(tmp_path):
@@ -102,10 +108,7 @@ def test_auto_baselines_are_written_once_before_training_and_leave_training_as_i
     assert set(scored) == {"raw_pixels", "untrained"}  # the tiny ViT has no BatchNorm: no "as built" column
     assert set(scored["untrained"]["ood"]) == {"digits_5to9", "photos"}
     assert not (tmp_path / "plain" / "baselines.json").exists()
-    a = torch.load(tmp_path / "plain/checkpoints/last.ckpt", weights_only=False)
-    b = torch.load(tmp_path / "auto/checkpoints/last.ckpt", weights_only=False)
-    for key, value in a["state_dict"].items():  # scoring the baselines drew no random numbers of the run's
-        assert torch.equal(value, b["state_dict"][key]), key
+    assert_same_weights(tmp_path, "plain", "auto")  # scoring the baselines drew no random numbers of the run's
     baselines.write_text(json.dumps({"untrained": {"ood": {}}}))  # a rerun of the folder keeps the run's own
     train(compose_cfg(tmp_path, "eval.baselines=auto", "trainer.max_epochs=3", run_dir="auto"))
     assert json.loads(baselines.read_text()) == {"untrained": {"ood": {}}}
@@ -128,11 +131,8 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path):
     assert trainer.current_epoch == 1
     # the same run directory again: resumes from checkpoints/last.ckpt and finishes the schedule
     train(compose_cfg(tmp_path, "negatives=rot_indist", run_dir="resumed"))
-    a = torch.load(tmp_path / "straight/checkpoints/last.ckpt", weights_only=False)
-    b = torch.load(tmp_path / "resumed/checkpoints/last.ckpt", weights_only=False)
+    a, b = assert_same_weights(tmp_path, "straight", "resumed")
     assert a["global_step"] == b["global_step"] == 6
-    for key, value in a["state_dict"].items():
-        assert torch.equal(value, b["state_dict"][key]), key
 
 
 def test_unknown_variant_names_the_choices(tmp_path):
