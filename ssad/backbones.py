@@ -59,7 +59,7 @@ class SmallCNN(nn.Module):
     width · 2^(depth−1)). Any input size ≥ 2^(depth−1). ``layer_norm``: f = LayerNorm(pooled feature), centred
     and scaled over its channels per image like the paper's ViT feature (its final norm), which spreads the
     otherwise all-positive features over the sphere so that Eq. 6 at τ = 0.04 reads neighbours rather than the
-    middle of one blob (README "Shape data")."""
+    middle of one blob (docs/quickstart.md "Shape data")."""
 
     def __init__(self, width: int = 32, depth: int = 4, layer_norm: bool = False) -> None:
         super().__init__()

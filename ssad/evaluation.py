@@ -97,9 +97,10 @@ def below_chance_note(results: Mapping, temperature: float) -> str | None:
             f"in-distribution test images. At τ={temperature} Eq. 6 sums over all training features (a density), so "
             f"a set that lies in the middle of the feature cloud can score so{middle}; the nearest training feature "
             f"alone (Eq. 6 as τ → 0{nearest}) shows whether the features separate it. "
-            "To score with a smaller τ: eval.settings.temperature=0.0025 (README \"Why MNIST scores below 50\"); "
+            "To score with a smaller τ: eval.settings.temperature=0.0025 "
+            "(docs/quickstart.md \"Why MNIST scores below 50\"); "
             "to train the small CNN with features spread over the sphere (shape data such as digits): "
-            "model.backbone.layer_norm=true (README \"Shape data\").")
+            "model.backbone.layer_norm=true (docs/quickstart.md \"Shape data\").")
 
 
 def evaluate_features(
