@@ -7,7 +7,8 @@ as reference lines), prints per variant its losses and final metrics beside the 
 moved each OOD set against them, then runs ``python -m ssad.report`` on the sweep folder (tables with the baselines
 as columns, figures).
 Usage: ``python experiments/demo.py [variants...] [overrides...]``, e.g. ``python experiments/demo.py
-none rot_indist data=fashion_mnist`` (every ``KEY=VALUE`` goes to both commands).
+none rot_indist data=fashion_mnist`` (every ``KEY=VALUE`` goes to both commands; ``experiment=NAME`` replaces the
+quick-start preset, e.g. ``experiment=demo_shapes``).
 """
 
 from __future__ import annotations
@@ -159,10 +160,12 @@ def by_label_tables(results: dict[str, dict], baselines: dict[str, dict],
 
 def main(variants: list[str], overrides: list[str]) -> None:
     started = time.time()
-    sweep_dir = Path("outputs/demo") / time.strftime("%Y-%m-%d_%H-%M-%S")
-    run([sys.executable, "-m", "ssad.baselines", "experiment=demo", *overrides, f"hydra.run.dir={sweep_dir}"])
+    preset = next((a for a in overrides if a.startswith("experiment=")), "experiment=demo")
+    overrides = [preset, *(a for a in overrides if not a.startswith("experiment="))]
+    sweep_dir = Path("outputs") / preset.removeprefix("experiment=") / time.strftime("%Y-%m-%d_%H-%M-%S")
+    run([sys.executable, "-m", "ssad.baselines", *overrides, f"hydra.run.dir={sweep_dir}"])
     baselines_file = sweep_dir.resolve() / "baselines.json"
-    train_side_by_side({v: [sys.executable, "-m", "ssad.train", "experiment=demo", *overrides, f"negatives={v}",
+    train_side_by_side({v: [sys.executable, "-m", "ssad.train", *overrides, f"negatives={v}",
                             f"eval.baselines={baselines_file}", f"hydra.run.dir={sweep_dir / v}"] for v in variants},
                        {v: sweep_dir / v for v in variants}, sweep_dir / "console")
     results = {v: json.loads((sweep_dir / v / "results.json").read_text()) for v in variants}

@@ -100,7 +100,8 @@ def below_chance_note(results: Mapping, temperature: float) -> str | None:
             "To score with a smaller τ: eval.settings.temperature=0.0025 "
             "(docs/quickstart.md \"Why MNIST scores below 50\"); "
             "to train the small CNN with features spread over the sphere (shape data such as digits): "
-            "model.backbone.layer_norm=true (docs/quickstart.md \"Shape data\").")
+            "model.backbone.layer_norm=true, or experiment=demo_shapes in place of experiment=demo "
+            "(docs/quickstart.md \"Shape data\").")
 
 
 def evaluate_features(

@@ -83,3 +83,12 @@ def test_a_sweep_that_scores_its_baselines_once_does_not_score_them_before_each_
             sweeps.append(name)
             assert cfg.eval.baselines != "auto", name  # e.g. table2_cpu, built on the demo preset (auto)
     assert "table2_cpu" in sweeps
+
+
+def test_the_shape_data_quick_start_is_the_quick_start_with_layer_normed_features_on_the_letters(tmp_path) -> None:
+    demo = OmegaConf.to_container(compose_preset("demo", tmp_path, "data=glyphs"), resolve=True)
+    shapes = OmegaConf.to_container(compose_preset("demo_shapes", tmp_path), resolve=True)
+    assert shapes["data"]["name"] == "glyphs" and shapes["model"]["backbone"]["layer_norm"] is True
+    assert demo["model"]["backbone"]["layer_norm"] is False
+    shapes["model"]["backbone"]["layer_norm"], shapes["task_name"] = False, "demo"
+    assert shapes == demo  # nothing else differs: same network, views, schedule and evaluation
