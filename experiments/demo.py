@@ -61,11 +61,11 @@ def trained_fraction(console: Path, run_dir: Path) -> float:
 
 def train_side_by_side(commands: dict[str, list[str]], run_dirs: dict[str, Path], console_dir: Path) -> None:
     """Run the training commands at the same time, as many as there are CPUs, each with its share of them as
-    PyTorch threads: on 2 cores the quick-start's two single-threaded runs end ~1.3× sooner than one after the
-    other on 2 threads each (a small CNN on batches of 32 gives a second thread little to do). Each run's console
-    output goes to ``console_dir/NAME.log``; one bar per run shows its progress on a terminal, a line every
-    :data:`NOTE_EVERY_S` seconds elsewhere. Every run ends before this returns; if any failed, prints the end of its
-    output and exits with its exit code."""
+    PyTorch threads: on 2 cores the quick-start's two single-threaded runs end 1.2× sooner than one after the
+    other on 2 threads each (7.8 vs 9.2 min; a small CNN on batches of 32 gives a second thread little to do, and
+    more threads than cores are slower still). Each run's console output goes to ``console_dir/NAME.log``; one bar
+    per run shows its progress on a terminal, a line every :data:`NOTE_EVERY_S` seconds elsewhere. Every run ends
+    before this returns; if any failed, prints the end of its output and exits with its exit code."""
     jobs = max(1, min(len(commands), available_cpus()))
     threads = str(max(1, available_cpus() // jobs))
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
