@@ -35,6 +35,7 @@ VARIANTS = ["none", "rot_indist"]
 
 
 BAR = re.compile(r"Epoch (\d+):\s+\d+%\|[^|]*\|\s*(\d+)/(\d+)")  # Lightning's progress bar: epoch, step/steps
+BAR_CHARS = 200  # longer than the part of one bar update that BAR reads
 TAIL_LINES = 30  # of a failed run's console output, printed
 NOTE_EVERY_S = 30  # where the output is no terminal (a log, CI), a line of progress this often instead of bars
 
@@ -44,19 +45,30 @@ def run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True)
 
 
-def trained_fraction(console: Path, run_dir: Path) -> float:
-    """How much of its training a run has done (0 to 1), from the last progress-bar update in its console output
-    and ``trainer.max_epochs`` in its ``.hydra/config.yaml`` (0 until both are there)."""
-    config = run_dir / ".hydra" / "config.yaml"
-    if not console.is_file() or not config.is_file():
-        return 0.0
-    with console.open("rb") as f:
-        f.seek(max(0, console.stat().st_size - 4096))
-        updates = BAR.findall(f.read().decode("utf-8", "replace"))
-    if not updates:
-        return 0.0
-    epoch, step, steps = map(int, updates[-1])
-    return min(1.0, (epoch + step / max(steps, 1)) / OmegaConf.load(config).trainer.max_epochs)
+class RunProgress:
+    """How much of its training a run has done (0 to 1): the last update of Lightning's epoch bar in the run's
+    console output, read as the file grows (so the long bars of an evaluation on a large set do not hide it), over
+    ``trainer.max_epochs`` of its ``.hydra/config.yaml`` (0 until both are there)."""
+
+    def __init__(self, console: Path, run_dir: Path) -> None:
+        self.console, self.config = console, run_dir / ".hydra" / "config.yaml"
+        self.read, self.carry, self.last, self.max_epochs = 0, "", None, None
+
+    def fraction(self) -> float:
+        if self.console.is_file():
+            with self.console.open("rb") as f:
+                f.seek(self.read)
+                new = f.read()
+            self.read += len(new)
+            text = self.carry + new.decode("utf-8", "replace")
+            self.last = ([tuple(map(int, m)) for m in BAR.findall(text)] or [self.last])[-1]
+            self.carry = text[-BAR_CHARS:]  # an update cut in two by this read is found whole by the next
+        if self.max_epochs is None and self.config.is_file():
+            self.max_epochs = OmegaConf.load(self.config).trainer.max_epochs
+        if self.last is None or self.max_epochs is None:
+            return 0.0
+        epoch, step, steps = self.last
+        return min(1.0, (epoch + step / max(steps, 1)) / self.max_epochs)
 
 
 def train_side_by_side(commands: dict[str, list[str]], run_dirs: dict[str, Path], console_dir: Path) -> None:
@@ -73,6 +85,7 @@ def train_side_by_side(commands: dict[str, list[str]], run_dirs: dict[str, Path]
     for name, cmd in commands.items():
         print("$", " ".join(cmd), f"> {console_dir / name}.log", flush=True)
     waiting, running, failed, done = list(commands), {}, {}, dict.fromkeys(commands, 0)
+    progress = {name: RunProgress(console_dir / f"{name}.log", run_dirs[name]) for name in commands}
     interactive, started, noted = sys.stderr.isatty(), time.time(), time.time()
     bars = {name: tqdm(total=100, desc=f"{name:<12}", position=i, disable=not interactive,
                        bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}") for i, name in enumerate(commands)}
@@ -85,8 +98,7 @@ def train_side_by_side(commands: dict[str, list[str]], run_dirs: dict[str, Path]
             time.sleep(1)
             for name in list(running):
                 code = running[name].poll()
-                done[name] = 100 if code == 0 else round(100 * trained_fraction(console_dir / f"{name}.log",
-                                                                                run_dirs[name]))
+                done[name] = 100 if code == 0 else round(100 * progress[name].fraction())
                 bars[name].update(done[name] - bars[name].n)
                 if code is not None:
                     del running[name]

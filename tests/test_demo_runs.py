@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from demo import train_side_by_side, trained_fraction  # noqa: E402
+from demo import RunProgress, train_side_by_side  # noqa: E402
 
 
 def _run_dir(tmp_path: Path, max_epochs: int) -> Path:
@@ -17,19 +17,36 @@ def _run_dir(tmp_path: Path, max_epochs: int) -> Path:
     return run_dir
 
 
-def test_trained_fraction_reads_the_last_progress_bar_update(tmp_path):
+def test_progress_is_the_last_epoch_bar_update(tmp_path):
     console = tmp_path / "none.log"
     console.write_text("Seed set to 0\rEpoch 0: 100%|██████████| 78/78 [00:16<00:00]"
                        "\rEpoch 1:  50%|█████     | 39/78 [00:08<00:08,  4.8it/s, train/loss_step=5.29]")
-    assert trained_fraction(console, _run_dir(tmp_path, 4)) == pytest.approx((1 + 39 / 78) / 4)
+    assert RunProgress(console, _run_dir(tmp_path, 4)).fraction() == pytest.approx((1 + 39 / 78) / 4)
 
 
-def test_trained_fraction_is_zero_before_the_run_has_its_config_or_a_bar(tmp_path):
+def test_progress_is_zero_before_the_run_has_its_config_or_a_bar(tmp_path):
     console = tmp_path / "none.log"
     console.write_text("Epoch 0:  10%|█         | 8/78")
-    assert trained_fraction(console, tmp_path / "not_yet") == 0.0
+    assert RunProgress(console, tmp_path / "not_yet").fraction() == 0.0
     console.write_text("Seed set to 0\n")
-    assert trained_fraction(console, _run_dir(tmp_path, 4)) == 0.0
+    assert RunProgress(console, _run_dir(tmp_path, 4)).fraction() == 0.0
+
+
+def test_progress_outlasts_an_evaluations_bars_and_joins_an_update_read_in_two(tmp_path):
+    console, run_dir = tmp_path / "rot_indist.log", _run_dir(tmp_path, 12)
+    progress = RunProgress(console, run_dir)
+    bar = "\rEpoch 5: 100%|██████████| 78/78 [00:30<00:00,  2.5it/s]"
+    console.write_bytes(bar.encode()[:30])  # written up to the middle of "█"
+    assert progress.fraction() == 0.0
+    with console.open("ab") as f:
+        f.write(bar.encode()[30:])
+    assert progress.fraction() == pytest.approx(6 / 12)
+    with console.open("a") as f:  # a large set's evaluation: far more bar output than one read used to look back
+        f.write("".join(f"\rtrain: {i}%|█| {i}/59 [00:0{i % 10}<00:00]\n" for i in range(2000)))
+    assert progress.fraction() == pytest.approx(6 / 12)
+    with console.open("a") as f:
+        f.write("\rEpoch 6:  50%|█████     | 39/78 [00:15<00:15]")
+    assert progress.fraction() == pytest.approx(6.5 / 12)
 
 
 def test_every_run_ends_and_a_failure_exits_with_its_code_and_shows_its_output(tmp_path, capsys):

@@ -6,6 +6,7 @@ of two images go through the network, one view per resolution. A multirun preset
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,8 @@ from ssad.config import validate
 from ssad.config_keys import CONFIG_DIR
 from ssad.data.datamodule import SSADDataModule
 from ssad.module import SSADModule
-from ssad.train import build
-from tests.conftest import compose_command
+from ssad.train import build, train
+from tests.conftest import compose_cfg, compose_command
 
 EXPERIMENTS = sorted(path.stem for path in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
 
@@ -92,3 +93,25 @@ def test_the_shape_data_quick_start_is_the_quick_start_with_layer_normed_feature
     assert demo["model"]["backbone"]["layer_norm"] is False
     shapes["model"]["backbone"]["layer_norm"], shapes["task_name"] = False, "demo"
     assert shapes == demo  # nothing else differs: same network, views, schedule and evaluation
+
+
+def test_the_quick_start_trains_its_capped_epochs_on_data_larger_than_the_embedded_set(tmp_path) -> None:
+    """experiment=demo caps an epoch (trainer.limit_train_batches), so larger data gets the same number of steps,
+    each epoch on a new draw of the training images."""
+    cap = compose_preset("demo", tmp_path).trainer.limit_train_batches
+    assert isinstance(cap, int) and cap > 0
+    cfg = compose_cfg(tmp_path, f"++trainer.limit_train_batches={cap}", "data.batch_size=2", "model=cnn_small",
+                      "model.backbone.width=4", "model.backbone.depth=1", "trainer.max_epochs=1")
+    datamodule, _, trainer = build(cfg)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    datamodule.trainer = trainer
+    sampler = datamodule.train_dataloader().iterables["pos"].sampler
+    assert len(sampler) // cfg.data.batch_size > cap, "the test set must give more batches than the cap"
+    drawn = []
+    for epoch in range(2):
+        sampler.set_epoch(epoch)
+        drawn.append(set(list(sampler)[: cap * cfg.data.batch_size]))
+    assert drawn[0] != drawn[1]  # the capped epochs train on different images
+    results = json.loads((Path(train(cfg)["run_dir"]) / "results.json").read_text())
+    assert results["step"] == cap
