@@ -95,7 +95,8 @@ def figure2_figure(runs: Sequence[Run], in_dist: str) -> plt.Figure:
     else:
         _skip(left, "no run reports occupied soft-classes")
     ood = "cifar100" if any(r.value("cifar100", "auroc") is not None for r in runs) else AVERAGE
-    xlabel = "CIFAR100 AUROC (%)" if ood == "cifar100" else "average AUROC (%) (no CIFAR100 OOD set)"
+    average = "average AUROC over the OOD sets (%) (the paper plots CIFAR100's)"
+    xlabel = "CIFAR100 AUROC (%)" if ood == "cifar100" else average
     _scatter(right, runs, lambda r: _pct(r.value(ood, "auroc")), lambda r: r.value("occupied_soft_classes"),
              colors, labels, xlabel, "occupied soft-classes")
     right.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count
