@@ -48,12 +48,13 @@ def extract(
     """Normalised backbone features (N, d) of every batch of ``loader`` and, if ``head`` is given, the
     head's output on them (N, K). bf16 autocast on CUDA; features are returned in fp32 on the CPU. The backbone
     runs in eval mode; the head keeps the caller's mode, so during training the teacher's head normalises with
-    batch statistics as when it makes the targets (the soft-class diagnostics' thresholds are measured so)."""
+    batch statistics as when it makes the targets (the soft-class diagnostics' thresholds are measured so).
+    ``progress`` draws a bar on a terminal (none in a log, where its redraws would pile up)."""
     device = next(backbone.parameters()).device
     was_training = backbone.training
     backbone.eval()
     feats, outs = [], []
-    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+    for batch in tqdm(loader, desc=desc, disable=None if progress else True, leave=False):
         x = preprocess(batch["image"].to(device, non_blocking=True), size)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             f = backbone(x)
