@@ -114,7 +114,8 @@ class Detector(nn.Module):
         anomalous. Images of another size than ``data_size`` are resized to it first (:meth:`at_data_size`)."""
         images = self.at_data_size(images)
         bank = self.bank.float()
-        starts = tqdm(range(0, len(images), batch_size), desc="scoring", disable=not progress, leave=False)
+        starts = tqdm(range(0, len(images), batch_size), desc="scoring", disable=None if progress else True,
+                      leave=False)  # None: a bar on a terminal, none in a log
         eq6 = torch.cat([ood_score(self.features(images[i:i + batch_size]), bank, self.temperature).cpu()
                          for i in starts])
         return readable_score(eq6, self.temperature)

@@ -23,7 +23,7 @@ from ssad.metrics import ood_metrics, ood_score, readable_score, threshold_at_tp
 
 
 def _images(dataset) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(dataset.images))
+    return torch.from_numpy(np.array(dataset.images))  # a copy: a cached set is a read-only memory map
 
 
 def held_out_quality(detector: Detector, sets: Mapping[str, Any], batch_size: int = 256,

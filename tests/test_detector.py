@@ -3,6 +3,7 @@ import json
 import re
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from ssad.data.images import resize_images
 from ssad.data.sources import load_source
 from ssad.detector import Detector
 from ssad.evaluate import evaluate_checkpoint
-from ssad.export import export_detector, export_report
+from ssad.export import _images, export_detector, export_report
 from ssad.metrics import ood_metrics, ood_score, threshold_at_tpr
 from ssad.score import score_images
 from ssad.train import train
@@ -234,3 +235,12 @@ def test_predict_at_another_size_resizes_as_the_cli_does_and_says_so(detector_fi
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         detector.predict(torch.from_numpy(resize_images(big.numpy(), 16)))  # the training size: no warning
+
+
+def test_export_scores_a_copy_of_a_cached_set_not_its_read_only_memory_map(tmp_path):
+    """A cached set is a read-only memory map; PyTorch warns on a tensor over it, so export scores a copy."""
+    np.save(tmp_path / "images.npy", np.arange(2 * 3 * 4 * 4, dtype=np.uint8).reshape(2, 3, 4, 4))
+    cached = np.load(tmp_path / "images.npy", mmap_mode="r")
+    images = _images(SimpleNamespace(images=cached))
+    assert torch.equal(images, torch.from_numpy(np.array(cached)))
+    assert not np.shares_memory(images.numpy(), cached)

@@ -154,8 +154,8 @@ def load_images(files: Sequence[Path], size: int, on_error: str = "raise",
     bad: dict[int, str] = {}
     with ThreadPoolExecutor(max_workers=min(DECODE_THREADS, os.cpu_count() or 1)) as pool:
         results = pool.map(partial(_decode, size=size), files)
-        quiet = len(files) <= PROGRESS_MIN_FILES
-        for i, result in enumerate(tqdm(results, total=len(files), desc=desc, leave=False, disable=quiet)):
+        disable = True if len(files) <= PROGRESS_MIN_FILES else None  # None: a bar on a terminal, none in a log
+        for i, result in enumerate(tqdm(results, total=len(files), desc=desc, leave=False, disable=disable)):
             if isinstance(result, str):
                 bad[i] = result
             else:
