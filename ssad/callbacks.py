@@ -65,6 +65,7 @@ class OODEvaluation(L.Callback):
         self.epoch_loss_sum: Tensor | float = 0.0
         self.epoch_loss_steps = 0
         self.last_results: dict[str, Any] | None = None
+        self.said: set[str] = set()  # the notes of what an evaluation skipped, printed once per run
 
     def references(self) -> dict[str, dict[str, Any]]:
         """The untrained network and raw pixels of ``baselines`` (a ``baselines.json``), by label, for the AUROC
@@ -105,6 +106,11 @@ class OODEvaluation(L.Callback):
             with isolate_rng():  # its loaders draw seeds: without this, every_n_epochs would change the training
                 self.run(trainer, pl_module, epoch, final=last)
 
+    def say_once(self, note: str) -> None:
+        if note not in self.said:
+            self.said.add(note)
+            rank_zero_info(note)
+
     def run(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int, final: bool) -> dict[str, Any]:
         datamodule = trainer.datamodule
         sets = datamodule.eval_sets()
@@ -121,9 +127,9 @@ class OODEvaluation(L.Callback):
         flat = flatten_metrics(results)
         pl_module.log_dict(flat, sync_dist=True)  # equal on every process (gathered features): the mean is the value
         if results["knn_accuracy"] is None:
-            rank_zero_info("kNN accuracy skipped: the in-distribution train/test sets have no labels")
+            self.say_once("kNN accuracy skipped: the in-distribution train/test sets have no labels")
         if not results["ood"]:
-            rank_zero_info(f"OOD metrics skipped: {ood_skipped_reason(sets, '+data.ood')}")
+            self.say_once(f"OOD metrics skipped: {ood_skipped_reason(sets, '+data.ood')}")
         if trainer.is_global_zero:
             append_jsonl(self.output_dir / "metrics.jsonl", results)
             if final:
