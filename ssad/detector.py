@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ssad.backbones import build_backbone
+from ssad.console import progress_bar
 from ssad.data.images import resize_images
 from ssad.features import preprocess, resolve_device
 from ssad.io import save_atomic
@@ -114,8 +114,7 @@ class Detector(nn.Module):
         anomalous. Images of another size than ``data_size`` are resized to it first (:meth:`at_data_size`)."""
         images = self.at_data_size(images)
         bank = self.bank.float()
-        starts = tqdm(range(0, len(images), batch_size), desc="scoring", disable=None if progress else True,
-                      leave=False)  # None: a bar on a terminal, none in a log
+        starts = progress_bar(range(0, len(images), batch_size), "scoring", progress)
         eq6 = torch.cat([ood_score(self.features(images[i:i + batch_size]), bank, self.temperature).cpu()
                          for i in starts])
         return readable_score(eq6, self.temperature)

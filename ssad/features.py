@@ -14,9 +14,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from ssad.augment import IMAGENET_MEAN, IMAGENET_STD
+from ssad.console import progress_bar
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -49,12 +49,12 @@ def extract(
     head's output on them (N, K). bf16 autocast on CUDA; features are returned in fp32 on the CPU. The backbone
     runs in eval mode; the head keeps the caller's mode, so during training the teacher's head normalises with
     batch statistics as when it makes the targets (the soft-class diagnostics' thresholds are measured so).
-    ``progress`` draws a bar on a terminal (none in a log, where its redraws would pile up)."""
+    ``progress``: a bar on a terminal (:func:`ssad.console.progress_bar`)."""
     device = next(backbone.parameters()).device
     was_training = backbone.training
     backbone.eval()
     feats, outs = [], []
-    for batch in tqdm(loader, desc=desc, disable=None if progress else True, leave=False):
+    for batch in progress_bar(loader, desc, progress):
         x = preprocess(batch["image"].to(device, non_blocking=True), size)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             f = backbone(x)

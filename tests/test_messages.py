@@ -15,6 +15,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 
 from ssad.config_keys import CONFIG_DIR
+from ssad.console import progress_bar
 from ssad.evaluate import evaluate_checkpoint, results_table
 from ssad.evaluation import below_chance_note, ood_skipped_reason
 from ssad.report import main as report_main
@@ -164,3 +165,17 @@ def test_report_on_a_sweep_without_ood_sets_says_why_its_tables_are_empty(tmp_pa
     why = "the tables are empty: none of the 2 finished runs was given an OOD set"
     assert f"note: {why}" in printed.getvalue() and "+data.ood.NAME=" in printed.getvalue()
     assert why in (tmp_path / "report" / "table2.md").read_text()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bars_are_drawn_on_a_terminal_only():
+    """In a log (no terminal) a bar's redraws would pile up into long lines, so none is drawn there."""
+    log, terminal, hidden = io.StringIO(), _Terminal(), _Terminal()
+    for out, show in ((log, True), (terminal, True), (hidden, False)):
+        assert list(progress_bar(range(3), "scoring", show, file=out)) == [0, 1, 2]
+    assert log.getvalue() == "" and hidden.getvalue() == ""
+    assert "scoring" in terminal.getvalue()

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
-from tqdm.auto import tqdm
+
+from ssad.console import progress_bar
 
 Arrays = tuple[np.ndarray, np.ndarray | None]
 
@@ -154,8 +155,8 @@ def load_images(files: Sequence[Path], size: int, on_error: str = "raise",
     bad: dict[int, str] = {}
     with ThreadPoolExecutor(max_workers=min(DECODE_THREADS, os.cpu_count() or 1)) as pool:
         results = pool.map(partial(_decode, size=size), files)
-        disable = True if len(files) <= PROGRESS_MIN_FILES else None  # None: a bar on a terminal, none in a log
-        for i, result in enumerate(tqdm(results, total=len(files), desc=desc, leave=False, disable=disable)):
+        show = len(files) > PROGRESS_MIN_FILES
+        for i, result in enumerate(progress_bar(results, desc, show, total=len(files))):
             if isinstance(result, str):
                 bad[i] = result
             else:
