@@ -110,6 +110,7 @@ class DataSchema(Node):
     on_error: str = checked(one_of("raise", "skip"))
     holdout: float = checked(Check(lambda v: _number(v) and 0 <= v < 1, "a share in [0, 1)"))
     holdout_seed: int = checked(NON_NEGATIVE_INT)
+    epoch_size: int | None = checked(POSITIVE_INT)
 
 
 @dataclass

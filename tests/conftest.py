@@ -34,6 +34,7 @@ TINY = [
     "optim.warmup_epochs=1",
     "trainer.max_epochs=2",
     "++trainer.limit_train_batches=3",
+    "data.epoch_size=null",  # an epoch = one pass over the data, as the tests count batches
     "eval.baselines=null",  # the demo scores its baselines first; the tests that check that ask for it
     *QUIET,
 ]

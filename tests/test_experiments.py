@@ -7,8 +7,10 @@ of two images go through the network, one view per resolution. A multirun preset
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -95,23 +97,33 @@ def test_the_shape_data_quick_start_is_the_quick_start_with_layer_normed_feature
     assert shapes == demo  # nothing else differs: same network, views, schedule and evaluation
 
 
-def test_the_quick_start_trains_its_capped_epochs_on_data_larger_than_the_embedded_set(tmp_path) -> None:
-    """experiment=demo caps an epoch (trainer.limit_train_batches), so larger data gets the same number of steps,
-    each epoch on a new draw of the training images."""
-    cap = compose_preset("demo", tmp_path).trainer.limit_train_batches
-    assert isinstance(cap, int) and cap > 0
-    cfg = compose_cfg(tmp_path, f"++trainer.limit_train_batches={cap}", "data.batch_size=2", "model=cnn_small",
-                      "model.backbone.width=4", "model.backbone.depth=1", "trainer.max_epochs=1")
+def _epoch_draws(cfg: DictConfig, epochs: int = 2) -> list[list[int]]:
+    """The training images each of the first ``epochs`` epochs draws, as the run's data module serves them."""
     datamodule, _, trainer = build(cfg)
     datamodule.prepare_data()
     datamodule.setup("fit")
     datamodule.trainer = trainer
     sampler = datamodule.train_dataloader().iterables["pos"].sampler
-    assert len(sampler) // cfg.data.batch_size > cap, "the test set must give more batches than the cap"
-    drawn = []
-    for epoch in range(2):
+    draws = []
+    for epoch in range(epochs):
         sampler.set_epoch(epoch)
-        drawn.append(set(list(sampler)[: cap * cfg.data.batch_size]))
-    assert drawn[0] != drawn[1]  # the capped epochs train on different images
-    results = json.loads((Path(train(cfg)["run_dir"]) / "results.json").read_text())
-    assert results["step"] == cap
+        draws.append(list(sampler))
+    return draws
+
+
+def test_the_quick_start_trains_the_same_steps_on_data_of_any_size(tmp_path) -> None:
+    """experiment=demo fixes the images an epoch (data.epoch_size), so data smaller and larger than the embedded set
+    get the same steps: a larger set a new draw of its images each epoch, a smaller one several passes."""
+    epoch_size = compose_preset("demo", tmp_path).data.epoch_size
+    assert isinstance(epoch_size, int) and epoch_size > 0
+    size = ["data.epoch_size=12", "data.batch_size=2", "++trainer.limit_train_batches=1.0", "trainer.max_epochs=1",
+            "model=cnn_small", "model.backbone.width=4", "model.backbone.depth=1"]
+    larger = _epoch_draws(compose_cfg(tmp_path, *size))
+    assert all(len(d) == 12 == len(set(d)) for d in larger) and larger[0] != larger[1]
+    np.save(tmp_path / "small.npy", np.random.default_rng(0).integers(0, 256, (10, 16, 16), dtype=np.uint8))
+    small = compose_cfg(tmp_path, *size, "data=folder", f"data.path={tmp_path}/small.npy", "data.holdout=0.2",
+                        "data.size=16", run_dir="small")
+    for draw in _epoch_draws(small):  # 8 training images, 12 draws: every image once, 4 of them twice
+        assert len(draw) == 12 and sorted(Counter(draw).values()) == [1] * 4 + [2] * 4
+    results = json.loads((Path(train(small)["run_dir"]) / "results.json").read_text())
+    assert results["step"] == 12 // 2

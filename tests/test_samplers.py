@@ -5,6 +5,7 @@ from collections import Counter
 import pytest
 import torch
 
+from ssad.data import samplers
 from ssad.data.samplers import EpochSampler
 
 
@@ -43,3 +44,26 @@ def test_resume_at_skips_what_was_consumed_once():
     sampler.resume_at(2, 8)
     assert list(sampler) == whole[8:]
     assert list(sampler) == whole  # the next iteration is a whole epoch again
+
+
+def test_an_epoch_of_count_draws_begins_as_the_epoch_of_the_whole_set():
+    whole = _shard(10, 0, 1)
+    shorter, longer = EpochSampler(10, seed=3, count=4), EpochSampler(10, seed=3, count=25)
+    assert len(shorter) == 4 and list(shorter) == whole[:4]
+    drawn = list(longer)  # two whole passes over the set, then half of a third
+    assert len(longer) == 25 and drawn[:10] == whole and sorted(drawn[10:20]) == list(range(10))
+    assert drawn[10:20] != whole and len(set(drawn[20:])) == 5
+    weights = torch.tensor([1.0, 3.0, 0.0], dtype=torch.float64)
+    assert list(EpochSampler(10, seed=3, weights=weights, count=40))[:10] == _shard(10, 0, 1, weights=weights)
+
+
+def test_count_is_shared_out_over_the_processes(monkeypatch):
+    whole = list(EpochSampler(4, seed=3, count=10))
+    shards = []
+    for rank in range(3):  # as under DDP with 3 processes
+        monkeypatch.setattr(samplers.dist, "is_initialized", lambda: True)
+        monkeypatch.setattr(samplers.dist, "get_world_size", lambda: 3)
+        monkeypatch.setattr(samplers.dist, "get_rank", lambda rank=rank: rank)
+        shards.append(list(EpochSampler(4, seed=3, count=10)))
+    assert [len(s) for s in shards] == [4, 4, 4]
+    assert sorted(i for s in shards for i in s) == sorted(whole + whole[:2])  # padded as DistributedSampler pads

@@ -67,8 +67,10 @@ class SSADDataModule(L.LightningDataModule):
     images are drawn with ``holdout_seed``.
     ``on_error`` (``raise`` or ``skip``) is what every image folder of the run does with unreadable files, unless
     its spec says otherwise; ``num_workers`` may be ``auto`` (:func:`resolve_num_workers`).
-    An epoch is one pass over the in-distribution training set; as many negatives are drawn (with
-    replacement) as positives, both in an order fixed by ``seed`` and the epoch (exact mid-epoch resumption).
+    An epoch is ``epoch_size`` in-distribution training images (None: one pass over the set; more than the set:
+    further passes in new orders; fewer: a new random subset each epoch), so a preset can fix its step count
+    whatever the size of the data; as many negatives are drawn (with replacement) as positives, both in an order
+    fixed by ``seed`` and the epoch (exact mid-epoch resumption).
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class SSADDataModule(L.LightningDataModule):
         num_workers: int | str = 0,
         cache_dir: str | None = None,
         on_error: str = "raise",
+        epoch_size: int | None = None,
         *,
         holdout: float,
         holdout_seed: int,
@@ -105,6 +108,7 @@ class SSADDataModule(L.LightningDataModule):
         self.train_spec = plain(train) or user_source(path)
         self.test_spec = plain(test)
         self.holdout, self.holdout_seed, self.seed = holdout, holdout_seed, seed
+        self.epoch_size = epoch_size
         self.test_set: ArraySet | None = None
         self.ood_specs = plain(ood) or {}
         self.ood_groups = check_ood_groups(ood_groups, self.ood_specs)
@@ -178,12 +182,13 @@ class SSADDataModule(L.LightningDataModule):
         if len(positives) < self.batch_size:
             raise ValueError(f"{self.name}: {len(positives)} training images < batch_size={self.batch_size}; "
                              "lower data.batch_size")
-        samplers = {"pos": EpochSampler(len(positives), self.seed)}
+        samplers = {"pos": EpochSampler(len(positives), self.seed, count=self.epoch_size)}
         datasets: dict[str, Dataset] = {"pos": positives}
         if self.parts:
             datasets["neg"] = NegativeDataset([s.images for s in self.neg_sets])
             weights = datasets["neg"].sample_weights([p.weight for p in self.parts])
-            samplers["neg"] = EpochSampler(len(positives), self.seed + 2**32, weights)  # a stream of its own
+            samplers["neg"] = EpochSampler(len(positives), self.seed + 2**32, weights,  # a stream of its own
+                                           count=self.epoch_size)
         # whole optimiser steps only: with k micro-batches per step, an epoch's batches are a multiple of k
         accumulate = self.trainer.accumulate_grad_batches if self.trainer is not None else 1
         loader_batches = len(samplers["pos"]) // self.batch_size // accumulate * accumulate
