@@ -7,6 +7,7 @@ of two images go through the network, one view per resolution. A multirun preset
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def _epoch_draws(cfg: DictConfig, epochs: int = 2) -> list[list[int]]:
     return draws
 
 
-def test_the_quick_start_trains_the_same_steps_on_data_of_any_size(tmp_path) -> None:
+def test_the_quick_start_trains_the_same_steps_on_data_of_any_size(tmp_path, caplog) -> None:
     """experiment=demo fixes the images an epoch (data.epoch_size), so data smaller and larger than the embedded set
     get the same steps: a larger set a new draw of its images each epoch, a smaller one several passes."""
     epoch_size = compose_preset("demo", tmp_path).data.epoch_size
@@ -125,5 +126,8 @@ def test_the_quick_start_trains_the_same_steps_on_data_of_any_size(tmp_path) -> 
                         "data.size=16", run_dir="small")
     for draw in _epoch_draws(small):  # 8 training images, 12 draws: every image once, 4 of them twice
         assert len(draw) == 12 and sorted(Counter(draw).values()) == [1] * 4 + [2] * 4
-    results = json.loads((Path(train(small)["run_dir"]) / "results.json").read_text())
+    with caplog.at_level(logging.INFO, logger="ssad.data.datamodule"):
+        results = json.loads((Path(train(small)["run_dir"]) / "results.json").read_text())
     assert results["step"] == 12 // 2
+    assert "8 training images; an epoch draws 12 of them (data.epoch_size: 1.5 passes over them), 6 optimiser " \
+           "steps an epoch" in caplog.text

@@ -7,6 +7,7 @@ source, multi-crop, negative transforms on the views).
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ from ssad.negatives import NegativePart, parse_variant
 from ssad.views import TrainingViews
 
 INDIST = "indist"
+log = logging.getLogger(__name__)
 # Lightning calls a mid-epoch resume of loaders without state_dict() unreliable; these resume exactly
 # (EpochSampler positioned from the trainer's restored step count, see SSADDataModule.train_dataloader).
 warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
@@ -196,6 +198,7 @@ class SSADDataModule(L.LightningDataModule):
             raise ValueError(f"{self.name}: {len(samplers['pos'])} training images per process give no optimiser step "
                              f"of {accumulate} micro-batches × data.batch_size={self.batch_size}; lower "
                              "optim.effective_batch or data.batch_size")
+        log.info("%s", self.epoch_note(len(positives), self._steps_per_epoch(loader_batches)))
         epoch, batches = self._resume_position(loader_batches)
         for sampler in samplers.values():
             sampler.truncate(loader_batches * self.batch_size)
@@ -204,16 +207,32 @@ class SSADDataModule(L.LightningDataModule):
                                   drop_last=True) for k in datasets}
         return CombinedLoader(loaders, mode="min_size")
 
+    def epoch_note(self, images: int, steps: int) -> str:
+        """What an epoch trains on, said at the start of training (``data.epoch_size`` may make it several passes
+        over a small set or a subset of a large one)."""
+        if not self.epoch_size:
+            return f"{images:,} training images, one pass an epoch, {steps} optimiser steps"
+        share = (f"{self.epoch_size / images:.1f} passes over them" if self.epoch_size > images
+                 else "a new random subset each epoch")
+        return (f"{images:,} training images; an epoch draws {self.epoch_size:,} of them (data.epoch_size: {share}), "
+                f"{steps} optimiser steps an epoch")
+
+    def _steps_per_epoch(self, loader_batches: int) -> int:
+        """Optimiser steps an epoch of ``loader_batches`` batches, after the trainer's ``limit_train_batches``; an
+        epoch whose batches are not a multiple of the accumulation ends with a shorter step."""
+        trainer = self.trainer
+        if trainer is None:
+            return loader_batches
+        limit = trainer.limit_train_batches
+        per_epoch = int(loader_batches * limit) if isinstance(limit, float) else min(loader_batches, int(limit))
+        return max(math.ceil(per_epoch / trainer.accumulate_grad_batches), 1)
+
     def _resume_position(self, loader_batches: int) -> tuple[int, int]:
-        """(epoch, batches of it already trained on) from the trainer's restored optimiser steps; an epoch whose
-        batches are not a multiple of the accumulation (``limit_train_batches``) ends with a shorter step."""
+        """(epoch, batches of it already trained on) from the trainer's restored optimiser steps."""
         trainer = self.trainer
         if trainer is None or not trainer.global_step:
             return 0, 0
-        limit = trainer.limit_train_batches
-        per_epoch = int(loader_batches * limit) if isinstance(limit, float) else min(loader_batches, int(limit))
-        steps_per_epoch = max(math.ceil(per_epoch / trainer.accumulate_grad_batches), 1)
-        epoch, steps = divmod(trainer.global_step, steps_per_epoch)
+        epoch, steps = divmod(trainer.global_step, self._steps_per_epoch(loader_batches))
         return epoch, steps * trainer.accumulate_grad_batches
 
     def loader_workers(self) -> int:
