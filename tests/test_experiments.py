@@ -131,3 +131,10 @@ def test_the_quick_start_trains_the_same_steps_on_data_of_any_size(tmp_path, cap
     assert results["step"] == 12 // 2
     assert "8 training images; an epoch draws 12 of them (data.epoch_size: 1.5 passes over them), 6 optimiser " \
            "steps an epoch" in caplog.text
+
+
+def test_an_epoch_smaller_than_a_batch_is_refused_naming_data_epoch_size(tmp_path) -> None:
+    cfg = compose_cfg(tmp_path, "data.epoch_size=8", "data.batch_size=16", "++trainer.limit_train_batches=1.0",
+                      "model=cnn_small", "model.backbone.width=4", "model.backbone.depth=1")
+    with pytest.raises(ValueError, match=r"8 images an epoch \(data.epoch_size=8\).*or raise data.epoch_size"):
+        _epoch_draws(cfg)

@@ -195,9 +195,11 @@ class SSADDataModule(L.LightningDataModule):
         accumulate = self.trainer.accumulate_grad_batches if self.trainer is not None else 1
         loader_batches = len(samplers["pos"]) // self.batch_size // accumulate * accumulate
         if not loader_batches:
-            raise ValueError(f"{self.name}: {len(samplers['pos'])} training images per process give no optimiser step "
+            drawn = "training images" if not self.epoch_size else f"images an epoch (data.epoch_size={self.epoch_size})"
+            raise ValueError(f"{self.name}: {len(samplers['pos'])} {drawn} per process give no optimiser step "
                              f"of {accumulate} micro-batches × data.batch_size={self.batch_size}; lower "
-                             "optim.effective_batch or data.batch_size")
+                             "optim.effective_batch or data.batch_size" + (", or raise data.epoch_size"
+                                                                          if self.epoch_size else ""))
         log.info("%s", self.epoch_note(len(positives), self._steps_per_epoch(loader_batches)))
         epoch, batches = self._resume_position(loader_batches)
         for sampler in samplers.values():
