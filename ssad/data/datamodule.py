@@ -213,7 +213,7 @@ class SSADDataModule(L.LightningDataModule):
         """What an epoch trains on, said at the start of training (``data.epoch_size`` may make it several passes
         over a small set or a subset of a large one)."""
         if not self.epoch_size:
-            return f"{images:,} training images, one pass an epoch, {steps} optimiser steps"
+            return f"{images:,} training images, one pass an epoch, {steps} optimiser steps an epoch"
         share = (f"{self.epoch_size / images:.1f} passes over them" if self.epoch_size > images
                  else "a new random subset each epoch")
         return (f"{images:,} training images; an epoch draws {self.epoch_size:,} of them (data.epoch_size: {share}), "
