@@ -62,23 +62,31 @@ def test_sigterm_writes_a_checkpoint_and_the_run_resumes(tmp_path):
     assert final["global_step"] == 6 and (tmp_path / "run/results.json").is_file()
 
 
-def test_a_run_interrupted_mid_epoch_ends_with_the_same_weights(tmp_path):
+@pytest.mark.parametrize("several_passes", [False, True], ids=["one_pass", "epoch_size_of_1.8_passes"])
+def test_a_run_interrupted_mid_epoch_ends_with_the_same_weights(tmp_path, several_passes):
     """SIGTERM in the middle of an epoch, then a rerun: the same batches in the same order, the same crops,
-    so the same final student, teacher and centre as a run that was never interrupted."""
-    train(compose_cfg(tmp_path, "negatives=rot_indist", run_dir="straight"))
-    cfg = compose_cfg(tmp_path, "negatives=rot_indist", run_dir="cut")
+    so the same final student, teacher and centre as a run that was never interrupted. Also with an epoch of
+    more images than the set (data.epoch_size), cut in the batch that crosses from one pass to the next."""
+    extra = []
+    if several_passes:  # 27 training images (30 less 3 held out), 48 an epoch: 3 batches of 16
+        np.save(tmp_path / "few.npy", np.random.default_rng(0).integers(0, 256, (30, 16, 16), dtype=np.uint8))
+        extra = ["data=folder", f"data.path={tmp_path}/few.npy", "data.size=16", "data.batch_size=16",
+                 "data.epoch_size=48", "++trainer.limit_train_batches=1.0"]
+    train(compose_cfg(tmp_path, "negatives=rot_indist", *extra, run_dir="straight"))
+    cfg = compose_cfg(tmp_path, "negatives=rot_indist", *extra, run_dir="cut")
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg)
     trainer.callbacks.append(_SendSigterm(4))  # epoch 1 (of 2), after 1 of its 3 batches
     with pytest.raises(SIGTERMException):
         trainer.fit(model, datamodule=datamodule)
     assert torch.load(tmp_path / "cut/checkpoints/last.ckpt", weights_only=False)["global_step"] == 4
-    train(compose_cfg(tmp_path, "negatives=rot_indist", run_dir="cut"))
-    straight = torch.load(tmp_path / "straight/checkpoints/last.ckpt", weights_only=False)["state_dict"]
-    resumed = torch.load(tmp_path / "cut/checkpoints/last.ckpt", weights_only=False)["state_dict"]
-    assert straight.keys() == resumed.keys()
-    for key in straight:
-        torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0, msg=key)
+    train(compose_cfg(tmp_path, "negatives=rot_indist", *extra, run_dir="cut"))
+    straight = torch.load(tmp_path / "straight/checkpoints/last.ckpt", weights_only=False)
+    resumed = torch.load(tmp_path / "cut/checkpoints/last.ckpt", weights_only=False)
+    assert straight["global_step"] == resumed["global_step"] == 6
+    assert straight["state_dict"].keys() == resumed["state_dict"].keys()
+    for key in straight["state_dict"]:
+        torch.testing.assert_close(resumed["state_dict"][key], straight["state_dict"][key], rtol=0, atol=0, msg=key)
 
 
 def test_non_finite_loss_stops_with_a_message_and_keeps_good_weights(tmp_path):
