@@ -6,10 +6,12 @@ BIN := $(VENV)/bin
 
 .PHONY: setup demo test test-learning lint bench clean
 
+# -qq for ssad itself: errors only. setuptools prints a notice on every editable install that maps a folder into
+# the package (conf/ -> ssad.conf); it reads like a problem to a newcomer and is not one.
 $(BIN)/ssad-train: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip "setuptools>=77"
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -qq -e ".[dev]"
 	touch $@
 
 setup: $(BIN)/ssad-train
