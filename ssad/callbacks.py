@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.rank_zero import WarningCache
 from lightning.pytorch.utilities.seed import isolate_rng
 from torch import Tensor
 
@@ -65,7 +66,7 @@ class OODEvaluation(L.Callback):
         self.epoch_loss_sum: Tensor | float = 0.0
         self.epoch_loss_steps = 0
         self.last_results: dict[str, Any] | None = None
-        self.said: set[str] = set()  # the notes of what an evaluation skipped, printed once per run
+        self.notes = WarningCache()  # what an evaluation skipped, said once per run
 
     def references(self) -> dict[str, dict[str, Any]]:
         """The untrained network and raw pixels of ``baselines`` (a ``baselines.json``), by label, for the AUROC
@@ -106,11 +107,6 @@ class OODEvaluation(L.Callback):
             with isolate_rng():  # its loaders draw seeds: without this, every_n_epochs would change the training
                 self.run(trainer, pl_module, epoch, final=last)
 
-    def say_once(self, note: str) -> None:
-        if note not in self.said:
-            self.said.add(note)
-            rank_zero_info(note)
-
     def run(self, trainer: L.Trainer, pl_module: L.LightningModule, epoch: int, final: bool) -> dict[str, Any]:
         datamodule = trainer.datamodule
         sets = datamodule.eval_sets()
@@ -127,9 +123,9 @@ class OODEvaluation(L.Callback):
         flat = flatten_metrics(results)
         pl_module.log_dict(flat, sync_dist=True)  # equal on every process (gathered features): the mean is the value
         if results["knn_accuracy"] is None:
-            self.say_once("kNN accuracy skipped: the in-distribution train/test sets have no labels")
+            self.notes.info("kNN accuracy skipped: the in-distribution train/test sets have no labels")
         if not results["ood"]:
-            self.say_once(f"OOD metrics skipped: {ood_skipped_reason(sets, '+data.ood')}")
+            self.notes.info(f"OOD metrics skipped: {ood_skipped_reason(sets, '+data.ood')}")
         if trainer.is_global_zero:
             append_jsonl(self.output_dir / "metrics.jsonl", results)
             if final:
