@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import timm
+import torch
 from torch import Tensor, nn
 
 
@@ -56,15 +57,22 @@ def resnet18_cifar(drop_path_rate: float = 0.0) -> nn.Module:
 class SmallCNN(nn.Module):
     """A CNN sized for CPU runs: ``depth`` blocks of 3×3 convolution, BatchNorm and ReLU, the first ``depth`` − 1
     followed by 2×2 max-pooling, channels doubling from ``width``; f = global average pool (``num_features`` =
-    width · 2^(depth−1)). Any input size ≥ 2^(depth−1). ``layer_norm``: f = LayerNorm(pooled feature), centred
-    and scaled over its channels per image like the paper's ViT feature (its final norm), which spreads the
-    otherwise all-positive features over the sphere so that Eq. 6 at τ = 0.04 reads neighbours rather than the
-    middle of one blob (docs/quickstart.md "Shape data")."""
+    width · 2^(depth−1)). Any input size ≥ 2^(depth−1). The pooled features are all positive, one blob on the
+    sphere, whose middle Eq. 6 at τ = 0.04 reads rather than an image's neighbours (docs/quickstart.md "Why MNIST
+    scores below 50"). Two ways to spread them: ``mean_centring`` = λ subtracts λ times the training images' mean
+    feature (:class:`MeanCentring`); ``layer_norm``: f = LayerNorm(pooled feature), centred and scaled over its
+    channels per image like the paper's ViT feature (its final norm; docs/quickstart.md "Shape data")."""
 
-    def __init__(self, width: int = 32, depth: int = 4, layer_norm: bool = False) -> None:
+    def __init__(self, width: int = 32, depth: int = 4, layer_norm: bool = False, mean_centring: float = 0.0) -> None:
         super().__init__()
         if width < 1 or depth < 1:
             raise ValueError(f"SmallCNN: width={width}, depth={depth}; both must be >= 1")
+        if not 0.0 <= mean_centring <= 1.0:
+            raise ValueError(f"SmallCNN: mean_centring={mean_centring}; the fraction of the mean feature subtracted "
+                             "must lie in [0, 1]")
+        if layer_norm and mean_centring:
+            raise ValueError("SmallCNN: layer_norm=true and mean_centring > 0 both centre f; choose one "
+                             "(model.backbone.mean_centring=0 or model.backbone.layer_norm=false)")
         layers: list[nn.Module] = []
         channels = 3
         for i in range(depth):
@@ -75,15 +83,52 @@ class SmallCNN(nn.Module):
             channels = out
         self.features = nn.Sequential(*layers)
         self.num_features = channels
-        self.norm = nn.LayerNorm(channels) if layer_norm else nn.Identity()
+        self.norm: nn.Module = nn.Identity()
+        if layer_norm:
+            self.norm = nn.LayerNorm(channels)
+        elif mean_centring:
+            self.norm = MeanCentring(channels, mean_centring)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.norm(self.features(x).mean(dim=(-2, -1)))
 
 
-def small_cnn(width: int = 32, depth: int = 4, layer_norm: bool = False) -> nn.Module:
+def small_cnn(width: int = 32, depth: int = 4, layer_norm: bool = False, mean_centring: float = 0.0) -> nn.Module:
     """:class:`SmallCNN` (builder for the registry and the configs)."""
-    return SmallCNN(width, depth, layer_norm)
+    return SmallCNN(width, depth, layer_norm, mean_centring)
+
+
+class MeanCentring(nn.Module):
+    """f − λ·m: subtracts the fraction λ (``fraction``) of m, the mean feature of the training images. In training
+    m is the batch's mean (gradients flow through it, as through BatchNorm's) and a running average of it is kept
+    like BatchNorm's running mean (``momentum``; None: the cumulative average, as :func:`ssad.baselines.
+    calibrate_batchnorm` sets it to measure an untrained network); evaluation subtracts that running mean. λ = 1
+    centres the blob of all-positive features on the origin, so that Eq. 6 reads neighbours; λ = 0.5 keeps part of
+    where an image lies in the blob, which is what tells shoes from clothes on Fashion-MNIST (docs/quickstart.md
+    "Mean centring")."""
+
+    def __init__(self, num_features: int, fraction: float, momentum: float | None = 0.1) -> None:
+        super().__init__()
+        self.fraction, self.momentum = fraction, momentum
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def reset_running_stats(self) -> None:
+        self.running_mean.zero_()
+        self.num_batches_tracked.zero_()
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return x - self.fraction * self.running_mean
+        mean = x.mean(dim=0)
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            weight = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), weight)
+        return x - self.fraction * mean
+
+    def extra_repr(self) -> str:
+        return f"{self.running_mean.numel()}, fraction={self.fraction}, momentum={self.momentum}"
 
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {

@@ -27,6 +27,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities.seed import isolate_rng
 from omegaconf import DictConfig
 
+from ssad.backbones import MeanCentring
 from ssad.config_keys import CONFIG_DIR
 from ssad.data.sources import ArraySet
 from ssad.evaluation import EvalSettings, evaluate_features, evaluate_network, set_labels
@@ -47,10 +48,11 @@ def pixel_features(array_set: ArraySet, chunk: int = 4096) -> torch.Tensor:
 
 @torch.no_grad()
 def calibrate_batchnorm(network: torch.nn.Module, array_set: ArraySet, size: int, batch_size: int = 256) -> bool:
-    """Set every BatchNorm's running statistics to the mean and variance of its inputs over ``array_set``
-    (averaged over batches of ``batch_size``; no weight changes), so an untrained BN network is not handicapped
-    by its initial statistics (0 and 1). False when ``network`` has no BatchNorm (nothing to measure)."""
-    layers = [m for m in network.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    """Set the running statistics of every BatchNorm (and :class:`~ssad.backbones.MeanCentring`) to the mean and
+    variance of its inputs over ``array_set`` (averaged over batches of ``batch_size``; no weight changes), so an
+    untrained BN network is not handicapped by its initial statistics (0 and 1). False when ``network`` has none
+    (nothing to measure)."""
+    layers = [m for m in network.modules() if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, MeanCentring))]
     if not layers:
         return False
     momenta = [m.momentum for m in layers]

@@ -99,9 +99,9 @@ def below_chance_note(results: Mapping, temperature: float) -> str | None:
             f"alone (Eq. 6 as τ → 0{nearest}) shows whether the features separate it. "
             "To score with a smaller τ: eval.settings.temperature=0.0025 "
             "(docs/quickstart.md \"Why MNIST scores below 50\"); "
-            "to train the small CNN with features spread over the sphere (shape data such as digits): "
-            "model.backbone.layer_norm=true, or experiment=demo_shapes in place of experiment=demo "
-            "(docs/quickstart.md \"Shape data\").")
+            "to train the small CNN with features spread further over the sphere (shape data such as digits): "
+            "model.backbone.mean_centring=1 (docs/quickstart.md \"Mean centring\"), or experiment=demo_shapes in "
+            "place of experiment=demo (docs/quickstart.md \"Shape data\").")
 
 
 def evaluate_features(

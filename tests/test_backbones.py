@@ -5,7 +5,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from ssad.backbones import BACKBONES, build_backbone, builder_name, resnet18_cifar, small_cnn
+from ssad.backbones import BACKBONES, MeanCentring, build_backbone, builder_name, resnet18_cifar, small_cnn
+from ssad.baselines import calibrate_batchnorm
+from ssad.data.sources import ArraySet
 from ssad.detector import Detector
 from ssad.export import export_detector
 from ssad.module import SSADModule
@@ -100,9 +102,50 @@ def test_small_cnn_layer_norm_centres_f_and_survives_export(tmp_path):
     assert torch.allclose(f.mean(dim=1), torch.zeros(3), atol=1e-5)  # each f centred over its channels
     assert not torch.allclose(small_cnn(width=8, depth=2)(torch.rand(3, 3, 16, 16)).mean(dim=1), torch.zeros(3))
     train(compose_cfg(tmp_path, "model=cnn_small", *MODELS["cnn_small"], "model.backbone.layer_norm=true",
+                      "model.backbone.mean_centring=0",
                       "trainer.max_epochs=1", "++trainer.limit_train_batches=2"))
     export_detector(compose_command("export", f"ckpt={tmp_path}/run/checkpoints/last.ckpt",
                                     f"out={tmp_path}/detector.pt"))
     detector = Detector.load(tmp_path / "detector.pt", device="cpu")
     assert detector.backbone_args["layer_norm"] is True
     assert isinstance(detector.backbone.norm, torch.nn.LayerNorm)
+
+
+def test_mean_centring_subtracts_a_fraction_of_the_batch_mean_in_training_and_of_the_running_mean_after():
+    centring = MeanCentring(4, fraction=0.5)
+    x = torch.rand(6, 4) + 1.0
+    assert torch.allclose(centring(x), x - 0.5 * x.mean(dim=0))
+    assert torch.allclose(centring.running_mean, 0.1 * x.mean(dim=0))  # momentum 0.1 from 0, like BatchNorm's
+    centring.eval()
+    assert torch.allclose(centring(x), x - 0.5 * centring.running_mean)
+    # gradients flow through the batch mean: a constant shift of every image's f is removed by half
+    x.requires_grad_(True)
+    centring.train()(x).sum().backward()
+    assert torch.allclose(x.grad, torch.full_like(x, 0.5))
+
+
+def test_mean_centring_is_measured_for_the_untrained_network_and_survives_export(tmp_path):
+    cnn = small_cnn(width=4, depth=2, mean_centring=1.0).eval()
+    images = np.random.default_rng(0).integers(0, 256, (12, 3, 8, 8), dtype=np.uint8)
+    assert calibrate_batchnorm(cnn, ArraySet(images, None, "train"), size=8, batch_size=4)
+    from ssad.features import preprocess
+    with torch.no_grad():
+        x = preprocess(torch.from_numpy(images), 8)
+        f, pooled = cnn(x), cnn.features(x).mean(dim=(-2, -1))
+    # λ = 1: the training features centred (up to BatchNorm's batch vs running statistics in the layers below)
+    assert f.mean(dim=0).norm() < 0.1 * pooled.mean(dim=0).norm()
+    assert cnn.norm.momentum == 0.1 and not cnn.training
+    train(compose_cfg(tmp_path, "model=cnn_small", *MODELS["cnn_small"], "model.backbone.mean_centring=0.5",
+                      "trainer.max_epochs=1", "++trainer.limit_train_batches=2"))
+    export_detector(compose_command("export", f"ckpt={tmp_path}/run/checkpoints/last.ckpt",
+                                    f"out={tmp_path}/detector.pt"))
+    detector = Detector.load(tmp_path / "detector.pt", device="cpu")
+    assert detector.backbone_args["mean_centring"] == 0.5 and detector.backbone.norm.fraction == 0.5
+    assert detector.backbone.norm.running_mean.abs().sum() > 0  # the teacher's tracked mean, not the initial 0
+
+
+@pytest.mark.parametrize("kwargs, named", [({"mean_centring": 1.5}, "[0, 1]"),
+                                           ({"mean_centring": 0.5, "layer_norm": True}, "choose one")])
+def test_small_cnn_refuses_bad_centring(kwargs, named):
+    with pytest.raises(ValueError, match=named.replace("[", r"\[")):
+        small_cnn(width=4, depth=2, **kwargs)

@@ -40,5 +40,5 @@ def test_demo_preset_learns_on_fashion_mnist_beyond_the_untrained_network(tmp_pa
     trained = json.loads((run / "results.json").read_text())["ood"]["near"]["auroc"]
     baselines = json.loads((run / "baselines.json").read_text())
     untrained = baselines["untrained"]["ood"]["near"]["auroc"]
-    # measured (seed 0, rot_indist, 12 epochs = 936 steps): untrained 0.839, trained 0.917, raw pixels 0.899
+    # measured (seed 0, rot_indist, 12 epochs = 936 steps): untrained 0.797, trained 0.871, raw pixels 0.899
     assert trained > untrained + 0.04, (trained, untrained, baselines["raw_pixels"]["ood"]["near"]["auroc"])
