@@ -186,7 +186,8 @@ def main(variants: list[str], overrides: list[str]) -> None:
           "L_pos / L_neg: epoch means, first → last epoch (L_neg: - for `none`, λ=0).")
     losses = {v: epoch_losses(sweep_dir / v) for v in variants}
     print("\n".join(table(results, baselines, losses)))
-    print("Untrained: the teacher's initial weights, BatchNorm statistics measured on the training images; "
+    print("Untrained: the teacher's initial weights, BatchNorm statistics (and the mean feature the small CNN "
+          "subtracts) measured on the training images; "
           "Untrained as built: the teacher at step 0 (statistics at their initial 0 and 1).")
     run_config = OmegaConf.load(sweep_dir / variants[0] / ".hydra" / "config.yaml")
     print("\n".join(by_label_tables(results, baselines, label_names(run_config.data.ood))))

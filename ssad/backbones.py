@@ -59,7 +59,7 @@ class SmallCNN(nn.Module):
     followed by 2×2 max-pooling, channels doubling from ``width``; f = global average pool (``num_features`` =
     width · 2^(depth−1)). Any input size ≥ 2^(depth−1). The pooled features are all positive, one blob on the
     sphere, whose middle Eq. 6 at τ = 0.04 reads rather than an image's neighbours (docs/quickstart.md "Why MNIST
-    scores below 50"). Two ways to spread them: ``mean_centring`` = λ subtracts λ times the training images' mean
+    scores below 50"). Two ways to spread them: ``mean_centring`` = α subtracts α times the training images' mean
     feature (:class:`MeanCentring`); ``layer_norm``: f = LayerNorm(pooled feature), centred and scaled over its
     channels per image like the paper's ViT feature (its final norm; docs/quickstart.md "Shape data")."""
 
@@ -99,11 +99,11 @@ def small_cnn(width: int = 32, depth: int = 4, layer_norm: bool = False, mean_ce
 
 
 class MeanCentring(nn.Module):
-    """f − λ·m: subtracts the fraction λ (``fraction``) of m, the mean feature of the training images. In training
+    """f − α·m: subtracts the fraction α (``fraction``) of m, the mean feature of the training images. In training
     m is the batch's mean (gradients flow through it, as through BatchNorm's) and a running average of it is kept
     like BatchNorm's running mean (``momentum``; None: the cumulative average, as :func:`ssad.baselines.
-    calibrate_batchnorm` sets it to measure an untrained network); evaluation subtracts that running mean. λ = 1
-    centres the blob of all-positive features on the origin, so that Eq. 6 reads neighbours; λ = 0.5 keeps part of
+    calibrate_batchnorm` sets it to measure an untrained network); evaluation subtracts that running mean. α = 1
+    centres the blob of all-positive features on the origin, so that Eq. 6 reads neighbours; α = 0.5 keeps part of
     where an image lies in the blob, which is what tells shoes from clothes on Fashion-MNIST (docs/quickstart.md
     "Mean centring")."""
 
