@@ -1,5 +1,7 @@
 """Backbones (ViT, ResNet-18 with the CIFAR stem, small CNN) and the deterministic teacher."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -132,7 +134,7 @@ def test_mean_centring_is_measured_for_the_untrained_network_and_survives_export
     with torch.no_grad():
         x = preprocess(torch.from_numpy(images), 8)
         f, pooled = cnn(x), cnn.features(x).mean(dim=(-2, -1))
-    # λ = 1: the training features centred (up to BatchNorm's batch vs running statistics in the layers below)
+    # α = 1: the training features centred (up to BatchNorm's batch vs running statistics in the layers below)
     assert f.mean(dim=0).norm() < 0.1 * pooled.mean(dim=0).norm()
     assert cnn.norm.momentum == 0.1 and not cnn.training
     train(compose_cfg(tmp_path, "model=cnn_small", *MODELS["cnn_small"], "model.backbone.mean_centring=0.5",
@@ -147,5 +149,5 @@ def test_mean_centring_is_measured_for_the_untrained_network_and_survives_export
 @pytest.mark.parametrize("kwargs, named", [({"mean_centring": 1.5}, "[0, 1]"),
                                            ({"mean_centring": 0.5, "layer_norm": True}, "choose one")])
 def test_small_cnn_refuses_bad_centring(kwargs, named):
-    with pytest.raises(ValueError, match=named.replace("[", r"\[")):
+    with pytest.raises(ValueError, match=re.escape(named)):
         small_cnn(width=4, depth=2, **kwargs)
