@@ -170,11 +170,25 @@ def by_label_tables(results: dict[str, dict], baselines: dict[str, dict],
     return lines
 
 
+def new_sweep_dir(parent: Path, stamp: str) -> Path:
+    """``parent/stamp``, or ``parent/stamp_2``, ``_3``, … when a demo started in the same second holds it: the folder
+    is created here, so two demos started together never write into one folder."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        candidate = parent / (stamp if n == 1 else f"{stamp}_{n}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{parent / stamp}: 999 demo folders with this time stamp; remove some of them")
+
+
 def main(variants: list[str], overrides: list[str]) -> None:
     started = time.time()
     preset = next((a for a in overrides if a.startswith("experiment=")), "experiment=demo")
     overrides = [preset, *(a for a in overrides if not a.startswith("experiment="))]
-    sweep_dir = Path("outputs") / preset.removeprefix("experiment=") / time.strftime("%Y-%m-%d_%H-%M-%S")
+    sweep_dir = new_sweep_dir(Path("outputs") / preset.removeprefix("experiment="), time.strftime("%Y-%m-%d_%H-%M-%S"))
     run([sys.executable, "-m", "ssad.baselines", *overrides, f"hydra.run.dir={sweep_dir}"])
     baselines_file = sweep_dir.resolve() / "baselines.json"
     train_side_by_side({v: [sys.executable, "-m", "ssad.train", *overrides, f"negatives={v}",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from demo import RunProgress, train_side_by_side  # noqa: E402
+from demo import RunProgress, new_sweep_dir, train_side_by_side  # noqa: E402
 
 
 def _run_dir(tmp_path: Path, max_epochs: int) -> Path:
@@ -67,3 +67,10 @@ def test_runs_that_succeed_return_and_leave_their_console_output(tmp_path):
     train_side_by_side(commands, {name: tmp_path / name for name in commands}, tmp_path / "console")
     assert [(tmp_path / "console" / f"{n}.log").read_text().strip() for n in commands] == \
         ["trained none", "trained rot_indist"]
+
+
+def test_demos_started_in_the_same_second_get_their_own_folders(tmp_path):
+    first = new_sweep_dir(tmp_path / "demo", "2026-12-07_04-02-04")
+    second = new_sweep_dir(tmp_path / "demo", "2026-12-07_04-02-04")
+    assert first.name == "2026-12-07_04-02-04" and second.name == "2026-12-07_04-02-04_2"
+    assert first.is_dir() and second.is_dir()
