@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
@@ -45,6 +46,14 @@ def run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True)
 
 
+def configured_epochs(config: Path) -> int | None:
+    """``trainer.max_epochs`` of a run's ``.hydra/config.yaml``, or None while Hydra is still writing the file."""
+    try:
+        return OmegaConf.select(OmegaConf.load(config), "trainer.max_epochs")
+    except (OSError, yaml.YAMLError):
+        return None
+
+
 class RunProgress:
     """How much of its training a run has done (0 to 1): the last update of Lightning's epoch bar in the run's
     console output, read as the file grows (so the long bars of an evaluation on a large set do not hide it), over
@@ -64,7 +73,7 @@ class RunProgress:
             self.last = ([tuple(map(int, m)) for m in BAR.findall(text)] or [self.last])[-1]
             self.carry = text[-BAR_CHARS:]  # an update cut in two by this read is found whole by the next
         if self.max_epochs is None and self.config.is_file():
-            self.max_epochs = OmegaConf.load(self.config).trainer.max_epochs
+            self.max_epochs = configured_epochs(self.config)
         if self.last is None or self.max_epochs is None:
             return 0.0
         epoch, step, steps = self.last
