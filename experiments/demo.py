@@ -47,9 +47,11 @@ def run(cmd: list[str]) -> None:
 
 
 def configured_epochs(config: Path) -> int | None:
-    """``trainer.max_epochs`` of a run's ``.hydra/config.yaml``, or None while Hydra is still writing the file."""
+    """``trainer.max_epochs`` of a run's ``.hydra/config.yaml``, or None while Hydra is still writing the file (one
+    that does not end its last line yet may end in the middle of a number)."""
     try:
-        return OmegaConf.select(OmegaConf.load(config), "trainer.max_epochs")
+        text = config.read_text()
+        return OmegaConf.select(OmegaConf.create(text), "trainer.max_epochs") if text.endswith("\n") else None
     except (OSError, yaml.YAMLError):
         return None
 
