@@ -14,12 +14,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import lightning as L
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from ssad.baselines import calibrate_batchnorm
+from ssad.baselines import calibrate_batchnorm, initial_state
 from ssad.checkpoints import load_checkpoint
 from ssad.evaluation import EvalSettings, evaluate_features, network_features
 
@@ -30,10 +28,8 @@ def centred_aurocs(run_dir: Path, betas: list[float]) -> dict[str, dict[float, d
     """``{"trained" | "untrained": {β: {OOD set: AUROC}}}`` of the run in ``run_dir``."""
     cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
     settings = EvalSettings(**{**OmegaConf.to_container(cfg.eval.settings), "progress": False})
-    L.seed_everything(cfg.seed, verbose=False)  # the untrained network's weights, as ssad.baselines draws them
-    datamodule = instantiate(cfg.data)
-    sets = datamodule.eval_sets()
-    untrained = instantiate(cfg.model, _convert_="all").teacher
+    sets, model = initial_state(cfg)  # the untrained network's weights, as ssad.baselines draws them
+    untrained = model.teacher
     calibrate_batchnorm(untrained.backbone, sets["train"], cfg.eval.size)
     trained = load_checkpoint(run_dir / "checkpoints" / "last.ckpt", trust_file=True)[0].teacher
     out = {}

@@ -69,19 +69,25 @@ def calibrate_batchnorm(network: torch.nn.Module, array_set: ArraySet, size: int
     return True
 
 
-def compute_baselines(cfg: DictConfig) -> dict[str, dict[str, Any]]:
-    """Raw-pixel and untrained-network results (BatchNorm statistics measured; for a BN network also as built)
-    for the data of a composed training config."""
+def initial_state(cfg: DictConfig) -> tuple[dict[str, ArraySet], Any]:
+    """The evaluation sets of a composed training config and its model (``SSADModule``) at initialisation, drawn
+    as the baselines draw them: seeded by ``cfg.seed``, the data first."""
     L.seed_everything(cfg.seed)
     datamodule = instantiate(cfg.data)
     datamodule.check_sources()
     sets = datamodule.eval_sets()
+    return sets, instantiate(cfg.model, _convert_="all")
+
+
+def compute_baselines(cfg: DictConfig) -> dict[str, dict[str, Any]]:
+    """Raw-pixel and untrained-network results (BatchNorm statistics measured; for a BN network also as built)
+    for the data of a composed training config."""
+    sets, model = initial_state(cfg)
     settings = EvalSettings(**cfg.eval.settings)
     pixels = {name: pixel_features(array_set) for name, array_set in sets.items()}
     ood = {k: v for k, v in pixels.items() if k not in ("train", "test")}
     raw, _ = evaluate_features(pixels["train"], pixels.get("test"), ood, settings, set_labels(sets["train"]),
                                set_labels(sets.get("test")), {name: set_labels(sets[name]) for name in ood})
-    model = instantiate(cfg.model, _convert_="all")
     results = {"raw_pixels": raw}
     untrained, _ = evaluate_network(model.teacher, model.center, sets, cfg.eval.size, settings)
     if calibrate_batchnorm(model.teacher.backbone, sets["train"], cfg.eval.size):
