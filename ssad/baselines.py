@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 from ssad.backbones import MeanCentring
 from ssad.config_keys import CONFIG_DIR
 from ssad.data.sources import ArraySet
+from ssad.errors import user_errors
 from ssad.evaluation import EvalSettings, evaluate_features, evaluate_network, set_labels
 from ssad.features import preprocess
 from ssad.io import write_json_atomic
@@ -128,6 +129,7 @@ class SweepBaselines(Callback):
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+@user_errors
 def main(cfg: DictConfig) -> None:
     out = Path(cfg.paths.output_dir) / BASELINES_FILE
     results = compute_baselines(cfg)

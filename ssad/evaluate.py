@@ -14,6 +14,7 @@ from ssad.checkpoints import load_checkpoint
 from ssad.config import validate
 from ssad.config_keys import CONFIG_DIR
 from ssad.data.sources import label_names
+from ssad.errors import user_errors
 from ssad.evaluation import EvalSettings, below_chance_note, evaluate_network, ood_skipped_reason
 from ssad.features import resolve_device
 from ssad.io import write_json_atomic
@@ -116,6 +117,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
+@user_errors
 def main(cfg: DictConfig) -> None:
     evaluate_checkpoint(cfg)
 

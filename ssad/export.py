@@ -17,6 +17,7 @@ from ssad.checkpoints import load_checkpoint
 from ssad.config import validate
 from ssad.config_keys import CONFIG_DIR
 from ssad.detector import Detector
+from ssad.errors import user_errors
 from ssad.evaluation import EvalSettings, network_features
 from ssad.features import resolve_device
 from ssad.metrics import ood_metrics, ood_score, readable_score, threshold_at_tpr
@@ -100,6 +101,7 @@ def export_detector(cfg: DictConfig) -> Detector:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
+@user_errors
 def main(cfg: DictConfig) -> None:
     export_detector(cfg)
 

@@ -32,10 +32,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ssad.errors import UserError
+
 TRUST_HINT = "trust_file=true, which runs code from the file (only for a file you made yourself or fully trust)"
 
 
-class UnsafeFileError(ValueError):
+class UnsafeFileError(UserError, ValueError):
     """A file was refused because reading it would run code named by the file; nothing of it was run."""
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from ssad.errors import UserError
 from ssad.metrics import MIN_TEMPERATURE
 
 
@@ -80,7 +81,7 @@ def node(cls: type) -> Any:
     return field(default_factory=cls)
 
 
-class SchemaError(ValueError):
+class SchemaError(UserError, ValueError):
     """Values out of range or of the wrong type, one ``key=value must be ...`` line each."""
 
     def __init__(self, problems: list[str]) -> None:

@@ -25,6 +25,7 @@ from ssad.config_keys import CONFIG_DIR
 from ssad.data.arrays import npy
 from ssad.data.images import list_images, load_images
 from ssad.detector import Detector
+from ssad.errors import user_errors
 from ssad.io import write_text_atomic
 
 if TYPE_CHECKING:
@@ -106,6 +107,7 @@ def score_images(cfg: DictConfig) -> tuple[list[str], torch.Tensor, torch.Tensor
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="score")
+@user_errors
 def main(cfg: DictConfig) -> None:
     score_images(cfg)
 

@@ -23,6 +23,7 @@ from ssad.config import validate
 from ssad.config_keys import CONFIG_DIR
 from ssad.console import quiet_libraries
 from ssad.data.sources import label_names
+from ssad.errors import user_errors
 from ssad.evaluate import baseline_gains, results_table
 from ssad.io import check_checkpoint
 from ssad.loggers import finish as finish_loggers
@@ -136,6 +137,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
+@user_errors
 def main(cfg: DictConfig) -> None:
     run_dir = HydraConfig.get().runtime.output_dir
     log.info("run directory: %s", run_dir)

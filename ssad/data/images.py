@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from ssad.console import progress_bar
+from ssad.errors import UserError
 
 Arrays = tuple[np.ndarray, np.ndarray | None]
 
@@ -118,7 +119,7 @@ def _decode(path: Path, size: int) -> np.ndarray | str:
         return f"{type(err).__name__}: {err}"
 
 
-class UnreadableFilesError(ValueError):
+class UnreadableFilesError(UserError, ValueError):
     """Image files that could not be decoded, listed by name, with the setting that leaves them out. A reader
     knows only its own ``on_error`` argument; a command that sets it under another key re-raises the error
     with that key (:meth:`with_remedy`), so the message names the override that works there."""
