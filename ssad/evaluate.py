@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from ssad.checkpoints import load_checkpoint
+from ssad.checkpoints import load_checkpoint, rebuild_datamodule
 from ssad.config import validate
 from ssad.config_keys import CONFIG_DIR
 from ssad.data.sources import label_names
@@ -94,7 +93,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         run_cfg.data.ood = cfg.ood
     for name, spec in (cfg.get("add_ood") or {}).items():
         run_cfg.data.ood[name] = spec
-    datamodule = instantiate(run_cfg.data)
+    datamodule = rebuild_datamodule(run_cfg.data, cfg.ckpt, bool(cfg.get("trust_file", False)))
     datamodule.check_sources()
     model.to(resolve_device(cfg.accelerator))
     settings = EvalSettings(**cfg.eval.settings)

@@ -9,11 +9,10 @@ from typing import Any
 import hydra
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ssad.backbones import builder_name
-from ssad.checkpoints import load_checkpoint
+from ssad.checkpoints import load_checkpoint, rebuild_datamodule
 from ssad.config import validate
 from ssad.config_keys import CONFIG_DIR
 from ssad.detector import Detector
@@ -72,7 +71,7 @@ def export_detector(cfg: DictConfig) -> Detector:
     model, run_cfg = load_checkpoint(cfg.ckpt, bool(cfg.get("trust_file", False)))
     device = resolve_device(cfg.accelerator)
     model.to(device)
-    datamodule = instantiate(run_cfg.data)
+    datamodule = rebuild_datamodule(run_cfg.data, cfg.ckpt, bool(cfg.get("trust_file", False)))
     sets = datamodule.eval_sets()
     settings = EvalSettings(**cfg.eval.settings)
     view_size = run_cfg.eval.size if cfg.eval.size is None else cfg.eval.size

@@ -2,15 +2,15 @@
 
 A pickle can name any importable callable and have it called while it is read (``__reduce__``), and a Hydra
 config can name any callable as a ``_target_``. Detector files, checkpoints and dataset batches are shared
-between people, so ssad reads them through the three gates below; a file that needs anything more is refused
+between people, so ssad reads them through the gates below; a file that needs anything more is refused
 with an :class:`UnsafeFileError` that names the file and what it asked for, before any of it runs.
 
 - :func:`load_torch_file`: ``torch.load(weights_only=True)`` (tensors, plain containers and scalars, plus the
   NumPy arrays that older ssad checkpoints kept their random state in).
 - :func:`load_data_pickle`: a restricted unpickler for the CIFAR and downsampled-ImageNet batch pickles (dicts,
   lists, strings, numbers, NumPy arrays and scalars, nothing else).
-- :func:`check_targets`: every ``_target_`` of a config read from a file must be a public class defined in
-  ssad or a library ssad builds with (:data:`TRUSTED_NAMESPACES`).
+- a config read from a file is never instantiated: :mod:`ssad.checkpoints` rebuilds its model and data from plain
+  values through ssad's own classes, and any other ``_target_`` is refused (:func:`refuse_target`).
 
 Each gate has a ``trust_file`` way round it for files one has made oneself or otherwise trusts; it runs code
 from the file, and is documented as such wherever it is offered.
@@ -19,7 +19,6 @@ from the file, and is documented as such wherever it is offered.
 from __future__ import annotations
 
 import codecs
-import inspect
 import io
 import os
 import pickle
@@ -150,32 +149,6 @@ def unpickle_data(data: bytes, source: str) -> Any:
 
 
 # ------------------------------------------------------------------------------------------ config targets
-TRUSTED_NAMESPACES = ("ssad", "lightning", "torch", "timm")
-
-
-def _target_problem(target: Any) -> str | None:
-    """Why a ``_target_`` read from a file is not accepted, or None: it must be a public class (not a function:
-    ``torch.load`` or ``torch.hub.load`` would run code) defined in :data:`TRUSTED_NAMESPACES`."""
-    if not isinstance(target, str) or not re.fullmatch(r"[A-Za-z_][\w.]*", target):
-        return "not a dotted name"
-    parts = target.split(".")
-    if parts[0] not in TRUSTED_NAMESPACES:
-        return f"outside ssad and the libraries it builds with ({', '.join(TRUSTED_NAMESPACES)})"
-    if any(part.startswith("_") for part in parts):
-        return "a private name"
-    from hydra.utils import get_object  # imports only modules inside the trusted namespaces, checked above
-
-    try:
-        obj = get_object(target)
-    except Exception:
-        return "not found"
-    if not inspect.isclass(obj):
-        return "not a class"
-    if str(getattr(obj, "__module__", "")).split(".")[0] not in TRUSTED_NAMESPACES:
-        return f"a class of {obj.__module__}, re-exported by a trusted namespace"
-    return None
-
-
 def find_targets(node: Any, where: str) -> list[tuple[str, Any]]:
     """Every ``(key path, _target_)`` in a nested dict/list config."""
     found = []
@@ -191,18 +164,7 @@ def find_targets(node: Any, where: str) -> list[tuple[str, Any]]:
 def refuse_target(path: str | os.PathLike, key: str, target: Any, problem: str) -> UnsafeFileError:
     """The error for a ``_target_`` (at ``key``) of a config read from ``path`` that is not accepted."""
     return UnsafeFileError(
-        f"{path}: refused: its stored config sets {key}._target_={target!r}, {problem}. A file may only name "
-        f"ssad's own classes and those of {', '.join(TRUSTED_NAMESPACES[1:])}; nothing was built from it. "
-        f"To build it anyway: {TRUST_HINT}.")
+        f"{path}: refused: its stored config sets {key}._target_={target!r}, {problem}. ssad builds a stored "
+        f"config's model and data itself from plain values and runs nothing a file names; nothing was built from "
+        f"it. To build it anyway: {TRUST_HINT}.")
 
-
-def check_targets(config: Any, where: str, path: str | os.PathLike, trust_file: bool = False) -> None:
-    """Raise :class:`UnsafeFileError` naming ``path`` and the key when a ``_target_`` in ``config`` (a plain
-    nested dict/list read from that file, found under ``where``) is not a public class defined in
-    :data:`TRUSTED_NAMESPACES`. Nothing is checked with ``trust_file``."""
-    if trust_file:
-        return
-    for key, target in find_targets(config, where):
-        problem = _target_problem(target)
-        if problem:
-            raise refuse_target(path, key, target, problem)

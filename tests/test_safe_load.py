@@ -1,6 +1,7 @@
 """Loading a file never runs code from it (issue 12): detector files, checkpoints (evaluate, export, resume) and the
 CIFAR / downsampled-ImageNet pickles refuse a payload that would create a marker file, and genuine files still
-load with the very same scores."""
+load with the very same scores. A checkpoint's stored data config is rebuilt from plain values by ssad's own classes,
+so a ``_target_`` that would start a process (issue 32) is refused by the commands, naming the file and the key."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ import numpy as np
 import pytest
 import torch
 
-from ssad.checkpoints import load_checkpoint
+from ssad.checkpoints import load_checkpoint, rebuild_datamodule
 from ssad.data import arrays, benchmarks
 from ssad.data.sources import load_source
 from ssad.detector import Detector
+from ssad.errors import InputError
 from ssad.evaluate import evaluate_checkpoint
 from ssad.export import export_detector
-from ssad.safe_load import UnsafeFileError, check_targets, load_data_pickle
+from ssad.safe_load import UnsafeFileError, load_data_pickle
 from ssad.score import score_images
 from ssad.train import train
 from tests.conftest import compose_cfg, compose_command
@@ -195,19 +197,77 @@ def test_a_checkpoint_naming_os_system_as_a_target_is_refused(run, tmp_path, whe
     assert not marker.exists()
 
 
-@pytest.mark.parametrize(("target", "problem"), [
-    ("torch.hub.load", "not a class"),  # inside a trusted namespace, but a function that runs code
-    ("lightning.fabric.strategies.launchers.subprocess_script.subprocess.Popen", "a class of subprocess"),
-    ("ssad.io._private", "a private name"),
-    ("subprocess.Popen", "outside ssad and the libraries"),
-    ("ssad.no_such.Thing", "not found"),
+SUBPROCESS_HANDLER = "torch.distributed.elastic.multiprocessing.subprocess_handler.subprocess_handler.SubprocessHandler"
+
+
+def _starts_touch(marker: Path) -> dict:
+    """A config node whose instantiation by Hydra starts ``/usr/bin/touch marker`` (a public class of torch)."""
+    return {"_target_": SUBPROCESS_HANDLER, "entrypoint": "/usr/bin/touch", "args": [str(marker)], "env": {},
+            "stdout": None, "stderr": None, "local_rank_id": 0, "numa_options": None}
+
+
+def test_the_subprocess_payload_runs_when_instantiated(tmp_path):
+    """The payload below is real: Hydra's instantiate of the node starts the process (so a missing marker in the
+    next tests means that nothing was instantiated)."""
+    from hydra.utils import instantiate
+
+    instantiate(_starts_touch(tmp_path / "probe")).proc.wait(timeout=30)
+    assert (tmp_path / "probe").exists()
+
+
+@pytest.mark.parametrize("command", ["ssad.export", "ssad.evaluate"])
+def test_a_checkpoint_whose_data_config_starts_a_process_is_refused_by_the_command(run, tmp_path, command):
+    marker = tmp_path / "marker"
+    checkpoint = _checkpoint(run)
+    checkpoint["ssad_config"]["data"]["negatives"] = _starts_touch(marker)
+    torch.save(checkpoint, tmp_path / "evil.ckpt")
+    done = subprocess.run([sys.executable, "-m", command, f"ckpt={tmp_path}/evil.ckpt", f"out={tmp_path}/out"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "evil.ckpt: refused" in errors[0]
+    assert f"data.negatives._target_='{SUBPROCESS_HANDLER}'" in errors[0] and "trust_file=true" in errors[0]
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("where", "node", "key"), [
+    # a class of ssad itself is refused where ssad does not build one
+    ("ood", {"x": {"_target_": "ssad.data.datamodule.SSADDataModule"}}, "data.ood.x._target_"),
+    ("sources", {"photos": {"_target_": "torch.hub.load", "repo_or_dir": "x"}}, "data.sources.photos._target_"),
+    ("negatives", {"parts": [{"_target_": "subprocess.Popen"}]}, "data.negatives.parts[0]._target_"),
+    ("augment", {"_target_": "ssad.augment.MultiCropAugment", "jitter": {"_target_": "os.getcwd"}},
+     "data.augment.jitter._target_"),
+    ("augment", {"_target_": "ssad.augment.MultiCropAugment", "_partial_": True}, "data.augment._partial_"),
+    ("negatives", {"parts": [], "_args_": ["x"]}, "data.negatives._args_"),
 ])
-def test_only_public_classes_of_trusted_libraries_are_accepted_from_a_file(target, problem):
-    config = {"augment": {"_target_": target}, "parts": [{"_target_": "ssad.augment.MultiCropAugment"}]}
-    with pytest.raises(UnsafeFileError, match=rf"f.ckpt: refused: its stored config sets data.augment._target_="
-                                              rf"'{target}', {problem}.*trust_file=true"):
-        check_targets(config, "data", "f.ckpt")
-    check_targets(config, "data", "f.ckpt", trust_file=True)  # the user's explicit way round
+def test_a_stored_data_config_names_only_ssads_data_module_and_augmentation(run, where, node, key):
+    data = copy.deepcopy(_checkpoint(run)["ssad_config"]["data"])
+    data[where] = node
+    with pytest.raises(UnsafeFileError, match=rf"^f\.ckpt: refused: its stored config (sets|has the Hydra key) "
+                                              rf"{re.escape(key)}.*nothing was built from it.*trust_file=true"):
+        rebuild_datamodule(data, "f.ckpt")
+
+
+def test_a_stored_data_argument_the_data_module_does_not_take_is_named(run):
+    data = copy.deepcopy(_checkpoint(run)["ssad_config"]["data"])
+    data["batch_sise"] = 8
+    with pytest.raises(InputError, match=r"f\.ckpt: .*data\.batch_sise is not an argument of SSADDataModule"):
+        rebuild_datamodule(data, "f.ckpt")
+
+
+def test_a_genuine_data_config_rebuilds_the_same_data_module_as_hydra(run):
+    from hydra.utils import instantiate
+
+    data = _checkpoint(run)["ssad_config"]["data"]
+    mine, theirs = rebuild_datamodule(data, "f.ckpt"), instantiate(data)
+    assert type(mine.augment) is type(theirs.augment) and vars(mine.augment).keys() == vars(theirs.augment).keys()
+    assert all(repr(getattr(mine.augment, k)) == repr(getattr(theirs.augment, k)) for k in vars(mine.augment)
+               if not k.startswith("_"))
+    assert (mine.train_spec, mine.ood_specs, mine.parts, mine.size) == (theirs.train_spec, theirs.ood_specs,
+                                                                       theirs.parts, theirs.size)
+    assert np.array_equal(mine.eval_sets()["train"].images, theirs.eval_sets()["train"].images)
+    assert isinstance(rebuild_datamodule(data, "f.ckpt", trust_file=True), type(mine))
 
 
 def test_a_genuine_checkpoint_rebuilds_the_same_model_as_hydra(run):
