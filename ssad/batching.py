@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ssad.errors import ConfigError
+
 LR_REFERENCE_BATCH = 256  # lr = base_lr × effective batch / 256
 
 
@@ -24,15 +26,15 @@ def accumulation_steps(effective_batch: int | None, batch_size: int, world_size:
     if effective_batch is None:
         return accumulate
     if accumulate != 1:
-        raise ValueError(f"optim.effective_batch={effective_batch} and trainer.accumulate_grad_batches={accumulate} "
+        raise ConfigError(f"optim.effective_batch={effective_batch} and trainer.accumulate_grad_batches={accumulate} "
                          "are both set: drop trainer.accumulate_grad_batches (the accumulation follows from the "
                          "effective batch) or set optim.effective_batch=null")
     per_step = batch_size * world_size
     if effective_batch % world_size:
-        raise ValueError(f"optim.effective_batch={effective_batch} does not split over {world_size} processes: "
+        raise ConfigError(f"optim.effective_batch={effective_batch} does not split over {world_size} processes: "
                          f"make it a multiple of {world_size} or change the number of devices")
     if effective_batch % per_step:
-        raise ValueError(f"optim.effective_batch={effective_batch} is not a multiple of data.batch_size × processes "
+        raise ConfigError(f"optim.effective_batch={effective_batch} is not a multiple of data.batch_size × processes "
                          f"= {batch_size} × {world_size} = {per_step}: set data.batch_size to a divisor of "
                          f"{effective_batch // world_size} (fewer images per device, more accumulation steps) or "
                          "change optim.effective_batch")

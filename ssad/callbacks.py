@@ -1,36 +1,114 @@
 """Lightning callbacks: the paper's evaluation every N epochs, written to metrics.jsonl / results.json, with
-the collapse warnings of ``CollapseMonitor`` (ssad.collapse)."""
+the collapse warnings of ``CollapseMonitor`` (ssad.collapse); a stop by Ctrl-C or SIGTERM that writes a checkpoint
+to resume from; and checkpoints written beside their final place and renamed (``AtomicCheckpointIO``)."""
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
+import os
+import shutil
+import signal
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import IO, Any
 
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_warn
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.rank_zero import WarningCache
 from lightning.pytorch.utilities.seed import isolate_rng
 from torch import Tensor
 
 from ssad.collapse import CollapseMonitor, find_monitor
+from ssad.errors import UserError
 from ssad.evaluation import EvalSettings, evaluate_network, ood_skipped_reason
-from ssad.io import append_jsonl, read_jsonl, write_json_atomic
+from ssad.io import append_jsonl, atomic_path, read_jsonl, write_json_atomic, write_text_atomic
 from ssad.loggers import publish_results
 from ssad.plots import plot_curves, plot_scores
 from ssad.results import BASELINES, baselines_path, flatten_metrics
 
-__all__ = ["CheckpointOnInterrupt", "CollapseMonitor", "OODEvaluation"]
+__all__ = ["AtomicCheckpointIO", "CheckpointOnInterrupt", "CollapseMonitor", "DiskFullError", "OODEvaluation"]
+
+log = logging.getLogger(__name__)
+
+
+class DiskFullError(UserError, OSError):
+    """No space left where a checkpoint is written; the previous checkpoint is unchanged."""
+
+
+def write_checkpoint(checkpoint: dict[str, Any], f: IO[bytes]) -> None:
+    """Serialise ``checkpoint`` into the open file ``f`` (``torch.save``)."""
+    torch.save(checkpoint, f)
+
+
+def _megabytes(n: float) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, writing each checkpoint to a temporary file beside its final place, synced,
+    then renamed over it: a crash or a full disk leaves the previous checkpoint whole. (Lightning's own stages the
+    file in the system's temporary folder and copies it across file systems, which is not atomic.) A full disk
+    raises :class:`DiskFullError`, naming the folder and the space left."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike,
+                        storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__}.save_checkpoint takes no storage_options")
+        path = Path(path)
+        try:
+            with atomic_path(path) as tmp, open(tmp, "wb") as f:
+                write_checkpoint(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            free = shutil.disk_usage(path.parent).free
+            kept = f"the previous {path.name} is unchanged" if path.exists() else f"no {path.name} was written"
+            raise DiskFullError(
+                f"disk full: no space left in {path.parent} to write the checkpoint {path.name} ({_megabytes(free)} "
+                f"free); {kept}. Free some space (or give a hydra.run.dir on another disk) and rerun with the same "
+                "hydra.run.dir to resume") from None
 
 
 class CheckpointOnInterrupt(L.Callback):
     """On Ctrl-C (SIGINT) or SIGTERM (e.g. a cluster pre-emption), write ``last.ckpt`` before exiting, so
-    rerunning the same run directory resumes from the interrupted step."""
+    rerunning the same run directory resumes from the interrupted step.
+
+    During training, Ctrl-C is handled as Lightning handles SIGTERM: it sets the trainer's stop flag, the current
+    step (and an end-of-epoch evaluation under way) finishes, and the loop stops at the next step boundary, so the
+    checkpoint holds a consistent state (a KeyboardInterrupt in the middle of the evaluation would lose it and
+    leave the epoch's end half done). ``received`` records the signal; a second Ctrl-C stops at once."""
 
     def __init__(self, dirpath: str) -> None:
         self.path = Path(dirpath) / "last.ckpt"
+        self.received: signal.Signals | None = None
+        self._trainer: L.Trainer | None = None
+
+    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        trainer = self._trainer
+        if self.received is not None or trainer is None:
+            raise KeyboardInterrupt
+        self.received = signal.SIGINT
+        rank_zero_info("Ctrl-C: stopping after the current step, then writing last.ckpt (Ctrl-C again stops at once)")
+        notify = getattr(trainer._signal_connector, "_sigterm_notifier_fn", None)
+        if notify is not None:  # as for SIGTERM: sets the flag (and tells the other processes)
+            notify(signum, frame)
+        else:
+            trainer._signal_connector.received_sigterm = True
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.received, self._trainer = None, trainer
+        try:  # Lightning restores the handlers it found at the end of fit
+            signal.signal(signal.SIGINT, self._on_sigint)
+        except ValueError:  # not the main thread: Ctrl-C stays a KeyboardInterrupt
+            pass
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, (KeyboardInterrupt, SIGTERMException)) and trainer.global_step > 0:
@@ -67,6 +145,7 @@ class OODEvaluation(L.Callback):
         self.epoch_loss_steps = 0
         self.last_results: dict[str, Any] | None = None
         self.notes = WarningCache()  # what an evaluation skipped, said once per run
+        self.restored = False  # resumed from a checkpoint
 
     def references(self) -> dict[str, dict[str, Any]]:
         """The untrained network and raw pixels of ``baselines`` (a ``baselines.json``), by label, for the AUROC
@@ -89,6 +168,13 @@ class OODEvaluation(L.Callback):
         self.loss_curve = list(state_dict.get("loss_curve", []))
         self.epoch_loss_sum = float(state_dict.get("epoch_loss_sum", 0.0))
         self.epoch_loss_steps = int(state_dict.get("epoch_loss_steps", 0))
+        self.restored = True
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """A resumed run drops the records of epochs that its checkpoint had not completed (written before a
+        stop that came after the evaluation but before the checkpoint): they are written again."""
+        if self.restored and trainer.is_global_zero:
+            drop_records_after(self.output_dir / "metrics.jsonl", trainer.current_epoch)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
@@ -146,3 +232,15 @@ class OODEvaluation(L.Callback):
                 publish_results(trainer.loggers, flat, images)
         self.last_results = results
         return results
+
+
+def drop_records_after(path: Path, epoch: int) -> int:
+    """Rewrite the JSON-lines file ``path`` without its records of epochs after ``epoch`` (and without a torn
+    line); returns how many records were dropped."""
+    records = read_jsonl(path)
+    kept = [r for r in records if not (isinstance(r, dict) and isinstance(r.get("epoch"), int) and r["epoch"] > epoch)]
+    if len(kept) < len(records):
+        write_text_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+        log.info("%s: dropped the records of epoch(s) after %d, which the resumed checkpoint had not completed",
+                 path, epoch)
+    return len(records) - len(kept)

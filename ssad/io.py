@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from ssad.errors import InputError
+
 
 def _create_temporary(path: Path) -> Path:
     """A new empty file ``.{name}.{random}.tmp`` beside ``path``, created with mode 0666 less the umask (as any
@@ -83,9 +85,9 @@ def read_jsonl(path: str | os.PathLike) -> list[Any]:
 
 
 def check_checkpoint(path: str | os.PathLike) -> None:
-    """Raise a ValueError naming the file and the way out when ``path`` is not a complete ``torch.save``
-    archive (truncated by a crash or a full disk, or not a checkpoint at all). Reads only the archive's
-    directory at the end of the file, so it costs nothing beside the load; changes nothing."""
+    """Raise an :class:`InputError` (a ValueError) naming the file and the way out (full paths) when ``path`` is
+    not a complete ``torch.save`` archive (truncated by a crash or a full disk, or not a checkpoint at all). Reads
+    only the archive's directory at the end of the file, so it costs nothing beside the load; changes nothing."""
     path = Path(path)
     try:
         with zipfile.ZipFile(path):
@@ -93,8 +95,10 @@ def check_checkpoint(path: str | os.PathLike) -> None:
     except (zipfile.BadZipFile, OSError) as err:
         reason = str(err)
     if reason:
-        others = sorted(p.name for p in path.parent.glob("*.ckpt") if p != path)
-        raise ValueError(f"checkpoint {path} cannot be read ({reason}); it may have been cut short while being "
+        path = path.resolve()
+        others = sorted(str(p) for p in path.parent.glob("*.ckpt") if p != path)
+        raise InputError(f"checkpoint {path} cannot be read ({reason}); it may have been cut short while being "
                          f"written. Nothing was changed. Move it aside (mv {path} {path}.bad) to start over"
-                         + (f", or resume from another one with ckpt_path=... (here: {', '.join(others)})"
+                         + (f", or resume from another one with ckpt_path={others[-1]}"
+                            + (f" (or: {', '.join(others[:-1])})" if len(others) > 1 else "")
                             if others else ""))

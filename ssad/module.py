@@ -17,6 +17,7 @@ from ssad import schedules
 from ssad.batching import scaled_lr
 from ssad.centering import build_centering
 from ssad.config_keys import preset
+from ssad.errors import UserError
 from ssad.losses import distillation_loss, negative_loss
 from ssad.models import DINOHead, MultiCropNetwork, make_deterministic
 
@@ -129,7 +130,7 @@ class SSADModule(L.LightningModule):
             loss = l_pos + self.hparams.neg_weight * l_neg
             self.log("train/L_neg", l_neg, on_step=True, on_epoch=True, sync_dist=True)
         if not torch.isfinite(loss):
-            raise FloatingPointError(nonfinite_loss_message(self.trainer, loss.item()))
+            raise NonFiniteLossError(nonfinite_loss_message(self.trainer, loss.item()))
         self.last_loss = loss.detach()  # the epoch's loss curve (ssad.callbacks.OODEvaluation) sums these
         self.centering.accumulate(teacher_out)  # the centre itself moves after the optimiser step
         # sync_dist: epoch means over all processes (the loss curve in results.json is the global one)
@@ -223,6 +224,10 @@ def last_checkpoint(trainer: L.Trainer) -> Path | None:
         return None
     path = Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
     return path if path.is_file() else None
+
+
+class NonFiniteLossError(UserError, FloatingPointError):
+    """The loss became NaN or infinite: a run's settings to change (printed as one ``error:`` line)."""
 
 
 def nonfinite_loss_message(trainer: L.Trainer, loss: float) -> str:

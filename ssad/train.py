@@ -19,26 +19,30 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssad.baselines import write_baselines
 from ssad.batching import configure_accumulation
+from ssad.callbacks import AtomicCheckpointIO, CheckpointOnInterrupt
 from ssad.config import validate
 from ssad.config_keys import CONFIG_DIR
 from ssad.console import quiet_libraries
 from ssad.data.sources import label_names
-from ssad.errors import user_errors
+from ssad.errors import ConfigError, user_errors
 from ssad.evaluate import baseline_gains, results_table
 from ssad.io import check_checkpoint
 from ssad.loggers import finish as finish_loggers
 from ssad.results import baselines_path
-from ssad.rundir import remove_if_unused
+from ssad.rundir import RunLock, remove_if_unused, set_aside, snapshot
 from ssad.safe_load import load_torch_file, numpy_arrays_allowed
 
 log = logging.getLogger(__name__)
 
 
-def interrupting_signal(stop: SystemExit) -> signal.Signals | None:
-    """The signal that ended ``trainer.fit``: SIGTERM (Lightning raises ``SIGTERMException``, whose exit status
-    would be 0) or SIGINT (Lightning turns Ctrl-C's KeyboardInterrupt into ``sys.exit(1)``); None otherwise."""
+def interrupting_signal(stop: SystemExit, trainer: L.Trainer | None = None) -> signal.Signals | None:
+    """The signal that ended ``trainer.fit``: SIGTERM or SIGINT (Lightning raises ``SIGTERMException``, whose exit
+    status would be 0, for both: ``CheckpointOnInterrupt`` turns Ctrl-C into the same stop and records it), or
+    SIGINT where Lightning turned a KeyboardInterrupt into ``sys.exit(1)``; None otherwise."""
     if isinstance(stop, SIGTERMException):
-        return signal.SIGTERM
+        received = [c.received for c in (trainer.callbacks if trainer is not None else [])
+                    if isinstance(c, CheckpointOnInterrupt) and c.received is not None]
+        return received[0] if received else signal.SIGTERM
     if isinstance(stop.__context__, KeyboardInterrupt):
         return signal.SIGINT
     return None
@@ -63,7 +67,9 @@ def build(cfg: DictConfig) -> tuple[L.LightningDataModule, L.LightningModule, L.
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_cfg["precision"] = resolve_precision(str(trainer_cfg.get("precision", "auto")))
-    trainer = instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False)
+    # checkpoints written beside their final place and renamed (a crash or a full disk keeps the previous one)
+    plugins = {} if trainer_cfg.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    trainer = instantiate(trainer_cfg, callbacks=callbacks, logger=loggers or False, **plugins)
     # effective batch and lr (optim.effective_batch → gradient accumulation on the trainer's processes): in the
     # checkpoint's config, the loggers' hyperparameters and results.json
     batching = configure_accumulation(trainer, cfg.data.batch_size, cfg.optim.get("effective_batch"),
@@ -102,7 +108,36 @@ def verify_checkpoint(path: Path, trust_file: bool = False) -> str:
     check_checkpoint(path)
     load_torch_file(path, "checkpoint", f"resume from one written by `python -m ssad.train`, or move this one aside "
                     f"(mv {path} {path}.bad) to start over", trust_file, mmap=True)
-    return str(path)
+    return str(path.resolve())
+
+
+def check_model_shapes(path: str, model: L.LightningModule, trust_file: bool = False) -> None:
+    """Raise a :class:`ConfigError` when the checkpoint at ``path`` holds weights of another shape (or other
+    weights) than ``model``, built from this run's config: before any baseline is scored or data drawn."""
+    stored = load_torch_file(path, "checkpoint", "resume from one written by `python -m ssad.train`", trust_file,
+                             mmap=True)
+    weights = stored.get("state_dict") if isinstance(stored, dict) else None
+    if not isinstance(weights, dict):
+        raise ConfigError(f"checkpoint {path} holds no model weights (state_dict); resume from one written by "
+                          "`python -m ssad.train`")
+    own = model.state_dict()
+    problems = [f"{k}: {tuple(weights[k].shape)} in the file, {tuple(v.shape)} here" for k, v in own.items()
+                if k in weights and hasattr(weights[k], "shape") and tuple(weights[k].shape) != tuple(v.shape)]
+    missing = [k for k in own if k not in weights]
+    problems += [f"{len(missing)} weight(s) missing from the file (e.g. {missing[0]})"] if missing else []
+    if not problems:
+        return
+    config = stored.get("ssad_config") or {}
+    model_cfg = config.get("model") if isinstance(config, dict) else None
+    given = ""
+    if isinstance(model_cfg, dict):
+        backbone = model_cfg.get("backbone") or {}
+        given = (f" It was trained with model.backbone={backbone.get('name', backbone.get('_target_', '?'))}"
+                 if isinstance(backbone, dict) else "")
+    raise ConfigError(f"checkpoint {path} holds a model of another shape than this config builds "
+                      f"({'; '.join(problems[:3])}{'; ...' if len(problems) > 3 else ''}).{given} Give the model "
+                      "overrides it was trained with (its config: python -m ssad.evaluate ckpt=... shows it), or "
+                      "drop ckpt_path to train from scratch")
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -111,6 +146,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     ckpt = checkpoint_to_resume(cfg, output_dir)  # before any data is read: a bad checkpoint fails at once
     datamodule, model, trainer = build(cfg)
+    if ckpt:
+        check_model_shapes(ckpt, model, bool(cfg.get("trust_file", False)))
+    elif rank_zero_only.rank == 0:  # a fresh start keeps an older run's records, apart from its own
+        for name in ("metrics.jsonl", "results.json"):
+            moved = set_aside(output_dir / name)
+            if moved is not None:
+                log.info("starting over: moved the earlier run's %s to %s", name, moved)
     if cfg.eval.get("baselines") == "auto" and rank_zero_only.rank == 0:  # after every check of the config
         if cfg.data.get("ood"):
             write_baselines(cfg, output_dir)
@@ -122,13 +164,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         with numpy_arrays_allowed():  # older checkpoints keep NumPy's random state as an array
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=not cfg.get("trust_file", False))
     except SystemExit as stop:
-        signum = interrupting_signal(stop)
+        signum = interrupting_signal(stop, trainer)
         if signum is None:
             raise
         # the conventional 128 + signal, so that `train && export` stops and a requeue script can tell a
         # pre-emption (143) from a finished run (0) and from a failure (1)
-        log.warning("stopped by %s at step %d; exit status %d (rerun with the same hydra.run.dir to resume)",
-                    signum.name, trainer.global_step, 128 + signum)
+        last = output_dir / "checkpoints" / "last.ckpt"
+        advice = "rerun with the same hydra.run.dir to resume" if last.is_file() else "no checkpoint to resume from"
+        log.warning("stopped by %s at step %d; exit status %d (%s)", signum.name, trainer.global_step,
+                    128 + signum, advice)
         raise SystemExit(128 + signum) from None
     finally:
         finish_loggers(trainer.loggers)
@@ -140,13 +184,26 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 @user_errors
 def main(cfg: DictConfig) -> None:
     run_dir = HydraConfig.get().runtime.output_dir
+    before = snapshot(run_dir)  # first: what the folder held before this run (a failed start removes only its own)
+    lock = RunLock(run_dir)
+    if rank_zero_only.rank == 0:  # DDP's other processes run in the same folder
+        lock.acquire()
     log.info("run directory: %s", run_dir)
     try:
         train(cfg)
+    except KeyboardInterrupt:  # Ctrl-C before training started (while the data or baselines were prepared)
+        lock.release()
+        removed = remove_if_unused(before)
+        log.warning("stopped by SIGINT before training started; exit status 130%s",
+                    f" (removed the run directory {run_dir}: nothing was trained)" if removed else "")
+        raise SystemExit(128 + signal.SIGINT) from None
     except BaseException:
-        if remove_if_unused(run_dir):  # failed before anything worth keeping was written
+        lock.release()
+        if remove_if_unused(before):  # failed before anything worth keeping was written
             log.info("removed the run directory %s: nothing was trained", run_dir)
         raise
+    finally:
+        lock.release()
     final = Path(run_dir) / "results.json"
     if final.exists():  # the last evaluation, as ssad.evaluate prints it, and what it gained over the baselines
         results = json.loads(final.read_text())
