@@ -1,0 +1,191 @@
+"""Sphinx directives that generate reference tables from the code itself, so the pages cannot drift from it.
+
+``{ssad-config-keys} COMMAND``: every key that ``ssad/schema.py`` types and checks for the command (``train``,
+``evaluate``, ``export``, ``score``), with its type, the values it takes (the schema's check), its default (the
+command's composed config, as written, interpolations unresolved) and, where the schema field carries one, its
+description (``metadata["doc"]``).
+
+``{ssad-command-keys} COMMAND``: the command's own top-level keys (``conf/<command>.yaml``), with their default and
+the comment the file gives them.
+
+``{ssad-config-groups}``: every config group of ``python -m ssad.train`` and its presets, each with the first line
+of the preset's header comment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from pathlib import Path
+from typing import Any
+
+from docutils import nodes
+from docutils.statemachine import StringList
+from sphinx.util.docutils import SphinxDirective
+from sphinx.util.nodes import nested_parse_with_titles
+
+
+def _type_name(hint: Any) -> str:
+    """A field's type as a reader writes it: ``int``, ``float or null``, ``list[float]``."""
+    args = typing.get_args(hint)
+    if type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return " or ".join(_type_name(a) for a in rest) + " or null"
+    if hint is Any:
+        return "any"
+    return getattr(hint, "__name__", str(hint)) if not args else str(hint).replace("typing.", "")
+
+
+def schema_rows(command: str) -> list[tuple[str, str, str, str, str]]:
+    """``(key, type, accepted values, default, description)`` for every field of ``command``'s schema, its nested
+    nodes flattened into dotted keys, and of the nodes checked only where present (``callbacks.collapse``)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from ssad.config_keys import CONFIG_DIR
+    from ssad.schema import OPTIONAL_NODES, SCHEMAS, Node
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(command)
+    defaults = OmegaConf.to_container(cfg, resolve=False)
+
+    def default_of(key: str) -> str:
+        value: Any = defaults
+        for part in key.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return "(none)"
+            value = value[part]
+        if isinstance(value, bool):
+            return str(value).lower()
+        return "null" if value is None else str(value)
+
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            key, hint = f"{prefix}{f.name}", hints[f.name]
+            if isinstance(hint, type) and issubclass(hint, Node):
+                walk(hint, f"{key}.")
+                continue
+            check = f.metadata.get("check")
+            expected = check.expected if check is not None else ("true or false" if hint is bool else "")
+            rows.append((key, _type_name(hint), expected, default_of(key), f.metadata.get("doc", "")))
+
+    walk(SCHEMAS[command], "")
+    for key, cls in OPTIONAL_NODES.get(command, {}).items():
+        walk(cls, f"{key}.")
+    return rows
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ") if text else " "
+
+
+def _code(text: str) -> str:
+    return f"``{text}``" if text.strip() else " "
+
+
+class ConfigKeys(SphinxDirective):
+    """A table of a command's typed config keys, generated from ``ssad.schema``."""
+
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        command = self.arguments[0]
+        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 30 12 28 15 15", "",
+                 "   * - key", "     - type", "     - accepts", "     - default", "     - meaning"]
+        for key, kind, expected, default, doc in schema_rows(command):
+            lines += [f"   * - ``{key}``", f"     - {_cell(kind)}", f"     - {_cell(expected)}",
+                      f"     - {_code(default)}", f"     - {_cell(doc)}"]
+        return self._parse(lines)
+
+    def _parse(self, lines: list[str]) -> list[nodes.Node]:
+        container = nodes.container()
+        nested_parse_with_titles(self.state, StringList(lines, source="ssad.schema"), container)
+        return container.children
+
+
+def header_comment(lines: list[str]) -> str:
+    """The comment block at the top of a YAML file (Hydra's ``# @package`` line left out), as one line."""
+    words = []
+    for line in lines:
+        if line.startswith("# @package"):
+            continue
+        if not line.startswith("#"):
+            break
+        words.append(line.lstrip("#").strip())
+    return " ".join(words)
+
+
+def first_sentence(text: str) -> str:
+    """``text`` up to its first full stop followed by a space (or all of it)."""
+    match = re.search(r"\.(\s|$)", text)
+    return text[: match.start() + 1] if match else text
+
+
+def command_rows(command: str) -> list[tuple[str, str, str]]:
+    """``(key, value, comment)`` for every top-level key of ``conf/<command>.yaml`` but ``defaults`` and
+    ``hydra``: the comment is the key's trailing comment or the comment lines just above it."""
+    from ssad.config_keys import CONFIG_DIR
+
+    rows, above = [], []
+    for line in (Path(CONFIG_DIR) / f"{command}.yaml").read_text().splitlines():
+        if line.startswith("#"):
+            above.append(line.lstrip("#").strip())
+            continue
+        match = re.match(r"^([A-Za-z_][\w]*):\s*([^#]*?)\s*(?:#\s*(.*))?$", line)
+        if match and match.group(1) not in ("defaults", "hydra"):
+            comment = " ".join([*above, match.group(3) or ""]).strip()
+            rows.append((match.group(1), match.group(2) or "(a mapping)", comment))
+        if not line.startswith(" "):
+            above = []
+    return rows
+
+
+def group_rows() -> list[tuple[str, str, str]]:
+    """``(group, preset, first header line)`` for every preset of every group of ``conf/`` (files starting with
+    ``_`` are parts other presets include, not presets)."""
+    from ssad.config_keys import CONFIG_DIR
+
+    rows = []
+    for folder in sorted(p for p in Path(CONFIG_DIR).iterdir() if p.is_dir() and not p.name.startswith("_")):
+        for path in sorted(folder.rglob("*.yaml")):
+            if path.name.startswith("_"):
+                continue
+            comment = first_sentence(header_comment(path.read_text().splitlines()))
+            name = str(path.relative_to(folder).with_suffix(""))
+            rows.append((str(path.parent.relative_to(CONFIG_DIR)), name, comment))
+    return rows
+
+
+class ConfigGroups(ConfigKeys):
+    """A table of the config groups and their presets, generated from ``conf/``."""
+
+    required_arguments = 0
+
+    def run(self) -> list[nodes.Node]:
+        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 15 20 65", "",
+                 "   * - group", "     - preset", "     - what it is (the file's first comment line)"]
+        for group, name, comment in group_rows():
+            lines += [f"   * - ``{group}``", f"     - ``{name}``", f"     - {_cell(comment)}"]
+        return self._parse(lines)
+
+
+class CommandKeys(ConfigKeys):
+    """A table of a command's own top-level keys, generated from ``conf/<command>.yaml`` and its comments."""
+
+    def run(self) -> list[nodes.Node]:
+        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 18 22 60", "",
+                 "   * - key", "     - default", "     - meaning (the config file's comment)"]
+        for key, value, comment in command_rows(self.arguments[0]):
+            lines += [f"   * - ``{key}``", f"     - {_code(value)}", f"     - {_cell(comment)}"]
+        return self._parse(lines)
+
+
+def setup(app: Any) -> dict[str, Any]:
+    app.add_directive("ssad-config-keys", ConfigKeys)
+    app.add_directive("ssad-config-groups", ConfigGroups)
+    app.add_directive("ssad-command-keys", CommandKeys)
+    return {"parallel_read_safe": True, "version": "1"}
