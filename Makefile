@@ -1,10 +1,11 @@
 # make demo — quick-start on embedded data (CPU, a few minutes)
 # make test — the test suite
+# make docs — the documentation (docs/_build/html), warnings as errors
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-learning lint bench clean
+.PHONY: setup demo test test-learning lint bench docs clean
 
 # -qq for ssad itself: errors only. setuptools prints a notice on every editable install that maps a folder into
 # the package (conf/ -> ssad.conf); it reads like a problem to a newcomer and is not one.
@@ -32,5 +33,14 @@ lint: setup
 bench: setup
 	$(BIN)/python -m ssad.bench
 
+# the docs extra (Sphinx, MyST, furo) into .venv; -W: a broken link, a page outside the toctree or a module autodoc
+# cannot import fails the build
+$(BIN)/sphinx-build: pyproject.toml | $(BIN)/ssad-train
+	$(BIN)/pip install -qq -e ".[docs]"
+	touch $@
+
+docs: $(BIN)/sphinx-build
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
 clean:
-	rm -rf outputs multirun .pytest_cache
+	rm -rf outputs multirun .pytest_cache docs/_build
