@@ -1,5 +1,5 @@
 """Backbones f(x): the paper's ViT and the CNNs of the OOD literature, each returning a pooled feature of width
-``num_features`` that the DINO head takes (DESIGN.md "The method").
+``num_features`` that the DINO head takes (docs/explanation/method.md).
 
 :data:`BACKBONES` is the registry a detector file or a checkpoint is rebuilt through: a builder name and plain
 arguments, never code named by a file.

@@ -1,4 +1,4 @@
-"""The paper's evaluation protocol on features (Sec. 4, Figs. 2–3; DESIGN.md "Evaluation").
+"""The paper's evaluation protocol on features (Sec. 4, Figs. 2–3; docs/explanation/method.md).
 
 ``evaluate_features`` is pure (features in, metrics out) so baselines (raw pixels, an untrained network)
 are scored exactly like a trained teacher; ``evaluate_network`` extracts the features first.

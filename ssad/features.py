@@ -1,4 +1,4 @@
-"""Evaluation features: teacher-backbone CLS features of un-augmented images (DESIGN.md "Evaluation").
+"""Evaluation features: teacher-backbone CLS features of un-augmented images (docs/explanation/method.md "Evaluation").
 
 Images are resized (bicubic) to the global-view size, normalised with ImageNet mean/std, passed through
 the teacher backbone, and the features L2-normalised, as in the authors' evaluation code. Under DDP each

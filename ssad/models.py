@@ -1,4 +1,4 @@
-"""Networks g = backbone + DINO projection head (paper Sec. 3.1, DESIGN.md "The method").
+"""Networks g = backbone + DINO projection head (paper Sec. 3.1; docs/explanation/method.md).
 
 The student g_s and the teacher g_t share this architecture; the teacher is an EMA copy of the student.
 """

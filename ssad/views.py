@@ -1,4 +1,4 @@
-"""The training step's views from uint8 batches on the device (DESIGN.md data flow, Rafiee et al. 2022, Sec. 3).
+"""The training step's views from uint8 batches on the device (Rafiee et al. 2022, Sec. 3).
 
 Positives: DINO multi-crop (2 global + N local views). Negatives: each part's transform at the source
 (``at: source``), then one global view (its pipeline drawn per sample, :meth:`MultiCropAugment.negative_views`)

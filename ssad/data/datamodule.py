@@ -1,6 +1,6 @@
 """The LightningDataModule: in-distribution positives + a negative-sampling variant, as uint8 batches.
 
-Data flow (DESIGN.md): cached uint8 arrays → DataLoader (whole batches by fancy indexing, no per-image
+Data flow: cached uint8 arrays → DataLoader (whole batches by fancy indexing, no per-image
 decoding) → device → ``on_after_batch_transfer``: ``ssad.views.TrainingViews`` (negative transforms at the
 source, multi-crop, negative transforms on the views).
 """

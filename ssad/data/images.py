@@ -1,4 +1,4 @@
-"""Image files and folders, and the one resize every reader uses (DESIGN.md, "Data").
+"""Image files and folders, and the one resize every reader uses (docs/reference/datasets.md).
 
 The reader contract (every module of ``ssad.data`` that reads a set follows it): a reader takes ``size`` plus its
 own keyword arguments and returns :data:`Arrays` ``(images, labels)``: uint8 images N×3×size×size and int64
