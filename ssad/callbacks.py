@@ -70,7 +70,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             if err.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
             free = shutil.disk_usage(path.parent).free
-            kept = f"the previous {path.name} is unchanged" if path.exists() else f"no {path.name} was written"
+            kept = (f"the previous {path.name} is unchanged" if path.exists()
+                    else f"{path.name} was not written; the checkpoints already there are unchanged")
             raise DiskFullError(
                 f"disk full: no space left in {path.parent} to write the checkpoint {path.name} ({_megabytes(free)} "
                 f"free); {kept}. Free some space (or give a hydra.run.dir on another disk) and rerun with the same "
