@@ -136,7 +136,7 @@ def test_missing_ood_set_fails_at_start_up_saying_where(tmp_path):
 
     cfg = compose_cfg(tmp_path, "+data.ood.svhn={format: svhn, root: " + str(tmp_path / "svhn") + "}")
     datamodule: SSADDataModule = instantiate(cfg.data)
-    with pytest.raises(FileNotFoundError, match="ood/svhn.*test_32x32.mat"):
+    with pytest.raises(FileNotFoundError, match="data.ood.svhn: .*test_32x32.mat"):
         datamodule.check_sources()
     with pytest.raises(FileNotFoundError):
         check_source({"format": "lsun", "root": str(tmp_path / "lsun")})

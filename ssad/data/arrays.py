@@ -18,6 +18,7 @@ import numpy as np
 
 from ssad.data.downloads import check_split
 from ssad.data.images import RESIZE_BUDGET, Arrays, resize_images
+from ssad.errors import InputError, MissingFileError
 from ssad.safe_load import load_data_pickle
 
 NPY_LAYOUTS = "uint8 N×H×W×3 (HWC), N×3×H×W (CHW), or gray N×H×W, N×H×W×1 or N×1×H×W"
@@ -29,7 +30,8 @@ def _unpickle(path: Path) -> dict[str, Any]:
     with the restricted unpickler (anything but builtin and NumPy data types is refused, naming the file)."""
     data = load_data_pickle(path)
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a pickled dict, found {type(data).__name__}")
+        raise InputError(f"{path}: expected a pickled dict, found {type(data).__name__}; replace it with the "
+                         "dataset's official file")
     return {k.decode() if isinstance(k, bytes) else k: v for k, v in data.items()}
 
 
@@ -49,10 +51,12 @@ def read_planar_batches(files: Sequence[Path], label_key: str, size: int, label_
         data = np.asarray(batch["data"], dtype=np.uint8)
         side = math.isqrt(data.shape[1] // 3) if data.ndim == 2 else 0
         if data.ndim != 2 or 3 * side * side != data.shape[1]:
-            raise ValueError(f"{path}: 'data' of shape {data.shape} is not N×(3·s·s) planar RGB")
+            raise InputError(f"{path}: 'data' of shape {data.shape} is not N×(3·s·s) planar RGB; replace it with the "
+                             "dataset's official file")
         batch_labels = np.asarray(batch[label_key], dtype=np.int64).reshape(-1) - label_offset
         if len(batch_labels) != len(data):
-            raise ValueError(f"{path}: {len(data)} images but {len(batch_labels)} labels")
+            raise InputError(f"{path}: {len(data)} images but {len(batch_labels)} labels; replace it with the "
+                             "dataset's official file")
         images.append(resize_images(data.reshape(-1, 3, side, side), size))
         labels.append(batch_labels)
     return np.concatenate(images), np.concatenate(labels)
@@ -61,10 +65,13 @@ def read_planar_batches(files: Sequence[Path], label_key: str, size: int, label_
 # ----------------------------------------------------------------------------------------------- .npy
 def _npy_layout(array: np.ndarray, path: Path) -> str:
     """``hwc``, ``chw``, ``gray``, ``hw1`` or ``1hw`` (gray with a channel axis, as tfds and PyTorch write
-    them); a ValueError naming what was found otherwise."""
+    them); an :class:`InputError` naming what was found and how to save it otherwise."""
     found = f"{path}: found dtype {array.dtype}, shape {array.shape}; accepted: {NPY_LAYOUTS}"
-    if array.dtype != np.uint8 or len(array) == 0:
-        raise ValueError(found)
+    if array.dtype != np.uint8:
+        raise InputError(f"{found}. Save the images as uint8 0–255, e.g. np.save(path, (x * 255).round()"
+                         ".astype(np.uint8)) for floats in [0, 1]")
+    if array.ndim == 0 or len(array) == 0:
+        raise InputError(f"{found}. It holds no images; save at least one there")
     if array.ndim == 3:
         return "gray"
     if array.ndim == 4 and array.shape[-1] == 3:
@@ -75,14 +82,17 @@ def _npy_layout(array: np.ndarray, path: Path) -> str:
         return "hw1"
     if array.ndim == 4 and array.shape[1] == 1:
         return "1hw"
-    raise ValueError(found)
+    raise InputError(f"{found}. Save the images as one array with the image index first")
 
 
 def _open_npy(path: Path) -> np.ndarray:
+    """The array of a ``.npy`` file, memory-mapped; an :class:`InputError` for a file that is not a plain array
+    (empty, cut short, an object array or another format)."""
     try:
         return np.load(path, mmap_mode="r")
-    except ValueError as err:  # object arrays (pickles) cannot be memory-mapped
-        raise ValueError(f"{path}: not a plain array file ({err}); accepted: {NPY_LAYOUTS}") from err
+    except (ValueError, EOFError, OSError) as err:  # object arrays (pickles) cannot be memory-mapped either
+        raise InputError(f"{path}: not a readable plain array file ({err}); save the array again with np.save "
+                         f"({NPY_LAYOUTS} for images, N integers for labels)") from None
 
 
 def npy_files(path: str, labels: str | None = None) -> list[Path]:
@@ -90,21 +100,21 @@ def npy_files(path: str, labels: str | None = None) -> list[Path]:
     reading the data."""
     file = Path(path)
     if not file.is_file():
-        raise FileNotFoundError(f"array file {file} does not exist; save your images there with np.save "
-                                f"({NPY_LAYOUTS})")
+        raise MissingFileError(f"array file {file} does not exist; save your images there with np.save "
+                               f"({NPY_LAYOUTS})")
     images = _open_npy(file)
     _npy_layout(images, file)
     if labels is None:
         return [file]
     label_file = Path(labels)
     if not label_file.is_file():
-        raise FileNotFoundError(f"labels file {label_file} does not exist; save the {len(images)} integer labels "
-                                f"of {file} there with np.save")
+        raise MissingFileError(f"labels file {label_file} does not exist; save the {len(images)} integer labels "
+                               f"of {file} there with np.save")
     found = _open_npy(label_file)
     if found.shape not in ((len(images),), (len(images), 1)) or not np.issubdtype(found.dtype, np.integer):
-        raise ValueError(f"{label_file}: found dtype {found.dtype}, shape {found.shape}; expected {len(images)} "
-                         f"integers (one label per image of {file}, shape ({len(images)},) or "
-                         f"({len(images)}, 1))")
+        raise InputError(f"{label_file}: found dtype {found.dtype}, shape {found.shape}; expected {len(images)} "
+                         f"integers (one label per image of {file}, shape ({len(images)},) or ({len(images)}, 1)); "
+                         "save them again with np.save(path, labels.astype(np.int64))")
     return [file, label_file]
 
 
@@ -147,9 +157,9 @@ def imagenet_pickle_files(root: str, split: str = "train") -> list[Path]:
     files = [p for p in base.glob("*") if re.fullmatch(pattern, p.name) and p.is_file()]
     if not files:
         expected = "train_data_batch_1 … train_data_batch_10" if split == "train" else "val_data"
-        raise FileNotFoundError(f"imagenet_pickle: no {expected} under {base}; put the downsampled-ImageNet "
-                                "batches there (Imagenet32_train.zip / Imagenet32_val.zip from "
-                                "image-net.org, unzipped)")
+        raise MissingFileError(f"imagenet_pickle: no {expected} under {base}; put the downsampled-ImageNet "
+                               "batches there (Imagenet32_train.zip / Imagenet32_val.zip from "
+                               "image-net.org, unzipped)")
     return sorted(files, key=_batch_number) if split == "train" else files[:1]
 
 

@@ -24,6 +24,7 @@ from ssad.data.downloads import (
     require,
 )
 from ssad.data.images import Arrays, image_folder, resize_images
+from ssad.errors import InputError
 
 IDX_IMAGES, IDX_LABELS = 0x00000803, 0x00000801  # idx magic: unsigned bytes, 3 (N×H×W) or 1 (N) dimensions
 GZIP_MAGIC = b"\x1f\x8b"
@@ -89,14 +90,14 @@ def stl10(root: str, size: int, split: str = "test", download: bool = False) -> 
     x_path = stl10_files(root, split, download)[0]
     raw = np.fromfile(x_path, dtype=np.uint8)
     if raw.size % (3 * 96 * 96):
-        raise ValueError(f"{x_path}: {raw.size} bytes is not a whole number of 3×96×96 images")
+        raise InputError(f"{x_path}: {raw.size} bytes is not a whole number of 3×96×96 images; download it again")
     images = resize_images(raw.reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2), size)
     y_path = x_path.with_name(f"{split}_y.bin")
     if not y_path.is_file():
         return images, None
     labels = np.fromfile(y_path, dtype=np.uint8).astype(np.int64) - 1
     if len(labels) != len(images):
-        raise ValueError(f"{y_path}: {len(labels)} labels for {len(images)} images")
+        raise InputError(f"{y_path}: {len(labels)} labels for {len(images)} images; download it again")
     return images, labels
 
 
@@ -142,21 +143,21 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
         with opener(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
-        raise ValueError(f"{path}: not a readable gzip file ({err}); download it again, or drop the .gz from "
+        raise InputError(f"{path}: not a readable gzip file ({err}); download it again, or drop the .gz from "
                          "its name if it is already extracted") from err
     found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
     if found != magic:
         hint = (f"it is gzip-compressed: name it {path.name}.gz or gunzip it" if raw[:2] == GZIP_MAGIC
                 else "is it the right file (images: idx3, labels: idx1), downloaded whole?")
         shown = "none (shorter than 4 bytes)" if found is None else f"0x{found:08x}"
-        raise ValueError(f"{path}: magic number {shown}, expected 0x{magic:08x} (idx, unsigned bytes, "
+        raise InputError(f"{path}: magic number {shown}, expected 0x{magic:08x} (idx, unsigned bytes, "
                          f"{magic & 0xFF} dimension(s)); {hint}")
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
     shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
     expected = header + int(np.prod(shape))
     if len(raw) != expected:
-        raise ValueError(f"{path}: the header says {'×'.join(map(str, shape))} bytes of data ({expected} bytes in "
+        raise InputError(f"{path}: the header says {'×'.join(map(str, shape))} bytes of data ({expected} bytes in "
                          f"all) but the file holds {len(raw)}; it is truncated or corrupt: download it again")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
@@ -170,7 +171,7 @@ def mnist(root: str, size: int, split: str = "test", download: bool = False) -> 
     for image_file, label_file in zip(files[::2], files[1::2]):
         pixels, targets = read_idx(image_file, IDX_IMAGES), read_idx(label_file, IDX_LABELS)
         if len(pixels) != len(targets):
-            raise ValueError(f"{image_file} holds {len(pixels)} images but {label_file} {len(targets)} labels; "
+            raise InputError(f"{image_file} holds {len(pixels)} images but {label_file} {len(targets)} labels; "
                              "are they of the same split and set?")
         images.append(resize_images(np.repeat(pixels[:, None], 3, axis=1), size))
         labels.append(targets.astype(np.int64))

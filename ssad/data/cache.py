@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ssad.data.walk import walk_once
 from ssad.io import atomic_path
 
 CACHE_VERSION = 2  # bump when the stored layout or the readers' output changes
@@ -30,12 +31,12 @@ Arrays = tuple[np.ndarray, np.ndarray | None]
 
 def fingerprint(path: str | os.PathLike) -> dict[str, Any]:
     """Cheap identity of a source file or folder (no reading): resolved path, total size in bytes, newest
-    modification time (files and folders, so renames count) and file count. A missing path gives zeros."""
+    modification time (files and folders, so renames count) and file count. A missing path gives zeros. Links
+    are followed, each real folder counted once (:func:`ssad.data.walk.walk_once`: a link loop ends)."""
     root = Path(path)
-    entries = [root]
-    if root.is_dir():
-        for folder, subfolders, names in os.walk(root, followlinks=True):
-            entries += [Path(folder) / n for n in (*subfolders, *names)]
+    entries = [] if root.is_dir() else [root]
+    for folder, names in walk_once(root) if root.is_dir() else ():
+        entries += [folder, *(folder / n for n in names)]
     stats = [s for s in map(_stat, entries) if s is not None]
     files = [s for s in stats if not stat.S_ISDIR(s.st_mode)]
     return {"path": str(root.resolve()), "bytes": sum(s.st_size for s in files),
@@ -43,10 +44,10 @@ def fingerprint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _stat(path: Path) -> os.stat_result | None:
-    """``path``'s status (links followed); None for a missing path or a broken link."""
+    """``path``'s status (links followed); None for a missing path, a broken link or a link that leads to itself."""
     try:
         return path.stat()
-    except FileNotFoundError:
+    except OSError:
         return None
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -24,6 +25,7 @@ from ssad.data.images import UnreadableFilesError
 from ssad.data.loaders import ArrayDataset, NegativeDataset, make_loader, resolve_num_workers
 from ssad.data.samplers import EpochSampler
 from ssad.data.sources import ArraySet, RowView, accepts, check_ood_groups, check_source, load_source, plain
+from ssad.errors import ConfigError, UserError
 from ssad.negatives import NegativePart, parse_variant
 from ssad.views import TrainingViews
 
@@ -44,12 +46,31 @@ def holdout_split(data: ArraySet, fraction: float, seed: int) -> tuple[ArraySet,
     n = len(data)
     n_test = max(1, round(n * fraction))
     if n_test >= n:
-        raise ValueError(f"data.holdout={fraction} would leave no training images out of {n}; lower it")
+        raise ConfigError(f"data.holdout={fraction} would leave no training images out of {n}: give more images, "
+                          "or data.holdout=0 and a test set (data.test)")
     order = np.random.default_rng(seed).permutation(n)
     parts = [np.sort(order[n_test:]), np.sort(order[:n_test])]
     return tuple(replace(data, images=RowView(data.images, rows), name=name,
                          labels=None if data.labels is None else data.labels[rows])
                  for rows, name in zip(parts, (data.name, "test")))
+
+
+@contextmanager
+def about(role: str) -> Iterator[None]:
+    """A user error raised within names the config key of the dataset it concerns (``role``, e.g. ``data.ood.x``)
+    first: a reader knows its files, not the key that named them."""
+    try:
+        yield
+    except UnreadableFilesError as err:  # named with the override that skips the files here
+        raise _in_role(err.with_remedy("data.on_error=skip"), role) from None
+    except UserError as err:
+        raise _in_role(err, role) from None
+
+
+def _in_role(err: UserError, role: str) -> UserError:
+    """``err`` itself (its class and attributes kept), its message now starting with ``role``."""
+    err.args = (f"{role}: {err}",)
+    return err
 
 
 def user_source(path: str) -> dict[str, Any]:
@@ -103,11 +124,12 @@ class SSADDataModule(L.LightningDataModule):
         self.num_workers, self.cache_dir = num_workers, cache_dir
         self.on_error = on_error
         if train is None and path is None:
-            raise ValueError("no training data: set data.path (a folder of images or a .npy file) or data.train")
+            raise ConfigError("no training data: set data.path (a folder of images or a .npy file) or data.train")
         if holdout and test:
-            raise ValueError("data.holdout and data.test are both set: hold out part of the training images "
-                             "(data.holdout) or name a test set (data.test), not both")
+            raise ConfigError("data.holdout and data.test are both set: hold out part of the training images "
+                              "(data.holdout) or name a test set (data.test), not both")
         self.train_spec = plain(train) or user_source(path)
+        self.train_role = "data.train" if train else "data.path"
         self.test_spec = plain(test)
         self.holdout, self.holdout_seed, self.seed = holdout, holdout_seed, seed
         self.epoch_size = epoch_size
@@ -128,62 +150,66 @@ class SSADDataModule(L.LightningDataModule):
             if source == INDIST:
                 return None
             if source not in self.sources:
-                raise ValueError(f"negative source {source!r} is not configured; choose '{INDIST}', one of "
-                                 f"{sorted(self.sources)} (the `sources` config), or give an inline mapping")
+                raise ConfigError(f"negative source {source!r} is not configured; choose '{INDIST}', one of "
+                                  f"{sorted(self.sources)} (the `sources` config), or give an inline mapping")
             return self.sources[source]
         return plain(source)
 
+    def part_role(self, i: int) -> str:
+        """The config key that names negative part ``i``'s source (``sources.NAME`` or the inline mapping)."""
+        source = self.parts[i].source
+        return f"sources.{source}" if isinstance(source, str) else f"negatives.parts[{i}].source"
+
     def all_specs(self) -> dict[str, dict[str, Any]]:
-        """Every dataset this run reads, by role."""
-        specs = {"train": self.train_spec}
+        """Every dataset this run reads, by the config key that names it (``data.path``, ``data.ood.NAME``...)."""
+        specs = {self.train_role: self.train_spec}
         for i, spec in enumerate(self.part_specs):
             if spec is not None:
-                specs[f"negatives[{i}]"] = spec
+                specs[self.part_role(i)] = spec
         if self.test_spec:
-            specs["test"] = self.test_spec
-        specs.update({f"ood/{k}": v for k, v in self.ood_specs.items()})
+            specs["data.test"] = self.test_spec
+        specs.update({f"data.ood.{k}": v for k, v in self.ood_specs.items()})
         return specs
 
     def check_sources(self) -> None:
-        """Fail at start-up, before any training, when a dataset's files are missing."""
+        """Fail at start-up, before any training, when a dataset's spec is wrong or its files are missing; the
+        error names the config key of the set (:func:`about`)."""
         for role, spec in self.all_specs().items():
-            try:
+            with about(role):
                 check_source(spec)
-            except FileNotFoundError as err:
-                raise FileNotFoundError(f"{role} ({spec.get('format')}): {err}") from err
 
-    def load(self, spec: Mapping[str, Any]) -> ArraySet:
-        """``spec`` through the cache, with ``data.on_error`` for a format that reads image files; an unreadable
-        file is named with the override that skips it."""
-        spec = dict(spec)
-        if "on_error" not in spec and accepts(spec, "on_error"):
-            spec["on_error"] = self.on_error
-        try:
+    def load(self, spec: Mapping[str, Any], role: str) -> ArraySet:
+        """``spec`` (named by the config key ``role``) through the cache, with ``data.on_error`` for a format that
+        reads image files; an error names ``role``, an unreadable file the override that skips it."""
+        with about(role):
+            spec = dict(plain(spec))
+            if "on_error" not in spec and accepts(spec, "on_error"):
+                spec["on_error"] = self.on_error
             return load_source(spec, self.size, self.cache_dir)
-        except UnreadableFilesError as err:
-            raise err.with_remedy("data.on_error=skip") from None
 
     # ----------------------------------------------------------------- lightning hooks
     def prepare_data(self) -> None:
         """Read each source once and fill the cache (rank 0 only)."""
         self.check_sources()
-        for spec in self.all_specs().values():
-            self.load(spec)
+        for role, spec in self.all_specs().items():
+            self.load(spec, role)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
-            self.train_set = self.load(self.train_spec)
+            self.train_set = self.load(self.train_spec, self.train_role)
             if self.holdout:
-                self.train_set, self.test_set = holdout_split(self.train_set, self.holdout, self.holdout_seed)
-            self.neg_sets = [self.train_set if spec is None else self.load(spec) for spec in self.part_specs]
+                with about(self.train_role):
+                    self.train_set, self.test_set = holdout_split(self.train_set, self.holdout, self.holdout_seed)
+            self.neg_sets = [self.train_set if spec is None else self.load(spec, self.part_role(i))
+                             for i, spec in enumerate(self.part_specs)]
 
     def train_dataloader(self) -> CombinedLoader:
         """Positives and as many negatives per epoch, in an order fixed by (seed, epoch); when the trainer
         resumes mid-epoch, both start after the batches already trained on."""
         positives = ArrayDataset(self.train_set.images)
         if len(positives) < self.batch_size:
-            raise ValueError(f"{self.name}: {len(positives)} training images < batch_size={self.batch_size}; "
-                             "lower data.batch_size")
+            raise ConfigError(f"{self.train_role} ({self.name}): {len(positives)} training images < "
+                              f"batch_size={self.batch_size}; lower data.batch_size")
         samplers = {"pos": EpochSampler(len(positives), self.seed, count=self.epoch_size)}
         datasets: dict[str, Dataset] = {"pos": positives}
         if self.parts:
@@ -196,10 +222,10 @@ class SSADDataModule(L.LightningDataModule):
         loader_batches = len(samplers["pos"]) // self.batch_size // accumulate * accumulate
         if not loader_batches:
             drawn = "training images" if not self.epoch_size else f"images an epoch (data.epoch_size={self.epoch_size})"
-            raise ValueError(f"{self.name}: {len(samplers['pos'])} {drawn} per process give no optimiser step "
-                             f"of {accumulate} micro-batches × data.batch_size={self.batch_size}; lower "
-                             "optim.effective_batch or data.batch_size" + (", or raise data.epoch_size"
-                                                                          if self.epoch_size else ""))
+            raise ConfigError(f"{self.train_role} ({self.name}): {len(samplers['pos'])} {drawn} per process give no "
+                              f"optimiser step of {accumulate} micro-batches × data.batch_size={self.batch_size}; "
+                              "lower optim.effective_batch or data.batch_size" + (", or raise data.epoch_size"
+                                                                                  if self.epoch_size else ""))
         log.info("%s", self.epoch_note(len(positives), self._steps_per_epoch(loader_batches)))
         epoch, batches = self._resume_position(loader_batches)
         for sampler in samplers.values():
@@ -252,7 +278,8 @@ class SSADDataModule(L.LightningDataModule):
             sets["test"] = self.test_set
         specs = {"test": self.test_spec} if self.test_spec else {}
         specs.update(self.ood_specs)
-        return {**sets, **{name: replace(self.load(spec), name=name) for name, spec in specs.items()}}
+        roles = {name: "data.test" if name == "test" else f"data.ood.{name}" for name in specs}
+        return {**sets, **{name: replace(self.load(spec, roles[name]), name=name) for name, spec in specs.items()}}
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """On the device: the training step's views (:class:`ssad.views.TrainingViews`)."""

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ssad.errors import ConfigError, MissingFileError
+
 
 @dataclass(frozen=True)
 class Download:
@@ -29,8 +31,8 @@ class Download:
             else:
                 download_url(self.url, str(root), md5=self.md5)
         except (OSError, RuntimeError) as err:  # no network, HTTP errors (URLError), md5 mismatch
-            raise FileNotFoundError(f"could not download {self.url} into {root} ({err}); fetch it by hand, "
-                                    "place it there (extracted) and set download=false") from err
+            raise MissingFileError(f"could not download {self.url} into {root} ({err}); fetch it by hand, "
+                                   "place it there (extracted) and set download=false") from err
 
 
 CIFAR10_DOWNLOAD = Download("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
@@ -61,7 +63,7 @@ MNIST_DOWNLOADS = {name: Download(f"{MNIST_MIRROR}{name}.gz", md5, extract=False
 def require(files: list[Path], root: str, source: Download, download: bool, fetch: bool,
             how: str) -> list[Path]:
     """``files`` when they all exist. Missing ones are downloaded when ``download`` (and ``fetch``; without
-    it they are expected to be downloaded later), else a FileNotFoundError names them and the fix."""
+    it they are expected to be downloaded later), else a MissingFileError names them and the fix."""
     missing = [f for f in files if not f.exists()]
     if missing and download:
         if not fetch:
@@ -69,12 +71,12 @@ def require(files: list[Path], root: str, source: Download, download: bool, fetc
         source.fetch(Path(root))
         missing = [f for f in files if not f.exists()]
     if missing:
-        raise FileNotFoundError(f"missing {', '.join(str(f) for f in missing)}; {how} (from {source.url}), "
-                                "or set download=true where the network allows")
+        raise MissingFileError(f"missing {', '.join(str(f) for f in missing)}; {how} (from {source.url}), "
+                               "or set download=true where the network allows")
     return files
 
 
 def check_split(split: str, choices: Sequence[str], dataset: str) -> None:
-    """A ValueError naming the split and the choices when ``split`` is not one of ``choices``."""
+    """A :class:`ConfigError` naming the split and the choices when ``split`` is not one of ``choices``."""
     if split not in choices:
-        raise ValueError(f"{dataset}: split={split!r}; choose one of {list(choices)}")
+        raise ConfigError(f"{dataset}: split={split!r}; choose one of {list(choices)}")

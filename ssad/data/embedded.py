@@ -13,6 +13,7 @@ import numpy as np
 from ssad.data.benchmarks import mnist
 from ssad.data.downloads import check_split
 from ssad.data.images import Arrays, resize_images
+from ssad.errors import ConfigError
 
 FASHION_SUBSET_DIR = Path(__file__).parent / "fashion_mnist_subset"
 
@@ -47,7 +48,7 @@ def sklearn_photos(size: int, n: int = 500, crop: int = 64, seed: int = 0) -> Ar
 
     photos = [np.asarray(p, dtype=np.uint8) for p in load_sample_images().images]
     if not 1 <= crop <= min(min(p.shape[:2]) for p in photos) or n < 1:
-        raise ValueError(f"sklearn_photos: n={n}, crop={crop}; need n ≥ 1 and 1 ≤ crop ≤ 427")
+        raise ConfigError(f"sklearn_photos: n={n}, crop={crop}; need n ≥ 1 and 1 ≤ crop ≤ 427")
     rng = np.random.default_rng(seed)
     crops = np.empty((n, 3, crop, crop), dtype=np.uint8)
     for i in range(n):

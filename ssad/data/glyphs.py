@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from ssad.data.images import Arrays, resize_images
+from ssad.errors import ConfigError
 
 CANVAS = 96
 EXCLUDED_FONTS = ("STIXNonUni", "STIXSiz", "cmex", "cmsy", "LastResort", "Display")  # symbols, not letters
@@ -47,9 +48,10 @@ def render_letter(letter: str, font: Path, rng: np.random.Generator) -> np.ndarr
 def glyphs(size: int, split: str = "train", per_class: int = 300, characters: str = "ABCDEFGHIJ") -> Arrays:
     """``per_class`` images of each of ``characters`` (labels 0..len−1), gray → RGB at ``size``×``size``."""
     if split not in SPLIT_SEEDS:
-        raise ValueError(f"glyphs: split={split!r}; choose one of {sorted(SPLIT_SEEDS)}")
+        raise ConfigError(f"glyphs: split={split!r}; choose one of {sorted(SPLIT_SEEDS)}")
     if per_class < 1 or not characters:
-        raise ValueError(f"glyphs: per_class={per_class}, characters={characters!r}; need per_class ≥ 1 and characters")
+        raise ConfigError(f"glyphs: per_class={per_class}, characters={characters!r}; need per_class ≥ 1 and "
+                          "characters")
     rng = np.random.default_rng(SPLIT_SEEDS[split])
     fonts = font_files()
     gray = np.stack([render_letter(letter, fonts[rng.integers(len(fonts))], rng)

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from ssad.console import progress_bar
-from ssad.errors import UserError
+from ssad.data.walk import walk_once
+from ssad.errors import ConfigError, InputError, MissingFileError, UserError
 
 Arrays = tuple[np.ndarray, np.ndarray | None]
 
@@ -89,25 +90,20 @@ def load_image(path: str | os.PathLike, size: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1))
 
 
-def _is_hidden(name: str) -> bool:
-    return name.startswith(".")
-
-
 def _walk_images(root: Path) -> Iterator[Path]:
-    """Image files under ``root`` (recursive, symlinks followed; hidden files and folders such as macOS
-    ``._*`` resource forks or ``.ipynb_checkpoints`` skipped), in directory order."""
-    for folder, subfolders, names in os.walk(root, followlinks=True):
-        subfolders[:] = [d for d in subfolders if not _is_hidden(d)]
+    """Image files under ``root`` (recursive, symlinks followed, each real folder once; hidden files and folders
+    such as macOS ``._*`` resource forks or ``.ipynb_checkpoints`` skipped), in directory order."""
+    for folder, names in walk_once(root, skip_hidden=True):
         for name in names:
-            if not _is_hidden(name) and Path(name).suffix.lower() in IMAGE_EXTENSIONS:
-                yield Path(folder) / name
+            if Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+                yield folder / name
 
 
 def list_images(path: str | os.PathLike) -> list[Path]:
     """Image files under ``path`` (recursive, sorted; see :data:`IMAGE_EXTENSIONS`)."""
     root = Path(path)
     if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} does not exist (or is not a folder)")
+        raise MissingFileError(f"image folder {root} does not exist (or is not a folder); give a folder of images")
     return sorted(_walk_images(root))
 
 
@@ -148,10 +144,10 @@ def load_images(files: Sequence[Path], size: int, on_error: str = "raise",
     """Decode ``files`` to uint8 N×3×size×size (a small thread pool; a progress bar over 1000 files).
 
     Returns the images and the indices of ``files`` that decoded. Unreadable files (corrupt, truncated, not
-    an image) are all collected and listed by name: ``on_error="raise"`` raises one ValueError listing them,
-    ``"skip"`` warns and leaves them out."""
+    an image) are all collected and listed by name: ``on_error="raise"`` raises one :class:`UnreadableFilesError`
+    listing them, ``"skip"`` warns and leaves them out; when none is left, an :class:`InputError` says so."""
     if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error={on_error!r}: choose 'raise' or 'skip'")
+        raise ConfigError(f"on_error={on_error!r}: choose 'raise' or 'skip'")
     out = np.empty((len(files), 3, size, size), dtype=np.uint8)
     bad: dict[int, str] = {}
     with ThreadPoolExecutor(max_workers=min(DECODE_THREADS, os.cpu_count() or 1)) as pool:
@@ -166,19 +162,25 @@ def load_images(files: Sequence[Path], size: int, on_error: str = "raise",
         _report_unreadable({files[i]: why for i, why in bad.items()}, len(files), on_error)
     kept = [i for i in range(len(files)) if i not in bad]
     if not kept:
-        raise ValueError(f"none of the {len(files)} image files could be read")
+        where = f" under {Path(os.path.commonpath(files))}" if files else ""
+        raise InputError(f"none of the {len(files)} image files{where} could be read (e.g. {files[0]}: {bad[0]}); "
+                         "repair them or point the path at a folder of readable images")
     return (out if len(kept) == len(files) else out[kept]), kept
 
 
 def image_folder_files(path: str | os.PathLike) -> list[Path]:
     """Locator of :func:`image_folder`: ``[path]`` when it is a folder holding at least one image file."""
     root = Path(path)
+    kinds = ", ".join(sorted(IMAGE_EXTENSIONS))
     if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} does not exist; put the images there (any depth, "
-                                f"{', '.join(sorted(IMAGE_EXTENSIONS))}) or point the path at them")
+        found = "is a file, not a folder" if root.exists() else "does not exist"
+        raise MissingFileError(f"image folder {root} {found}; put the images there (any depth, {kinds}) or point "
+                               "the path at them")
     if next(_walk_images(root), None) is None:
-        raise FileNotFoundError(f"image folder {root} holds no image files "
-                                f"({', '.join(sorted(IMAGE_EXTENSIONS))}, searched recursively)")
+        other = next((folder / name for folder, names in walk_once(root, skip_hidden=True) for name in names), None)
+        held = f"it holds other files, e.g. {other.relative_to(root)}" if other else "it is empty"
+        raise MissingFileError(f"image folder {root} holds no image files ({kinds}, searched recursively): {held}; "
+                               "put the images there or point the path at the folder that holds them")
     return [root]
 
 

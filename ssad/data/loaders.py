@@ -16,6 +16,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from ssad.data.sources import ArraySet
+from ssad.errors import ConfigError
 
 MAX_AUTO_WORKERS = 4  # data.num_workers=auto never asks for more DataLoader workers than this
 
@@ -36,7 +37,7 @@ def resolve_num_workers(value: int | str, processes: int = 1) -> int:
     if value == "auto":
         return max(0, min(MAX_AUTO_WORKERS, available_cpus() // max(processes, 1) - 1))
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"data.num_workers={value!r}: give an integer >= 0 or 'auto'")
+        raise ConfigError(f"data.num_workers={value!r}: give an integer >= 0 or 'auto'")
     return value
 
 

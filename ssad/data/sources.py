@@ -6,6 +6,7 @@ A spec is a mapping ``{"format": NAME, **reader arguments}`` (plus an optional d
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ssad.data import arrays, benchmarks, embedded, glyphs, images
 from ssad.data.cache import cached_arrays, fingerprint
+from ssad.errors import ConfigError, InputError
 
 Reader = Callable[..., images.Arrays]
 Locator = Callable[..., list[Path]]
@@ -91,14 +93,17 @@ def plain(value: Any) -> Any:
 
 def _reader(spec: Mapping[str, Any]) -> tuple[str, Reader, dict[str, Any]]:
     """The format name, its reader and the spec's reader arguments, checked against the reader's
-    signature (unknown or missing arguments → ValueError naming the format and what it accepts)."""
+    signature (unknown or missing arguments → :class:`ConfigError` naming the format and what it accepts)."""
+    if not isinstance(plain(spec), Mapping):
+        raise ConfigError(f"dataset spec {spec!r} is not a mapping; give one like {{format: image_folder, path: "
+                          "DIR}} (formats: " + ", ".join(sorted(FORMATS)) + ")")
     spec = dict(plain(spec))
     fmt = spec.get("format")
     if fmt not in FORMATS:
-        raise ValueError(f"dataset spec {spec}: unknown format {fmt!r}; choose one of {sorted(FORMATS)}")
+        raise ConfigError(f"dataset spec {spec}: unknown format {fmt!r}; choose one of {sorted(FORMATS)}")
     names = spec.get("label_names")
     if names is not None and not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
-        raise ValueError(f"dataset spec {spec}: label_names={names!r} must be a list of names, one per label in label "
+        raise ConfigError(f"dataset spec {spec}: label_names={names!r} must be a list of names, one per label in label "
                          "order, e.g. [airplane, automobile, bird]")
     reader = FORMATS[fmt]
     params = {k: p for k, p in inspect.signature(reader).parameters.items() if k != "size"}
@@ -108,12 +113,14 @@ def _reader(spec: Mapping[str, Any]) -> tuple[str, Reader, dict[str, Any]]:
     unknown = sorted(set(kwargs) - set(params))
     missing = sorted(k for k, p in params.items() if p.default is inspect.Parameter.empty and k not in kwargs)
     if unknown or missing:
+        near = {k: difflib.get_close_matches(k, params, n=1) for k in unknown}
+        hints = [f"{k!r}: did you mean {m[0]!r}?" for k, m in near.items() if m]
         problems = "; ".join(f"{what} {names}" for what, names in (("unknown", unknown), ("missing", missing))
-                             if names)
+                             if names) + " argument(s)" + (f" ({', '.join(hints)})" if hints else "")
         accepted = ", ".join(k if p.default is inspect.Parameter.empty else f"{k}={p.default!r}"
                              for k, p in params.items())
         alias = " (an image folder: `root` stands for `path`)" if fmt in FOLDER_SETS else ""
-        raise ValueError(f"format {fmt!r}: {problems} argument(s); it accepts: {accepted}{alias}")
+        raise ConfigError(f"format {fmt!r}: {problems}; it accepts: {accepted}{alias}")
     return fmt, reader, kwargs
 
 
@@ -142,8 +149,9 @@ def _locate(fmt: str, kwargs: Mapping[str, Any], fetch: bool) -> list[Path]:
 
 def check_source(spec: Mapping[str, Any]) -> None:
     """Cheap start-up check, no decoding: the spec's format and arguments are valid and the files it
-    needs exist (or will be downloaded: ``download=true``). Raises ValueError for a bad spec and a
-    FileNotFoundError saying which files are expected where and how to provide them."""
+    needs exist (or will be downloaded: ``download=true``). Raises :class:`ConfigError` for a bad spec and a
+    :class:`MissingFileError` or :class:`InputError` saying which files are expected where and how to provide
+    them."""
     fmt, _, kwargs = _reader(spec)
     _locate(fmt, kwargs, fetch=False)
 
@@ -177,11 +185,12 @@ def load_source(spec: Mapping[str, Any], size: int, cache_dir: str | None = None
     read decodes the real files (downloading them where the spec says ``download: true``); later reads
     memory-map the cached array until a source file changes."""
     if not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"size={size!r}: expected a positive integer (pixels)")
+        raise ConfigError(f"size={size!r}: expected a positive integer (pixels)")
     size = int(size)
     fmt, reader, kwargs = _reader(spec)
     files = _locate(fmt, kwargs, fetch=True)
     key = _cache_key(fmt, reader, kwargs, size, files)
+
     def build() -> images.Arrays:
         return _checked(reader(size=size, **kwargs), fmt, size)
 
@@ -195,31 +204,31 @@ def select_classes(images: np.ndarray, labels: np.ndarray | None, classes: Any, 
     """The images whose label is in ``classes`` (the one-class / near-OOD protocol), as a :class:`RowView` of
     the cached array; labels keep their values."""
     if labels is None:
-        raise ValueError(f"{name}: classes={classes} needs labels, and this set has none; drop `classes` or give "
+        raise InputError(f"{name}: classes={classes} needs labels, and this set has none; drop `classes` or give "
                          "labels (npy: `labels: PATH` to a .npy of N integers; image folders: one subfolder per "
                          "class)")
     if not isinstance(classes, (list, tuple)) or not classes or not all(isinstance(c, int) for c in classes):
-        raise ValueError(f"{name}: classes={classes!r} must be a non-empty list of integer labels, e.g. [0, 1, 2]")
+        raise ConfigError(f"{name}: classes={classes!r} must be a non-empty list of integer labels, e.g. [0, 1, 2]")
     present = set(np.unique(labels).tolist())
     missing = sorted(set(classes) - present)
     if missing:
-        raise ValueError(f"{name}: classes {missing} do not occur in its labels (present: "
-                         f"{sorted(present)[:20]}{' …' if len(present) > 20 else ''})")
+        raise ConfigError(f"classes {missing} do not occur in the labels of {name} (present: "
+                          f"{sorted(present)[:20]}{' …' if len(present) > 20 else ''}); choose classes among them")
     rows = np.flatnonzero(np.isin(labels, classes))
     return ArraySet(RowView(images, rows), labels[rows], name)
 
 
 def check_ood_groups(groups: Mapping[str, Any] | None, ood: Mapping[str, Any]) -> dict[str, list[str]]:
     """``data.ood_groups`` as a plain ``{group: [OOD set names]}`` (e.g. OpenOOD's near and far), every name a
-    key of ``ood``; a ValueError names the group, the names that are not OOD sets, and the fix."""
+    key of ``ood``; a :class:`ConfigError` names the group, the names that are not OOD sets, and the fix."""
     groups = plain(groups) or {}
     if not isinstance(groups, dict) or not all(
             isinstance(names, list) and all(isinstance(n, str) for n in names) for names in groups.values()):
-        raise ValueError(f"data.ood_groups={groups!r}: give a mapping of group names to lists of data.ood keys, "
+        raise ConfigError(f"data.ood_groups={groups!r}: give a mapping of group names to lists of data.ood keys, "
                          "e.g. {near: [cifar100, tin], far: [svhn]}")
     for group, names in groups.items():
         unknown = [n for n in names if n not in ood]
         if unknown:
-            raise ValueError(f"data.ood_groups.{group} names {unknown}, which data.ood does not have (it has "
+            raise ConfigError(f"data.ood_groups.{group} names {unknown}, which data.ood does not have (it has "
                              f"{sorted(ood)}); add them to data.ood or drop them from the group")
     return groups
