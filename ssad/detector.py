@@ -14,6 +14,7 @@ ranking as S. Usage, without Hydra or the training config::
 from __future__ import annotations
 
 import math
+import pickle
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from torch import Tensor, nn
 from ssad.backbones import build_backbone
 from ssad.console import progress_bar
 from ssad.data.images import resize_images
+from ssad.errors import ConfigError, InputError, MissingFileError, UserError
 from ssad.features import preprocess, resolve_device
 from ssad.io import save_atomic
 from ssad.metrics import ood_score, readable_score, threshold_at_tpr
@@ -81,9 +83,10 @@ class Detector(nn.Module):
     def threshold_at(self, tpr: float) -> float:
         """The threshold that accepts (calls in-distribution) ``tpr`` of the calibration images."""
         if not 0 < tpr <= 1:
-            raise ValueError(f"tpr={tpr} must be a share in (0, 1], e.g. 0.95 or 0.99")
+            raise ConfigError(f"tpr={tpr} must be a share in (0, 1], e.g. 0.95 or 0.99")
         if self.calibration is None:
-            raise ValueError("this detector file holds no calibration scores; export it again with ssad.export")
+            raise InputError(f"this detector file holds no calibration scores, so tpr= cannot pick a threshold; "
+                             f"{REEXPORT}")
         return threshold_at_tpr(self.calibration, tpr)
 
     @torch.no_grad()
@@ -142,18 +145,30 @@ class Detector(nn.Module):
         is refused (:class:`ssad.safe_load.UnsafeFileError`). ``trust_file=True`` reads it with full pickle,
         which runs code from the file: only for a file you made yourself or fully trust."""
         path = Path(path)
+        if path.is_dir():
+            raise InputError(f"detector={path} is a folder; give the detector file that "
+                             "`python -m ssad.export ckpt=... out=detector.pt` wrote")
         if not path.is_file():
-            raise FileNotFoundError(f"detector file {path} does not exist; make one with "
-                                    "`python -m ssad.export ckpt=... out=detector.pt`")
-        state = load_torch_file(path, "detector file", REEXPORT, trust_file)
+            raise MissingFileError(f"detector file {path} does not exist; make one with "
+                                   "`python -m ssad.export ckpt=... out=detector.pt`")
+        try:
+            state = load_torch_file(path, "detector file", REEXPORT, trust_file)
+        except UserError:
+            raise
+        except (ValueError, RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            if reason.startswith(str(path)):  # load_torch_file's own message: already names the file and remedy
+                raise InputError(reason) from err
+            raise InputError(f"{path} is not a readable detector file ({reason}); {REEXPORT}") from err
         if not isinstance(state, dict) or state.get("format") not in (FORMAT, FORMAT_V1):
-            raise ValueError(f"{path} is not an ssad detector ({FORMAT}); `python -m ssad.export` writes one")
+            raise InputError(f"{path} is not an ssad detector ({FORMAT}); `python -m ssad.export` writes one")
         try:
             args = dict(state["backbone_args"])
             backbone = build_backbone(args.pop("builder", "vit_backbone"), **args)
             backbone.load_state_dict(state["backbone"])
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
-            raise ValueError(f"{path}: its backbone cannot be rebuilt ({err}); {REEXPORT}") from err
+            reason = str(err).splitlines()[0]
+            raise InputError(f"{path}: its backbone cannot be rebuilt ({reason}); {REEXPORT}") from err
         threshold, calibration = state["threshold"], state.get("calibration")
         if state["format"] == FORMAT_V1:  # Eq. 6 S → R: a monotone map, so the same images are flagged
             if calibration is None:

@@ -10,13 +10,14 @@ import hydra
 from omegaconf import DictConfig
 
 from ssad.checkpoints import load_checkpoint, rebuild_datamodule
+from ssad.cli_checks import check_config_dirs, disk_full_reported, readable_checkpoint
 from ssad.config import validate
 from ssad.config_keys import CONFIG_DIR
 from ssad.data.sources import label_names
 from ssad.errors import user_errors
 from ssad.evaluation import EvalSettings, below_chance_note, evaluate_network, ood_skipped_reason
 from ssad.features import resolve_device
-from ssad.io import write_json_atomic
+from ssad.io import check_writable, write_json_atomic
 from ssad.plots import plot_scores
 from ssad.results import BASELINES, BY_LABEL, LIMITS, MEAN_AUROC, METRICS, NN_AUROC, label_title
 
@@ -88,6 +89,10 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate ``cfg.ckpt`` on the run's test set and OOD sets (or ``cfg.ood`` / ``cfg.add_ood``); prints a
     table of the results (:func:`results_table`) and writes them as JSON."""
     validate(cfg, "evaluate")
+    checkpoint = Path(cfg.ckpt)
+    out = Path(cfg.out) if cfg.get("out") else checkpoint.parent.parent / "eval" / checkpoint.stem / "results.json"
+    readable_checkpoint(checkpoint, "ssad.evaluate")
+    check_writable(out, "out")  # before any work: an evaluation does not fail at its end
     model, run_cfg = load_checkpoint(cfg.ckpt, bool(cfg.get("trust_file", False)))
     if cfg.get("ood") is not None:
         run_cfg.data.ood = cfg.ood
@@ -100,13 +105,12 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     sets = datamodule.eval_sets()
     size = run_cfg.eval.size if cfg.eval.size is None else cfg.eval.size
     results, scores = evaluate_network(model.teacher, model.center, sets, size, settings)
-    checkpoint = Path(cfg.ckpt)
-    out = Path(cfg.out) if cfg.get("out") else checkpoint.parent.parent / "eval" / checkpoint.stem / "results.json"
     results = {"variant": run_cfg.negatives.name, "dataset": run_cfg.data.name, "seed": run_cfg.seed,
                "checkpoint": str(checkpoint), **results}
     if not results["ood"]:
         results["ood_skipped"] = ood_skipped_reason(sets, "+add_ood")
-    write_json_atomic(out, results)
+    with disk_full_reported(out, "out"):
+        write_json_atomic(out, results)
     if cfg.eval.plots:
         plot_scores(scores, results, out.parent / "plots", f"{run_cfg.data.name} / {run_cfg.negatives.name}",
                     settings.temperature)
@@ -115,6 +119,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     return results
 
 
+@check_config_dirs
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 @user_errors
 def main(cfg: DictConfig) -> None:

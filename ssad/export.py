@@ -13,12 +13,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssad.backbones import builder_name
 from ssad.checkpoints import load_checkpoint, rebuild_datamodule
+from ssad.cli_checks import check_config_dirs, disk_full_reported, readable_checkpoint
 from ssad.config import validate
 from ssad.config_keys import CONFIG_DIR
 from ssad.detector import Detector
 from ssad.errors import user_errors
 from ssad.evaluation import EvalSettings, network_features
 from ssad.features import resolve_device
+from ssad.io import check_writable
 from ssad.metrics import ood_metrics, ood_score, readable_score, threshold_at_tpr
 
 
@@ -68,6 +70,8 @@ def export_detector(cfg: DictConfig) -> Detector:
     preprocessing), so it accepts exactly ``tpr`` of them. Prints the threshold, how many images calibrated it
     and the detector's held-out quality on the run's OOD sets (:func:`export_report`)."""
     validate(cfg, "export")
+    readable_checkpoint(cfg.ckpt, "ssad.export")
+    check_writable(cfg.out, "out")  # before any work: an export does not fail at its end
     model, run_cfg = load_checkpoint(cfg.ckpt, bool(cfg.get("trust_file", False)))
     device = resolve_device(cfg.accelerator)
     model.to(device)
@@ -94,11 +98,13 @@ def export_detector(cfg: DictConfig) -> Detector:
     detector.threshold = threshold_at_tpr(calibration, cfg.tpr)
     detector.meta["calibration_images"] = detector.calibration_size
     detector.meta["held_out_quality"] = held_out_quality(detector, sets, settings.batch_size, settings.progress)
-    detector.cpu().save(cfg.out)
+    with disk_full_reported(cfg.out, "out"):
+        detector.cpu().save(cfg.out)
     print(export_report(detector, str(cfg.out)))
     return detector
 
 
+@check_config_dirs
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
 @user_errors
 def main(cfg: DictConfig) -> None:

@@ -102,3 +102,27 @@ def check_checkpoint(path: str | os.PathLike) -> None:
                          + (f", or resume from another one with ckpt_path={others[-1]}"
                             + (f" (or: {', '.join(others[:-1])})" if len(others) > 1 else "")
                             if others else ""))
+
+
+def check_writable(path: str | os.PathLike, key: str) -> Path:
+    """Raise an :class:`ssad.errors.InputError` naming ``key`` (the option that gave ``path``, e.g. ``out``) when
+    a file cannot be written at ``path``: it is a folder, or the nearest existing folder above it is a file or
+    refuses a new file. Probes by creating and removing a hidden file there, so a long job fails before it
+    starts rather than at its end; creates no folder. Returns ``path``."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{key}={path} is a folder; give the path of a file, e.g. a new name inside it")
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"{key}={path}: {folder} is a file, not a folder, so nothing can be written under it; "
+                         f"choose another {key}=...")
+    probe = folder / f".{path.name}.{secrets.token_hex(6)}.probe"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        probe.unlink()
+    except OSError as err:
+        raise InputError(f"{key}={path}: cannot write in {folder} ({err.strerror or err}); choose a folder you "
+                         f"can write to with {key}=...") from None
+    return path

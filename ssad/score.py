@@ -20,13 +20,14 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from ssad.cli_checks import check_config_dirs, disk_full_reported
 from ssad.config import validate
 from ssad.config_keys import CONFIG_DIR
 from ssad.data.arrays import npy
-from ssad.data.images import list_images, load_images
+from ssad.data.images import IMAGE_EXTENSIONS, list_images, load_images
 from ssad.detector import Detector
-from ssad.errors import user_errors
-from ssad.io import write_text_atomic
+from ssad.errors import InputError, MissingFileError, user_errors
+from ssad.io import atomic_path, check_writable, write_text_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -34,17 +35,51 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def read_input(path: str | Path, size: int, on_error: str = "raise") -> tuple[list[str], np.ndarray]:
-    """Names and uint8 images (N, 3, size, size) of a folder (recursive) or a ``.npy`` array."""
+def npy_image_size(path: Path) -> tuple[int, int] | None:
+    """Height and width of the images of a ``.npy`` array from its header (HWC when the last axis holds 1 or 3
+    channels, else CHW; N×H×W gray), or None when it cannot say (:func:`ssad.data.arrays.npy` then reports why)."""
+    try:
+        shape = np.load(path, mmap_mode="r").shape
+    except (OSError, ValueError):
+        return None
+    if len(shape) == 3:
+        return shape[1], shape[2]
+    if len(shape) == 4:
+        return (shape[1], shape[2]) if shape[3] in (1, 3) else (shape[2], shape[3])
+    return None
+
+
+def check_input(path: str | Path) -> Path:
+    """``path`` when it is something :func:`read_input` reads: a folder, a ``.npy`` file or one image file; else a
+    :class:`ssad.errors.UserError` saying what it is and what is accepted."""
     path = Path(path)
-    if path.suffix == ".npy":
+    if not path.exists():
+        raise MissingFileError(f"input={path} does not exist; give a folder of images, one image file or a .npy "
+                               "array of images")
+    if path.is_file() and path.suffix.lower() not in (".npy", *IMAGE_EXTENSIONS):
+        raise InputError(f"input={path} is neither an image file ({', '.join(sorted(IMAGE_EXTENSIONS))}), a .npy "
+                         "array of images nor a folder of images; give one of those")
+    return path
+
+
+def read_input(path: str | Path, size: int, on_error: str = "raise") -> tuple[list[str], np.ndarray]:
+    """Names and uint8 images (N, 3, size, size) of a folder (recursive), one image file or a ``.npy`` array.
+    A ``.npy`` array of another image size than ``size`` is resized to it, with one warning in the log."""
+    path = check_input(path)
+    if path.suffix == ".npy" and path.is_file():
+        found = npy_image_size(path)
+        if found is not None and found != (size, size):
+            log.warning("%s: images of size %d×%d resized to the detector's training size %d×%d (one bicubic "
+                        "interpolation); save them at that size to skip this", path, *found, size, size)
         images, _ = npy(str(path), size)
         return [f"{path.name}[{i}]" for i in range(len(images))], images
-    if not path.is_dir():
-        raise FileNotFoundError(f"input={path}: neither a folder of images nor a .npy file")
+    if path.is_file():
+        images, _ = load_images([path], size, on_error, desc="reading")
+        return [path.name], images
     files = list_images(path)
     if not files:
-        raise FileNotFoundError(f"input={path}: no image files in this folder")
+        raise InputError(f"input={path}: no image files in this folder or below it "
+                         f"({', '.join(sorted(IMAGE_EXTENSIONS))}); point input= at the images")
     images, kept = load_images(files, size, on_error, desc="reading")
     return [str(files[i].relative_to(path)) for i in kept], images
 
@@ -80,15 +115,25 @@ def histogram_figure(scores: torch.Tensor, threshold: float, calibration: torch.
 
 def plot_histogram(scores: torch.Tensor, threshold: float, path: str | Path,
                    calibration: torch.Tensor | None = None) -> None:
-    """Write :func:`histogram_figure` to ``path`` (PNG)."""
-    from ssad.plots import save_figure
+    """Write :func:`histogram_figure` to ``path`` (PNG) through a temporary file, so that a failed write leaves
+    any earlier histogram there as it was."""
+    import matplotlib.pyplot as plt
 
-    save_figure(histogram_figure(scores, threshold, calibration), Path(path))
+    fig = histogram_figure(scores, threshold, calibration)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
 
 
 def score_images(cfg: DictConfig) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """Score ``cfg.input`` with ``cfg.detector``; write ``cfg.out`` (CSV) and, if asked, a histogram."""
     validate(cfg, "score")
+    check_writable(cfg.out, "out")  # before any work: a long scoring job does not fail at its end
+    if cfg.get("histogram"):
+        check_writable(cfg.histogram, "histogram")
+    check_input(cfg.input)
     detector = Detector.load(cfg.detector, device=cfg.device, trust_file=bool(cfg.get("trust_file", False)))
     threshold = detector.threshold if cfg.get("tpr") is None else detector.threshold_at(cfg.tpr)
     names, images = read_input(cfg.input, detector.data_size, cfg.on_error)
@@ -98,14 +143,17 @@ def score_images(cfg: DictConfig) -> tuple[list[str], torch.Tensor, torch.Tensor
     writer = csv.writer(buffer)
     writer.writerow(["file", "score", "anomalous"])
     writer.writerows((n, f"{s:.8g}", int(f)) for n, s, f in zip(names, scores.tolist(), flags.tolist()))
-    write_text_atomic(cfg.out, buffer.getvalue())
+    with disk_full_reported(cfg.out, "out"):
+        write_text_atomic(cfg.out, buffer.getvalue())
     print(summary(scores, flags, threshold, detector))
     if cfg.get("histogram"):
-        plot_histogram(scores, threshold, cfg.histogram, detector.calibration)
+        with disk_full_reported(cfg.histogram, "histogram"):
+            plot_histogram(scores, threshold, cfg.histogram, detector.calibration)
     log.info("wrote %s", cfg.out)
     return names, scores, flags
 
 
+@check_config_dirs
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="score")
 @user_errors
 def main(cfg: DictConfig) -> None:

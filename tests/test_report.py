@@ -205,11 +205,15 @@ def test_other_dataset_without_optional_metrics(tmp_path: Path) -> None:
     assert matplotlib.image.imread(tmp_path / "out" / "figure3.png").ndim == 3
 
 
-def test_empty_directory_fails_clearly(tmp_path: Path) -> None:
+def test_empty_directory_fails_clearly(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     empty = tmp_path / "empty_sweep"
     empty.mkdir()
-    with pytest.raises(SystemExit, match=re.escape(str(empty)) + ".*expected run directories.*results.json"):
+    with pytest.raises(SystemExit) as stop:
         main([str(empty)])
+    assert stop.value.code == 2
+    assert re.fullmatch("error: .*" + re.escape(str(empty)) + ".*expected run directories.*results.json.*\n",
+                        capsys.readouterr().err)
+    assert list(empty.iterdir()) == []  # no report folder left behind
 
 
 def test_wandb_runs_from_config_and_summary(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -239,5 +243,5 @@ def test_python_dash_m_ssad_report_runs_the_command(tmp_path):
     non-zero and says what it looked for."""
     proc = subprocess.run([sys.executable, "-m", "ssad.report", str(tmp_path)], capture_output=True, text=True,
                           cwd=Path(__file__).parent.parent, timeout=300)
-    assert proc.returncode == 1
-    assert f"no runs found under {tmp_path}" in proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"no runs found under {tmp_path}" in proc.stderr

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from ssad.errors import InputError, MissingFileError, user_errors
+from ssad.io import check_writable
 from ssad.report.figures import figure2, figure3
 from ssad.report.leaderboard import build_group_tables, write_group_tables
 from ssad.report.runs import Run, collect_runs, collect_wandb
@@ -50,6 +53,15 @@ def write_report(runs: Sequence[Run], out: str | os.PathLike, metric: str = "aur
                     figure3(runs, table2.in_dist, out / "figure3.png")]
 
 
+def looks_like_wandb_project(source: str) -> bool:
+    """Whether ``source`` (not a path that exists) reads as a W&B ``entity/project`` rather than a folder: one
+    slash between two names, and no folder of that first name here."""
+    entity, slash, project = source.partition("/")
+    return (bool(slash) and bool(re.fullmatch(r"[\w.-]+", entity)) and bool(re.fullmatch(r"[\w.-]+", project))
+            and entity not in (".", "..") and not Path(entity).is_dir())
+
+
+@user_errors
 def main(argv: Sequence[str] | None = None) -> None:
     """``ssad-report SWEEP_DIR_OR_WANDB_PROJECT [--out DIR] [--metric auroc]``: write the report, print the
     Markdown tables; exits with a message when there is nothing to report."""
@@ -63,12 +75,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--metric", choices=list(METRICS), default="auroc", help="metric of the tables")
     args = parser.parse_args(argv)
     local = Path(args.source).exists()
-    try:
-        runs = collect_runs(args.source) if local else collect_wandb(args.source)
-    except (OSError, ValueError) as err:
-        raise SystemExit(f"ssad-report: {err}") from err
+    if not local and not looks_like_wandb_project(args.source):
+        raise MissingFileError(f"{args.source}: no such folder; give a sweep or run folder (e.g. "
+                               "multirun/demo/<date>) or a W&B project as entity/project")
+    if local and not Path(args.source).is_dir():
+        raise InputError(f"{args.source} is a file; give the sweep or run folder that holds the runs")
     default_out = Path(args.source) / "report" if local else Path("report") / args.source.replace("/", "_")
     out = Path(args.out) if args.out else default_out
+    check_writable(out / "table2.md", "--out")  # before the runs are read
+    try:
+        runs = collect_runs(args.source) if local else collect_wandb(args.source)
+    except FileNotFoundError as err:
+        raise InputError(str(err)) from err
+    except (OSError, ValueError) as err:
+        raise InputError(f"{args.source}: {err}") from err
     paths = write_report(runs, out, args.metric)
     for path in paths:
         if path.suffix == ".md":
