@@ -9,6 +9,7 @@ a new interpreter per case would spend its time importing torch. Every case fail
 from __future__ import annotations
 
 import io
+import os
 import sys
 from pathlib import Path
 
@@ -65,6 +66,13 @@ def _with_bad_file(root: Path, name: str, content: bytes | None) -> Path:
     return root
 
 
+def _with_locked_file(root: Path) -> Path:
+    """Four good PNGs and a fifth, ``locked.png``, that its owner may not read (chmod 000)."""
+    _with_bad_file(root, "locked.png", _encoded("PNG"))
+    (root / "locked.png").chmod(0)
+    return root
+
+
 def _file(path: Path, content: bytes) -> Path:
     path.write_bytes(content)
     return path
@@ -103,9 +111,11 @@ CASES = {
                        ["empty.jpg", "data.on_error=skip"]),
     "truncated jpeg": (lambda t: [f"data.path={_with_bad_file(t / 'f', 'cut.jpg', _encoded('JPEG')[:300])}"],
                        ["cut.jpg", "Truncated", "data.on_error=skip"]),
-    # as root every file is readable: a link to a missing file is the file that cannot be opened
+    # as root every file is readable: a link to a missing file is a file that cannot be opened by anyone
     "unreadable file": (lambda t: [f"data.path={_with_bad_file(t / 'f', 'gone.png', None)}"],
                         ["gone.png", "No such file", "data.on_error=skip"]),
+    "file without read permission": (lambda t: [f"data.path={_with_locked_file(t / 'f')}"],
+                                     ["locked.png", "Permission denied", "data.on_error=skip"]),
     "nothing readable, skipped": (lambda t: [f"data.path={_dir(t / 'f', **{f'{i}.jpg': 'x' for i in range(5)})}",
                                              "data.on_error=skip"],
                                   ["data.path", "none of the 5 image files", "could be read", "point the path"]),
@@ -154,7 +164,12 @@ def train_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *overrides: s
     return 0
 
 
-@pytest.mark.parametrize("case", CASES)
+AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+PARAMS = [pytest.param(case, marks=pytest.mark.skipif(AS_ROOT, reason="root reads any file"))
+          if case == "file without read permission" else case for case in CASES]
+
+
+@pytest.mark.parametrize("case", PARAMS)
 def test_a_bad_data_input_ends_in_one_clear_error_line(tmp_path, monkeypatch, capfd, case):
     make, words = CASES[case]
     overrides = make(tmp_path)
