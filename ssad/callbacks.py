@@ -46,8 +46,8 @@ def write_checkpoint(checkpoint: dict[str, Any], f: IO[bytes]) -> None:
     torch.save(checkpoint, f)
 
 
-def _megabytes(n: float) -> str:
-    return f"{n / 1e6:.1f} MB"
+def _size(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.1f} MB"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -73,7 +73,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             kept = (f"the previous {path.name} is unchanged" if path.exists()
                     else f"{path.name} was not written; the checkpoints already there are unchanged")
             raise DiskFullError(
-                f"disk full: no space left in {path.parent} to write the checkpoint {path.name} ({_megabytes(free)} "
+                f"disk full: no space left in {path.parent} to write the checkpoint {path.name} ({_size(free)} "
                 f"free); {kept}. Free some space (or give a hydra.run.dir on another disk) and rerun with the same "
                 "hydra.run.dir to resume") from None
 
@@ -98,11 +98,12 @@ class CheckpointOnInterrupt(L.Callback):
             raise KeyboardInterrupt
         self.received = signal.SIGINT
         rank_zero_info("Ctrl-C: stopping after the current step, then writing last.ckpt (Ctrl-C again stops at once)")
-        notify = getattr(trainer._signal_connector, "_sigterm_notifier_fn", None)
-        if notify is not None:  # as for SIGTERM: sets the flag (and tells the other processes)
+        connector = trainer._signal_connector  # Lightning's SIGTERM flag, checked at every step boundary
+        notify = getattr(connector, "_sigterm_notifier_fn", None)
+        if trainer.world_size > 1 and notify is not None:  # as for SIGTERM: also tells the other processes
             notify(signum, frame)
         else:
-            trainer._signal_connector.received_sigterm = True
+            connector.received_sigterm = True
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.received, self._trainer = None, trainer
@@ -113,7 +114,7 @@ class CheckpointOnInterrupt(L.Callback):
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, (KeyboardInterrupt, SIGTERMException)) and trainer.global_step > 0:
-            trainer.save_checkpoint(self.path)
+            trainer.save_checkpoint(self.path, weights_only=False)
             rank_zero_warn(f"interrupted at step {trainer.global_step}: saved {self.path}; rerun with the same "
                            "hydra.run.dir to resume")
 

@@ -160,7 +160,7 @@ def test_a_full_disk_keeps_the_checkpoints_whole_and_starting_over_sets_the_old_
         with pytest.raises(DiskFullError) as err:
             train(compose_cfg(tmp_path, "trainer.max_epochs=2", "negatives=none"))  # resumes; epoch 2's save fails
     message = str(err.value)
-    assert message.startswith("disk full") and f"left in {folder} " in message and "MB free" in message
+    assert message.startswith("disk full") and f"left in {folder} " in message and "B free" in message
     assert "unchanged" in message and "\n" not in message
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no torn file, no temporary left
 
