@@ -12,7 +12,7 @@ import lightning as L
 import pytest
 import torch
 
-from ssad.rundir import is_unused, remove_if_unused
+from ssad.rundir import is_unused, remove_if_unused, snapshot
 from ssad.train import train
 from tests.conftest import compose_cfg
 
@@ -111,3 +111,35 @@ def test_the_working_directory_is_never_removed(tmp_path):
     assert not remove_if_unused(tmp_path, cwd=tmp_path) and not remove_if_unused(tmp_path, cwd=tmp_path / "sub")
     assert (tmp_path / ".hydra").is_dir()
     assert Path.cwd().exists()
+
+
+def _hydra_start(run: Path) -> None:
+    """What Hydra writes before ``main``: its config copy and an (empty) job log."""
+    (run / ".hydra").mkdir(parents=True, exist_ok=True)
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+        (run / ".hydra" / name).write_text("seed: 0\n")
+    (run / "train.log").touch()
+
+
+def test_a_failed_start_in_a_folder_that_held_files_removes_only_the_loggers_files_it_created(tmp_path):
+    run = tmp_path / "U"
+    (run / "csv").mkdir(parents=True)
+    (run / "csv/m.csv").write_text("a,b\n")
+    (run / "notes.log").write_text("notes\n")
+    _hydra_start(run)
+    shot = snapshot(run)
+    assert not shot.fresh and shot.before == {"csv", "csv/m.csv", "notes.log"}
+    (run / "csv/version_0").mkdir()  # the csv logger of the failed run
+    (run / "csv/version_0/hparams.yaml").write_text("{}\n")
+    assert not remove_if_unused(shot, cwd=tmp_path)
+    assert (run / "csv/m.csv").read_text() == "a,b\n" and (run / "notes.log").read_text() == "notes\n"
+    assert not (run / "csv/version_0").exists()
+
+
+def test_a_failed_start_in_a_folder_hydra_created_removes_it(tmp_path):
+    run = tmp_path / "outputs/run"
+    _hydra_start(run)
+    shot = snapshot(run)
+    assert shot.fresh
+    (run / "train.log").write_text("error\n")
+    assert remove_if_unused(shot, cwd=tmp_path) and not (tmp_path / "outputs").exists()
