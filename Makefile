@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-learning lint bench docs clean
+.PHONY: setup demo test test-learning lint bench gpu-check docs clean
 
 # -qq for ssad itself: errors only. setuptools prints a notice on every editable install that maps a folder into
 # the package (conf/ -> ssad.conf); it reads like a problem to a newcomer and is not one.
@@ -32,6 +32,13 @@ lint: setup
 
 bench: setup
 	$(BIN)/python -m ssad.bench
+
+# every GPU figure in one call (issue 38, docs/howto/gpu-check.md): the gpu preset within 8 minutes on a GPU, the
+# tiny one on a CPU. No setup: on the GPU machine the checkout runs uninstalled with carried wheels (python3).
+GPU_CHECK_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+GPU_CHECK_OUT ?= gpu_check.json
+gpu-check:
+	$(GPU_CHECK_PYTHON) -m ssad.bench.gpu_check --out $(GPU_CHECK_OUT)
 
 # the docs extra (Sphinx, MyST, furo) into .venv; -W: a broken link, a page outside the toctree or a module autodoc
 # cannot import fails the build

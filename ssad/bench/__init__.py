@@ -5,4 +5,8 @@ config), :mod:`~ssad.bench.flops` (FLOPs per image, MFU), :mod:`~ssad.bench.timi
 :mod:`~ssad.bench.step` (the training step loop), :mod:`~ssad.bench.reference` (the PIL reference pipeline),
 :mod:`~ssad.bench.fit` (``trainer.fit``), :mod:`~ssad.bench.evaluation` (extraction and Eq. 6 scoring),
 :mod:`~ssad.bench.run` (every figure), :mod:`~ssad.bench.table` (the printed report), :mod:`~ssad.bench.cli`.
+
+``python -m ssad.bench.gpu_check`` (issue 38) runs every GPU figure in one call within time budgets:
+:mod:`~ssad.bench.check_presets` (sizes, budgets), :mod:`~ssad.bench.budget` (stops), :mod:`~ssad.bench.check_sections`
+(the sections), :mod:`~ssad.bench.check_table` (the printed report), :mod:`~ssad.bench.gpu_check` (the command).
 """
