@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from hydra.errors import InstantiationException
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 USER_ERROR_STATUS = 2  # the shell's convention for a usage error; 1 stays for a failure of ssad itself
@@ -59,5 +61,9 @@ def user_errors(fn: F) -> F:
             if verbose():
                 raise
             exit_with(err)
+        except InstantiationException as err:  # Hydra wraps what a constructor raised: a user error stays one
+            if verbose() or not isinstance(err.__cause__, UserError):
+                raise
+            exit_with(err.__cause__)
 
     return wrapper  # type: ignore[return-value]

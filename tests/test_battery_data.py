@@ -97,6 +97,10 @@ def _ood(tmp: Path, entry: str) -> str:
 
 # case → (set-up: tmp → overrides, key words of the message)
 CASES = {
+    # raised by the data module's constructor, which Hydra's instantiate wraps
+    "no data given": (lambda t: [], ["no training data", "set data.path"]),
+    "negative source not configured": (lambda t: [f"data.path={_folder(t / 'imgs')}", "negatives.parts.0.source=nope"],
+                                       ["negative source 'nope' is not configured", "choose 'indist'"]),
     "empty folder": (lambda t: [f"data.path={_dir(t / 'empty')}"],
                      ["data.path", "holds no image files", "it is empty", "put the images there"]),
     "non-image folder": (lambda t: [f"data.path={_dir(t / 'txt', **{'readme.txt': 'x'})}"],

@@ -98,7 +98,7 @@ def test_a_missing_set_fails_at_start_up_naming_it(tmp_path):
     for path in (tmp_path / "data" / "mnist").glob("train-*"):
         path.unlink()
     datamodule = instantiate(compose_cfg(tmp_path, "data=openood_cifar10", "data.size=32").data)
-    with pytest.raises(FileNotFoundError, match="ood/mnist.*train-images-idx3-ubyte"):
+    with pytest.raises(FileNotFoundError, match="data.ood.mnist: .*train-images-idx3-ubyte"):
         datamodule.check_sources()
     with pytest.raises(InstantiationException, match="data.ood_groups.far names .*places365"):
         instantiate(compose_cfg(tmp_path, "data=openood_cifar10", "~data.ood.places365").data)
