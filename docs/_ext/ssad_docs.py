@@ -84,7 +84,7 @@ def _cell(text: str) -> str:
 
 
 def _code(text: str) -> str:
-    return f"``{text}``" if text.strip() else " "
+    return f"`{text}`" if text.strip() else " "
 
 
 class ConfigKeys(SphinxDirective):
@@ -94,14 +94,17 @@ class ConfigKeys(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         command = self.arguments[0]
-        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 30 12 28 15 15", "",
-                 "   * - key", "     - type", "     - accepts", "     - default", "     - meaning"]
-        for key, kind, expected, default, doc in schema_rows(command):
-            lines += [f"   * - ``{key}``", f"     - {_cell(kind)}", f"     - {_cell(expected)}",
-                      f"     - {_code(default)}", f"     - {_cell(doc)}"]
+        rows = schema_rows(command)
+        with_doc = any(doc for *_, doc in rows)  # a meaning column once the schema's fields carry docs
+        lines = ["| key | type | accepts | default |" + (" meaning |" if with_doc else ""),
+                 "|---|---|---|---|" + ("---|" if with_doc else "")]
+        for key, kind, expected, default, doc in rows:
+            cells = f"| `{key}` | {_cell(kind)} | {_cell(expected)} | {_code(default)} |"
+            lines.append(cells + (f" {_cell(doc)} |" if with_doc else ""))
         return self._parse(lines)
 
     def _parse(self, lines: list[str]) -> list[nodes.Node]:
+        # the lines are Markdown tables: a MyST page parses nested content with MyST
         container = nodes.container()
         nested_parse_with_titles(self.state, StringList(lines, source="ssad.schema"), container)
         return container.children
@@ -121,7 +124,7 @@ def header_comment(lines: list[str]) -> str:
 
 def first_sentence(text: str) -> str:
     """``text`` up to its first full stop followed by a space (or all of it)."""
-    match = re.search(r"\.(\s|$)", text)
+    match = re.search(r"(?<!\bal)(?<!e\.g)(?<!i\.e)(?<!\.\.)\.(\s|$)", text)  # not at "et al.", "e.g.", "i.e."
     return text[: match.start() + 1] if match else text
 
 
@@ -166,10 +169,9 @@ class ConfigGroups(ConfigKeys):
     required_arguments = 0
 
     def run(self) -> list[nodes.Node]:
-        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 15 20 65", "",
-                 "   * - group", "     - preset", "     - what it is (the file's first comment line)"]
+        lines = ["| group | preset | what it is (the file's first sentence) |", "|---|---|---|"]
         for group, name, comment in group_rows():
-            lines += [f"   * - ``{group}``", f"     - ``{name}``", f"     - {_cell(comment)}"]
+            lines.append(f"| `{group}` | `{name}` | {_cell(comment)} |")
         return self._parse(lines)
 
 
@@ -177,10 +179,9 @@ class CommandKeys(ConfigKeys):
     """A table of a command's own top-level keys, generated from ``conf/<command>.yaml`` and its comments."""
 
     def run(self) -> list[nodes.Node]:
-        lines = [".. list-table::", "   :header-rows: 1", "   :widths: 18 22 60", "",
-                 "   * - key", "     - default", "     - meaning (the config file's comment)"]
+        lines = ["| key | default | meaning (the config file's comment) |", "|---|---|---|"]
         for key, value, comment in command_rows(self.arguments[0]):
-            lines += [f"   * - ``{key}``", f"     - {_code(value)}", f"     - {_cell(comment)}"]
+            lines.append(f"| `{key}` | {_code(value)} | {_cell(comment)} |")
         return self._parse(lines)
 
 
