@@ -76,12 +76,15 @@ def user_error(proc: subprocess.CompletedProcess) -> str:
     return proc.stderr[proc.stderr.index("error:"):]
 
 
+EVERY = ("negatives=none", "eval.every_n_epochs=1")  # a tiny two-epoch run, evaluated after each epoch
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
-    """A one-epoch tiny run's folder (checkpoints, metrics.jsonl); tests copy it before changing anything."""
+    """A tiny run's folder (:data:`EVERY`: checkpoints, metrics.jsonl); tests copy it before changing anything."""
     tmp = tmp_path_factory.mktemp("trained")
-    train(compose_cfg(tmp, "trainer.max_epochs=1", "negatives=none"))
-    return tmp / "run"
+    train(compose_cfg(tmp, *EVERY, run_dir="straight"))
+    return tmp / "straight"
 
 
 # ------------------------------------------------------------------------------------- a failed start (bug 2)
@@ -158,7 +161,7 @@ def test_a_full_disk_keeps_the_checkpoints_whole_and_starting_over_sets_the_old_
     with monkeypatch.context() as patch:
         patch.setattr(ssad.callbacks, "write_checkpoint", half_then_full)
         with pytest.raises(DiskFullError) as err:
-            train(compose_cfg(tmp_path, "trainer.max_epochs=2", "negatives=none"))  # resumes; epoch 2's save fails
+            train(compose_cfg(tmp_path, *EVERY, "trainer.max_epochs=3"))  # resumes; epoch 3's save fails
     message = str(err.value)
     assert message.startswith("disk full") and f"left in {folder} " in message and "B free" in message
     assert "unchanged" in message and "\n" not in message
@@ -166,7 +169,7 @@ def test_a_full_disk_keeps_the_checkpoints_whole_and_starting_over_sets_the_old_
 
     # "move it aside to start over": the old run's records are set aside, not mixed with the new run's
     old = (run / "metrics.jsonl").read_bytes()
-    assert [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")] == [1, 2]  # epoch 2 evaluated, then the save failed
+    assert [r["epoch"] for r in read_jsonl(run / "metrics.jsonl")] == [1, 2, 3]  # epoch 3 evaluated, not saved
     (folder / "last.ckpt").rename(folder / "last.ckpt.bad")
     train(compose_cfg(tmp_path, "trainer.max_epochs=1", "negatives=none"))
     aside = list(run.glob("metrics.*.jsonl"))
@@ -185,9 +188,7 @@ def test_a_resume_drops_the_records_of_epochs_its_checkpoint_had_not_completed(t
 
 
 # ------------------------------------------------------------------------------ Ctrl-C during evaluation (bug 4)
-def test_ctrl_c_during_the_evaluation_resumes_exactly(tmp_path, monkeypatch):
-    every = "eval.every_n_epochs=1"
-    train(compose_cfg(tmp_path, "negatives=none", every, run_dir="straight"))
+def test_ctrl_c_during_the_evaluation_resumes_exactly(tmp_path, monkeypatch, trained):
     real = ssad.callbacks.evaluate_network
     calls = []
 
@@ -201,12 +202,13 @@ def test_ctrl_c_during_the_evaluation_resumes_exactly(tmp_path, monkeypatch):
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(SystemExit) as stop:
-            train(compose_cfg(tmp_path, "negatives=none", every, run_dir="cut"))
+            train(compose_cfg(tmp_path, *EVERY, run_dir="cut"))
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     assert stop.value.code == 128 + signal.SIGINT
     assert [r["epoch"] for r in read_jsonl(tmp_path / "cut/metrics.jsonl")] == [1]  # the evaluation was recorded
-    train(compose_cfg(tmp_path, "negatives=none", every, run_dir="cut"))  # resumes
+    train(compose_cfg(tmp_path, *EVERY, run_dir="cut"))  # resumes
+    shutil.copytree(trained, tmp_path / "straight")
     assert_same_weights(tmp_path, "straight", "cut")
     straight, cut = (read_jsonl(tmp_path / run / "metrics.jsonl") for run in ("straight", "cut"))
     assert [r["epoch"] for r in cut] == [1, 2]
