@@ -104,6 +104,12 @@ class ConfigKeys(SphinxDirective):
         return self._parse(lines)
 
     def _parse(self, lines: list[str]) -> list[nodes.Node]:
+        # rebuild the page when what it is generated from changes (an incremental build would keep it otherwise)
+        import ssad.schema
+        from ssad.config_keys import CONFIG_DIR
+
+        for path in [Path(ssad.schema.__file__), *sorted(Path(CONFIG_DIR).rglob("*.yaml"))]:
+            self.env.note_dependency(str(path))
         # the lines are Markdown tables: a MyST page parses nested content with MyST
         container = nodes.container()
         nested_parse_with_titles(self.state, StringList(lines, source="ssad.schema"), container)
@@ -124,7 +130,8 @@ def header_comment(lines: list[str]) -> str:
 
 def first_sentence(text: str) -> str:
     """``text`` up to its first full stop followed by a space (or all of it)."""
-    match = re.search(r"(?<!\bal)(?<!e\.g)(?<!i\.e)(?<!\.\.)\.(\s|$)", text)  # not at "et al.", "e.g.", "i.e."
+    # not at "et al.", "Rot. 360", "e.g.", "i.e." or "..."
+    match = re.search(r"(?<!\bal)(?<!\bRot)(?<!e\.g)(?<!i\.e)(?<!\.\.)\.(\s|$)", text)
     return text[: match.start() + 1] if match else text
 
 
