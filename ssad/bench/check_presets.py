@@ -61,7 +61,7 @@ PRESETS = {
         epoch_images=50_000, eval_images=60_000 + 8 * 10_000, bank=50_000, crop_images=64,
         budgets={"bench": 150, "memory": 60, "bf16_vs_fp32": 45, "fit": 70, "eval": 40, "resnet18.bench": 40,
                  "resnet18.memory": 20, "resnet18.fit": 30, "resnet18.eval": 15},
-        deadline=450),
+        deadline=440),
     # seconds on a CPU: 16²/8² views, 2 local views, batch 4, a 2-block ViT of width 48 (conf/bench.yaml's tiny)
     "tiny": CheckPreset(
         name="tiny", bench="tiny",
