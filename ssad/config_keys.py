@@ -30,24 +30,15 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
+from ssad.errors import ConfigError
 from ssad.schema import optim_keys  # importing it registers the training config's schema in Hydra's ConfigStore
 
 HYDRA_KEYS = frozenset({"_target_", "_recursive_", "_convert_", "_partial_", "_args_"})
 # mappings whose keys are names chosen by the user; each entry is checked as a node of its own
 NAMED = ("sources", "data.sources", "data.ood", "add_ood", "ood", "callbacks", "logger")
-
-
-def _config_dir() -> Path:
-    """Every command's configs: conf/ at the top of the checkout, installed as the package ssad.conf
-    (pyproject.toml's package-dir), so that an editable install reads the checkout's tree and a wheel carries its
-    own; a checkout run without installing (``python -m ...`` from its root) reads the conf/ beside ssad/."""
-    try:
-        return Path(str(files("ssad.conf")))
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / "conf"
-
-
-CONFIG_DIR = _config_dir()
+# every command's configs: conf/ at the top of the checkout, installed as the package ssad.conf (pyproject.toml's
+# package-dir), so that an editable install reads the checkout's tree and a wheel carries its own
+CONFIG_DIR = Path(str(files("ssad.conf")))
 
 
 def preset(group: str, name: str) -> dict[str, Any]:
@@ -166,10 +157,10 @@ def unknown_key_message(full_key: str, known: set[str]) -> str:
 
 
 def check_keys(cfg: DictConfig, config_name: str = "train") -> None:
-    """Raise one ValueError naming every unknown key of ``cfg`` (:func:`unknown_keys`) with the known ones."""
+    """Raise one ConfigError naming every unknown key of ``cfg`` (:func:`unknown_keys`) with the known ones."""
     found = unknown_keys(cfg, config_name)
     if found:
-        raise ValueError("invalid configuration:\n  " + "\n  ".join(unknown_key_message(k, v) for k, v in found)
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(unknown_key_message(k, v) for k, v in found)
                          + "\n(a `+KEY=...` or `++KEY=...` override adds only a key that the code reads)")
 
 
