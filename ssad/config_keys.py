@@ -36,9 +36,19 @@ from ssad.schema import optim_keys  # importing it registers the training config
 HYDRA_KEYS = frozenset({"_target_", "_recursive_", "_convert_", "_partial_", "_args_"})
 # mappings whose keys are names chosen by the user; each entry is checked as a node of its own
 NAMED = ("sources", "data.sources", "data.ood", "add_ood", "ood", "callbacks", "logger")
-# every command's configs: conf/ at the top of the checkout, installed as the package ssad.conf (pyproject.toml's
-# package-dir), so that an editable install reads the checkout's tree and a wheel carries its own
-CONFIG_DIR = Path(str(files("ssad.conf")))
+
+
+def _config_dir() -> Path:
+    """Every command's configs: conf/ at the top of the checkout, installed as the package ssad.conf
+    (pyproject.toml's package-dir), so that an editable install reads the checkout's tree and a wheel carries its
+    own; a checkout run without installing (``python -m ...`` from its root) reads the conf/ beside ssad/."""
+    try:
+        return Path(str(files("ssad.conf")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "conf"
+
+
+CONFIG_DIR = _config_dir()
 
 
 def preset(group: str, name: str) -> dict[str, Any]:
