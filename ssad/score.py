@@ -1,10 +1,11 @@
-"""Score new images: ``python -m ssad.score detector=detector.pt input=FOLDER_OR_NPY out=scores.csv``.
+"""Score new images: ``python -m ssad.score detector=detector.pt input=FOLDER_IMAGE_OR_NPY out=scores.csv``.
 
 Writes one CSV row per image (file, score, anomalous) and prints a summary (count and share flagged, quantiles,
 and a note when the detector's threshold rests on few in-distribution images). The score is the detector's
 R = 1 − τ·log(−S) (:func:`ssad.metrics.readable_score`, S of Eq. 6): in [0, 2], higher = more anomalous.
 ``tpr=0.99`` flags with the threshold that accepts 99% of the detector's in-distribution calibration images
-instead of the exported one; the histogram shows both score distributions and the threshold.
+instead of the exported one; the histogram shows both score distributions and the threshold. The outputs'
+folders are checked for writing, and the input for existence, before the detector is loaded.
 """
 
 from __future__ import annotations

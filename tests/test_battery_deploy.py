@@ -20,6 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
+import ssad.bench.cli
 import ssad.evaluate
 import ssad.export
 import ssad.report.cli
@@ -266,6 +267,16 @@ def test_hydra_refusals_are_short_and_fail(here, capfd, command, override, words
     code, output = run(main, [*argv, override], capfd)
     assert code != 0 and "Traceback" not in output, output
     assert all(word in output for word in words), output
+
+
+@pytest.mark.parametrize("argv, words", [(["lrr=1"], ["unknown config key lrr"]),
+                                         (["--json", "a_file/bench.json"], ["--json=a_file/bench.json", "is a file"])])
+def test_bench_refuses_a_bad_override_or_output_in_one_line(here, capfd, argv, words):
+    (here / "a_file").write_text("keep")
+    code, output = run(lambda: ssad.bench.cli.main(["--preset", "tiny", "--device", "cpu", "--no-fit",
+                                                    "--no-reference", *argv]), [], capfd)
+    assert_one_error(code, output, *words)
+    assert (here / "a_file").read_text() == "keep"
 
 
 # ------------------------------------------------------------------------------------------------ ssad.report

@@ -17,10 +17,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from hydra.errors import HydraException
 
 from ssad.bench.presets import preset_names
 from ssad.bench.run import bench_device, benchmark
 from ssad.bench.table import format_table
+from ssad.errors import ConfigError, user_errors
+from ssad.io import check_writable
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -51,12 +54,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+@user_errors
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Run the benchmark, print its table, write the JSON if asked; returns the figures."""
+    """Run the benchmark, print its table, write the JSON if asked; returns the figures. A bad override or value
+    is one ``error:`` line and exit status 2 (:func:`ssad.errors.user_errors`)."""
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = benchmark(args)
+    if args.json:
+        check_writable(args.json, "--json")  # before the benchmark, not after it
+    try:
+        result = benchmark(args)
+    except HydraException as err:  # an override Hydra refuses while composing (unknown key, unknown preset)
+        raise ConfigError(f"{err}".strip()) from err
     print(format_table(result))
     if args.json:
         with open(args.json, "w") as f:
