@@ -28,6 +28,7 @@ from lightning.pytorch.utilities.seed import isolate_rng
 from omegaconf import DictConfig
 
 from ssad.backbones import MeanCentring
+from ssad.cli_checks import check_config_dirs
 from ssad.config_keys import CONFIG_DIR
 from ssad.data.sources import ArraySet
 from ssad.errors import user_errors
@@ -128,6 +129,7 @@ class SweepBaselines(Callback):
         log.info("wrote %s", out)
 
 
+@check_config_dirs
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 @user_errors
 def main(cfg: DictConfig) -> None:

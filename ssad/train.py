@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from ssad.baselines import write_baselines
 from ssad.batching import configure_accumulation
 from ssad.callbacks import AtomicCheckpointIO, CheckpointOnInterrupt
+from ssad.cli_checks import check_config_dirs
 from ssad.config import validate
 from ssad.config_keys import CONFIG_DIR
 from ssad.console import quiet_libraries
@@ -180,6 +181,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "run_dir": str(output_dir), "epochs": trainer.current_epoch}
 
 
+@check_config_dirs
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 @user_errors
 def main(cfg: DictConfig) -> None:

@@ -197,7 +197,7 @@ def _loss_run(ctx: CheckContext, cfg: DictConfig, bf16: bool, steps: int, deadli
 
 def bf16_vs_fp32(ctx: CheckContext, variant: str, out: dict[str, Any], deadline: float) -> None:
     """L_pos and L_neg over the same steps from the same weights and data in bf16 autocast and in fp32, and the
-    largest relative difference |bf16 − fp32| / |fp32| over the steps both ran."""
+    largest relative difference ``|bf16 − fp32| / |fp32|`` over the steps both ran."""
     runs: dict[str, dict[str, list[float]]] = {}
     paths = default_paths(ctx, builder_of(ctx, variant))
     try:
