@@ -18,7 +18,7 @@ $(BIN)/ssad-train: pyproject.toml
 setup: $(BIN)/ssad-train
 
 demo: setup
-	$(BIN)/python experiments/demo.py
+	$(BIN)/python -m ssad.demo
 
 test: setup
 	$(BIN)/python -m pytest
@@ -28,7 +28,7 @@ test-learning: setup
 	$(BIN)/python -m pytest -m learning
 
 lint: setup
-	$(BIN)/ruff check ssad tests experiments
+	$(BIN)/ruff check ssad tests tools
 
 bench: setup
 	$(BIN)/python -m ssad.bench
@@ -38,7 +38,7 @@ bench: setup
 GPU_CHECK_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
 GPU_CHECK_OUT ?= gpu_check.json
 gpu-check:
-	$(GPU_CHECK_PYTHON) -m ssad.bench.gpu_check --out $(GPU_CHECK_OUT)
+	$(GPU_CHECK_PYTHON) -m ssad.bench.gpu.check --out $(GPU_CHECK_OUT)
 
 # the docs extra (Sphinx, MyST, furo) into .venv; -W: a broken link, a page outside the toctree or a module autodoc
 # cannot import fails the build

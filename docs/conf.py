@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
-sys.path.insert(0, str(DOCS / "_ext"))  # the ssad_docs extension (config keys generated from ssad/schema.py)
+sys.path.insert(0, str(DOCS / "_ext"))  # the ssad_docs extension (config keys generated from ssad/config/schema.py)
 sys.path.insert(0, str(DOCS.parent))  # the checkout itself, so autodoc documents the code next to these pages
 
 project = "ssad"

@@ -9,17 +9,17 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from ssad.checkpoints import load_checkpoint, rebuild_datamodule
-from ssad.cli_checks import check_config_dirs, disk_full_reported, readable_checkpoint
-from ssad.config import validate
-from ssad.config_keys import CONFIG_DIR
+from ssad.cli.checks import check_config_dirs, disk_full_reported, readable_checkpoint
+from ssad.cli.errors import user_errors
+from ssad.config.keys import CONFIG_DIR
+from ssad.config.validation import validate
 from ssad.data.sources import label_names
-from ssad.errors import user_errors
-from ssad.evaluation import EvalSettings, below_chance_note, evaluate_network, ood_skipped_reason
-from ssad.features import resolve_device
-from ssad.io import check_writable, write_json_atomic
-from ssad.plots import plot_scores
-from ssad.results import BASELINES, BY_LABEL, LIMITS, MEAN_AUROC, METRICS, NN_AUROC, label_title
+from ssad.deploy.checkpoints import load_checkpoint, rebuild_datamodule
+from ssad.scoring.evaluation import EvalSettings, below_chance_note, evaluate_network, ood_skipped_reason
+from ssad.scoring.features import resolve_device
+from ssad.scoring.plots import plot_scores
+from ssad.scoring.results import BASELINES, BY_LABEL, LIMITS, MEAN_AUROC, METRICS, NN_AUROC, label_title
+from ssad.utils.files import check_writable, write_json_atomic
 
 METRIC_NAMES = {**METRICS, "fpr95": "FPR95", NN_AUROC: "AUROC-1NN", MEAN_AUROC: "AUROC-mean"}  # console headers
 LIMIT_LEGENDS = {  # what each limit column means, printed under the table
@@ -36,7 +36,7 @@ def results_table(results: Mapping[str, Any], names: Mapping[str, Sequence[str]]
     accuracy, sensitivity and occupied soft-classes, then each labelled OOD set's AUROC by label (named by
     ``names``: set → label names, where the data spec gives them; the lowest ``MAX_LABELS_SHOWN`` of a set with more);
     or why the OOD metrics are missing. Given Eq. 6's ``temperature``, ends with the note on any OOD set below 50
-    (:func:`ssad.evaluation.below_chance_note`)."""
+    (:func:`ssad.scoring.evaluation.below_chance_note`)."""
     def pct(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.2f}"
 

@@ -11,17 +11,17 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ssad.backbones import builder_name
-from ssad.checkpoints import load_checkpoint, rebuild_datamodule
-from ssad.cli_checks import check_config_dirs, disk_full_reported, readable_checkpoint
-from ssad.config import validate
-from ssad.config_keys import CONFIG_DIR
-from ssad.detector import Detector
-from ssad.errors import user_errors
-from ssad.evaluation import EvalSettings, network_features
-from ssad.features import resolve_device
-from ssad.io import check_writable
-from ssad.metrics import ood_metrics, ood_score, readable_score, threshold_at_tpr
+from ssad.cli.checks import check_config_dirs, disk_full_reported, readable_checkpoint
+from ssad.cli.errors import user_errors
+from ssad.config.keys import CONFIG_DIR
+from ssad.config.validation import validate
+from ssad.deploy.checkpoints import load_checkpoint, rebuild_datamodule
+from ssad.deploy.detector import Detector
+from ssad.method.backbones import builder_name
+from ssad.scoring.evaluation import EvalSettings, network_features
+from ssad.scoring.features import resolve_device
+from ssad.scoring.metrics import ood_metrics, ood_score, readable_score, threshold_at_tpr
+from ssad.utils.files import check_writable
 
 
 def _images(dataset) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 Writes one CSV row per image (file, score, anomalous) and prints a summary (count and share flagged, quantiles,
 and a note when the detector's threshold rests on few in-distribution images). The score is the detector's
-R = 1 − τ·log(−S) (:func:`ssad.metrics.readable_score`, S of Eq. 6): in [0, 2], higher = more anomalous.
+R = 1 − τ·log(−S) (:func:`ssad.scoring.metrics.readable_score`, S of Eq. 6): in [0, 2], higher = more anomalous.
 ``tpr=0.99`` flags with the threshold that accepts 99% of the detector's in-distribution calibration images
 instead of the exported one; the histogram shows both score distributions and the threshold. The outputs'
 folders are checked for writing, and the input for existence, before the detector is loaded.
@@ -21,14 +21,14 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from ssad.cli_checks import check_config_dirs, disk_full_reported
-from ssad.config import validate
-from ssad.config_keys import CONFIG_DIR
-from ssad.data.arrays import npy
-from ssad.data.images import IMAGE_EXTENSIONS, list_images, load_images
-from ssad.detector import Detector
-from ssad.errors import InputError, MissingFileError, user_errors
-from ssad.io import atomic_path, check_writable, write_text_atomic
+from ssad.cli.checks import check_config_dirs, disk_full_reported
+from ssad.cli.errors import InputError, MissingFileError, user_errors
+from ssad.config.keys import CONFIG_DIR
+from ssad.config.validation import validate
+from ssad.data.readers.arrays import npy
+from ssad.data.readers.images import IMAGE_EXTENSIONS, list_images, load_images
+from ssad.deploy.detector import Detector
+from ssad.utils.files import atomic_path, check_writable, write_text_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 def npy_image_size(path: Path) -> tuple[int, int] | None:
     """Height and width of the images of a ``.npy`` array from its header (HWC when the last axis holds 1 or 3
-    channels, else CHW; N×H×W gray), or None when it cannot say (:func:`ssad.data.arrays.npy` then reports why)."""
+    channels, else CHW; N×H×W gray), or None when it cannot say (:func:`ssad.data.readers.arrays.npy` then reports
+    why)."""
     try:
         shape = np.load(path, mmap_mode="r").shape
     except (OSError, ValueError):
@@ -52,7 +53,7 @@ def npy_image_size(path: Path) -> tuple[int, int] | None:
 
 def check_input(path: str | Path) -> Path:
     """``path`` when it is something :func:`read_input` reads: a folder, a ``.npy`` file or one image file; else a
-    :class:`ssad.errors.UserError` saying what it is and what is accepted."""
+    :class:`ssad.cli.errors.UserError` saying what it is and what is accepted."""
     path = Path(path)
     if not path.exists():
         raise MissingFileError(f"input={path} does not exist; give a folder of images, one image file or a .npy "
@@ -100,7 +101,7 @@ def histogram_figure(scores: torch.Tensor, threshold: float, calibration: torch.
     """Histogram of the scores beside the in-distribution calibration scores, with the threshold."""
     import matplotlib.pyplot as plt
 
-    from ssad.plots import legend_below, overlaid_histograms
+    from ssad.scoring.plots import legend_below, overlaid_histograms
 
     fig, ax = plt.subplots(figsize=(5, 3.6))
     samples = {"scored images": scores.double().numpy()}

@@ -17,21 +17,21 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from ssad.baselines import write_baselines
-from ssad.batching import configure_accumulation
-from ssad.callbacks import AtomicCheckpointIO, CheckpointOnInterrupt
-from ssad.cli_checks import check_config_dirs
-from ssad.config import validate
-from ssad.config_keys import CONFIG_DIR
-from ssad.console import quiet_libraries
+from ssad.cli.checks import check_config_dirs
+from ssad.cli.errors import ConfigError, user_errors
+from ssad.config.keys import CONFIG_DIR
+from ssad.config.validation import validate
 from ssad.data.sources import label_names
-from ssad.errors import ConfigError, user_errors
+from ssad.deploy.safe_load import load_torch_file, numpy_arrays_allowed
 from ssad.evaluate import baseline_gains, results_table
-from ssad.io import check_checkpoint
-from ssad.loggers import finish as finish_loggers
-from ssad.results import baselines_path
-from ssad.rundir import RunLock, remove_if_unused, set_aside, snapshot
-from ssad.safe_load import load_torch_file, numpy_arrays_allowed
+from ssad.method.batching import configure_accumulation
+from ssad.scoring.baselines import write_baselines
+from ssad.scoring.results import baselines_path
+from ssad.training.callbacks import AtomicCheckpointIO, CheckpointOnInterrupt
+from ssad.training.loggers import finish as finish_loggers
+from ssad.training.rundir import RunLock, remove_if_unused, set_aside, snapshot
+from ssad.utils.console import quiet_libraries
+from ssad.utils.files import check_checkpoint
 
 log = logging.getLogger(__name__)
 

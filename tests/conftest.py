@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from ssad.config_keys import CONFIG_DIR
+from ssad.config.keys import CONFIG_DIR
 
 # No progress bars, model summary, plots or logger: what a test run prints and writes beyond its results.
 QUIET = [

@@ -1,4 +1,4 @@
-"""Effective batch and gradient accumulation (ssad/batching.py, SSADModule.optimizer_step): k micro-batches of b
+"""Effective batch and gradient accumulation (ssad/method/batching.py, SSADModule.optimizer_step): k micro-batches of b
 images update student, teacher, centre and optimiser as one batch of k·b does."""
 
 import copy
@@ -14,8 +14,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader
 
-from ssad.batching import accumulation_steps, configure_accumulation, scaled_lr
-from ssad.config_keys import CONFIG_DIR
+from ssad.config.keys import CONFIG_DIR
+from ssad.method.batching import accumulation_steps, configure_accumulation, scaled_lr
 from ssad.train import build, train
 from tests.conftest import compose_cfg
 

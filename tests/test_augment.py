@@ -1,4 +1,4 @@
-"""Tests of the batched DINO multi-crop augmentation (ssad/augment.py, ssad/crops.py, ssad/colour.py)."""
+"""Tests of the batched DINO multi-crop augmentation (ssad/views/augment.py, crops.py, colour.py)."""
 
 import colorsys
 
@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ssad.augment import IMAGENET_MEAN, IMAGENET_STD, MultiCropAugment
-from ssad.colour import (
+from ssad.views.augment import IMAGENET_MEAN, IMAGENET_STD, MultiCropAugment
+from ssad.views.colour import (
     adjust_brightness_,
     adjust_contrast_,
     adjust_hue,
@@ -20,7 +20,7 @@ from ssad.colour import (
     rgb_to_hsv,
     solarize,
 )
-from ssad.crops import crop_matrices, resized_crops
+from ssad.views.crops import crop_matrices, resized_crops
 
 OFF = dict(  # every random operation switched off
     global_scale=(1.0, 1.0),

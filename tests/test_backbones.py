@@ -7,12 +7,12 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from ssad.backbones import BACKBONES, MeanCentring, build_backbone, builder_name, resnet18_cifar, small_cnn
-from ssad.baselines import calibrate_batchnorm
 from ssad.data.sources import ArraySet
-from ssad.detector import Detector
+from ssad.deploy.detector import Detector
 from ssad.export import export_detector
-from ssad.module import SSADModule
+from ssad.method.backbones import BACKBONES, MeanCentring, build_backbone, builder_name, resnet18_cifar, small_cnn
+from ssad.method.module import SSADModule
+from ssad.scoring.baselines import calibrate_batchnorm
 from ssad.train import train
 from tests.conftest import compose_cfg, compose_command
 
@@ -37,7 +37,7 @@ def test_cnn_features_are_pooled_with_the_width_the_head_takes():
 
 
 def test_registry_rebuilds_from_plain_arguments_only():
-    assert builder_name("ssad.backbones.small_cnn") == "small_cnn"
+    assert builder_name("ssad.method.backbones.small_cnn") == "small_cnn"
     assert set(BACKBONES) == {"vit_backbone", "resnet18_cifar", "small_cnn"}
     assert build_backbone("small_cnn", width=4, depth=2).num_features == 8
     with pytest.raises(ValueError, match="not one of ssad's backbones"):
@@ -130,7 +130,7 @@ def test_mean_centring_is_measured_for_the_untrained_network_and_survives_export
     cnn = small_cnn(width=4, depth=2, mean_centring=1.0).eval()
     images = np.random.default_rng(0).integers(0, 256, (12, 3, 8, 8), dtype=np.uint8)
     assert calibrate_batchnorm(cnn, ArraySet(images, None, "train"), size=8, batch_size=4)
-    from ssad.features import preprocess
+    from ssad.scoring.features import preprocess
     with torch.no_grad():
         x = preprocess(torch.from_numpy(images), 8)
         f, pooled = cnn(x), cnn.features(x).mean(dim=(-2, -1))

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ssad.data.cache import fingerprint
-from ssad.data.images import list_images
+from ssad.data.readers.cache import fingerprint
+from ssad.data.readers.images import list_images
 from ssad.train import main  # imported before any test captures output: libraries' log handlers keep one stream
 
 # the demo, with the few settings that keep a run that does start short

@@ -23,13 +23,13 @@ import pytest
 import torch
 from hydra.core.global_hydra import GlobalHydra
 
-import ssad.callbacks
-from ssad.batching import accumulation_steps
-from ssad.callbacks import DiskFullError, drop_records_after
-from ssad.errors import ConfigError, InputError
-from ssad.io import append_jsonl, read_jsonl
-from ssad.rundir import RunDirBusyError, RunLock
+import ssad.training.callbacks
+from ssad.cli.errors import ConfigError, InputError
+from ssad.method.batching import accumulation_steps
 from ssad.train import checkpoint_to_resume, main, train
+from ssad.training.callbacks import DiskFullError, drop_records_after
+from ssad.training.rundir import RunDirBusyError, RunLock
+from ssad.utils.files import append_jsonl, read_jsonl
 from tests.conftest import QUIET, TINY, TINY_VIT, compose_cfg
 from tests.test_train import assert_same_weights
 
@@ -150,7 +150,7 @@ def test_a_full_disk_keeps_the_checkpoints_whole_and_starting_over_sets_the_old_
     folder = run / "checkpoints"
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     assert "last.ckpt" in before
-    real = ssad.callbacks.write_checkpoint
+    real = ssad.training.callbacks.write_checkpoint
 
     def half_then_full(checkpoint, f):  # writes part of the archive, then the disk is full
         buffer = io.BytesIO()
@@ -159,7 +159,7 @@ def test_a_full_disk_keeps_the_checkpoints_whole_and_starting_over_sets_the_old_
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with monkeypatch.context() as patch:
-        patch.setattr(ssad.callbacks, "write_checkpoint", half_then_full)
+        patch.setattr(ssad.training.callbacks, "write_checkpoint", half_then_full)
         with pytest.raises(DiskFullError) as err:
             train(compose_cfg(tmp_path, *EVERY, "trainer.max_epochs=3"))  # resumes; epoch 3's save fails
     message = str(err.value)
@@ -189,7 +189,7 @@ def test_a_resume_drops_the_records_of_epochs_its_checkpoint_had_not_completed(t
 
 # ------------------------------------------------------------------------------ Ctrl-C during evaluation (bug 4)
 def test_ctrl_c_during_the_evaluation_resumes_exactly(tmp_path, monkeypatch, trained):
-    real = ssad.callbacks.evaluate_network
+    real = ssad.training.callbacks.evaluate_network
     calls = []
 
     def interrupted(*args, **kwargs):  # Ctrl-C arrives while epoch 1 is being evaluated
@@ -198,7 +198,7 @@ def test_ctrl_c_during_the_evaluation_resumes_exactly(tmp_path, monkeypatch, tra
             signal.raise_signal(signal.SIGINT)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ssad.callbacks, "evaluate_network", interrupted)
+    monkeypatch.setattr(ssad.training.callbacks, "evaluate_network", interrupted)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(SystemExit) as stop:

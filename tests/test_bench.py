@@ -16,12 +16,12 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch.utils.flop_counter import FlopCounterMode
 
-from ssad.backbones import vit_backbone
 from ssad.bench import flops, presets, step
 from ssad.bench.cli import main as bench_main
 from ssad.bench.presets import EVAL_IMAGES, TRAIN_IMAGES
 from ssad.bench.table import format_table
-from ssad.models import DINOHead, MultiCropNetwork
+from ssad.method.backbones import vit_backbone
+from ssad.method.heads import DINOHead, MultiCropNetwork
 
 TINY_VIT = {"name": "vit_tiny_patch16_224", "img_size": 16, "patch_size": 4, "embed_dim": 24, "depth": 2,
             "num_heads": 2, "drop_path_rate": 0.0}

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ssad.data import cache, sources
-from ssad.data.cache import cached_arrays, entry_stem, fingerprint
+from ssad.data import sources
+from ssad.data.readers import cache
+from ssad.data.readers.cache import cached_arrays, entry_stem, fingerprint
 from ssad.data.sources import load_source
 
 IMAGES = np.arange(4 * 3 * 5 * 5, dtype=np.uint8).reshape(4, 3, 5, 5)

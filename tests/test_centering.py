@@ -1,4 +1,4 @@
-"""The teacher's output normalisation (ssad/centering.py): the paper's EMA centring and Sinkhorn-Knopp, chosen in
+"""The teacher's output normalisation (ssad/method/centring.py): the paper's EMA centring and Sinkhorn-Knopp, chosen in
 config, under gradient accumulation and (simulated) several processes, and in a training run."""
 
 import threading
@@ -8,7 +8,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from ssad.centering import (
+from ssad.config.keys import check_keys
+from ssad.deploy.checkpoints import load_checkpoint
+from ssad.method.centring import (
     CENTERINGS,
     EMACentering,
     SinkhornKnoppCentering,
@@ -16,8 +18,6 @@ from ssad.centering import (
     local,
     update_center,
 )
-from ssad.checkpoints import load_checkpoint
-from ssad.config_keys import check_keys
 from ssad.train import train
 from tests.conftest import compose_cfg
 

@@ -1,5 +1,5 @@
-"""experiments/centring_at_scoring.py: with β = 0 it reproduces a run's own Eq. 6 AUROCs (results.json) and its
-untrained network's (ssad.baselines), so the other β differ from them only by the centring."""
+"""tools/centring_at_scoring.py: with β = 0 it reproduces a run's own Eq. 6 AUROCs (results.json) and its
+untrained network's (ssad.scoring.baselines), so the other β differ from them only by the centring."""
 
 import json
 import sys
@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from ssad.baselines import compute_baselines
+from ssad.scoring.baselines import compute_baselines
 from ssad.train import train
 from tests.conftest import compose_cfg
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from centring_at_scoring import centred_aurocs  # noqa: E402
 
 

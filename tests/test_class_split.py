@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from ssad.baselines import calibrate_batchnorm, compute_baselines
-from ssad.data.glyphs import glyphs
+from ssad.data.readers.glyphs import glyphs
 from ssad.data.sources import ArraySet, check_source, label_names
 from ssad.report import main as report
+from ssad.scoring.baselines import calibrate_batchnorm, compute_baselines
 from tests.conftest import QUIET, compose_cfg
 
 ROOT = Path(__file__).parent.parent
@@ -53,7 +53,7 @@ def test_train_and_baselines_on_a_labelled_array_set_from_the_command_line(tmp_p
     write_labelled_arrays(tmp_path)
     run, scored = tmp_path / "RUN", tmp_path / "BASELINES"
     printed = {}
-    for module, folder in (("ssad.train", run), ("ssad.baselines", scored)):
+    for module, folder in (("ssad.train", run), ("ssad.scoring.baselines", scored)):
         proc = subprocess.run([sys.executable, "-m", module, *class_split_overrides(tmp_path), *SMALL,
                                f"hydra.run.dir={folder}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -91,7 +91,7 @@ def test_report_prints_the_baselines_beside_the_variants(tmp_path, capsys):
     baselines = {name: {"ood": {"near": {"auroc": value}}, "average": {"auroc": value}, "knn_accuracy": 0.5}
                  for name, value in (("raw_pixels", 0.9), ("untrained", 0.6))}
     (sweep / "baselines.json").write_text(json.dumps(baselines))
-    (sweep / ".hydra").mkdir()  # ssad.baselines run with hydra.run.dir=<the sweep folder> leaves its config there
+    (sweep / ".hydra").mkdir()  # ssad.scoring.baselines with hydra.run.dir=<the sweep folder> leaves its config there
     (sweep / ".hydra" / "config.yaml").write_text("negatives: {name: rot_indist}\ndata: {name: glyphs}\n")
     report([str(sweep), "--out", str(tmp_path / "report")])
     assert "\n1 run + 2 baselines (0 missing); wrote" in capsys.readouterr().out  # baselines are not counted as runs
@@ -127,7 +127,7 @@ def test_untrained_baseline_as_built_and_with_batchnorm_statistics_measured_on_t
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.BatchNorm2d(2)).eval()
     images = np.random.default_rng(0).integers(0, 256, (10, 3, 8, 8), dtype=np.uint8)
     calibrate_batchnorm(net, ArraySet(images, None, "train"), size=8, batch_size=5)
-    from ssad.features import preprocess
+    from ssad.scoring.features import preprocess
     with torch.no_grad():
         inputs = net[0](preprocess(torch.from_numpy(images), 8))
     assert torch.allclose(net[1].running_mean, inputs.mean(dim=(0, 2, 3)), atol=1e-5)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from ssad.collapse import CollapseStopError, find_monitor
+from ssad.scoring.collapse import CollapseStopError, find_monitor
 from ssad.train import build, train
 from tests.conftest import compose_cfg
 

@@ -11,8 +11,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 
-from ssad.config import validate
-from ssad.config_keys import CONFIG_DIR, check_keys
+from ssad.config.keys import CONFIG_DIR, check_keys
+from ssad.config.validation import validate
 from tests.conftest import compose_cfg, compose_command
 
 OPTIM_KEYS = "base_lr, clip_grad, clip_mode, effective_batch, freeze_last_layer, fused, min_lr, warmup_epochs"
@@ -45,11 +45,11 @@ def test_a_key_the_code_takes_is_pointed_to_plus_plus(tmp_path):
 def test_legitimate_additions_pass(tmp_path):
     cfg = compose_cfg(tmp_path, "+data.ood.mine={format: synthetic, n: 4}", "++trainer.limit_train_batches=2",
                       "+data.path=mine.npy", "++model.head.n_layers=2",
-                      "+callbacks.extra={_target_: ssad.callbacks.CheckpointOnInterrupt, dirpath: x}")
+                      "+callbacks.extra={_target_: ssad.training.callbacks.CheckpointOnInterrupt, dirpath: x}")
     validate(cfg)
     validate(compose_cfg(tmp_path, "data=folder", "data.path=mine.npy", "data.on_error=skip"))
-    cfg = compose_cfg(tmp_path, "+callbacks.extra={_target_: ssad.callbacks.CheckpointOnInterrupt, dirpath: x, "
-                                "every: 2}")
+    cfg = compose_cfg(tmp_path, "+callbacks.extra={_target_: ssad.training.callbacks.CheckpointOnInterrupt, "
+                                "dirpath: x, every: 2}")
     with pytest.raises(ValueError, match="callbacks.extra.every: callbacks.extra has no key 'every'; its keys: "
                                          "dirpath"):
         validate(cfg)

@@ -3,7 +3,7 @@
 import logging
 import warnings
 
-from ssad.console import LIGHTNING_LOGGER, quiet_libraries
+from ssad.utils.console import LIGHTNING_LOGGER, quiet_libraries
 
 
 def test_quiet_libraries_drops_the_advertisement_and_keeps_the_rest(caplog):

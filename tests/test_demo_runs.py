@@ -1,4 +1,4 @@
-"""The quick-start runs its variants side by side (experiments/demo.py): progress read from each run's console
+"""The quick-start runs its variants side by side (ssad/demo.py): progress read from each run's console
 output, every run waited for, a failed run's output shown and its exit code passed on."""
 
 import sys
@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from demo import RunProgress, new_sweep_dir, train_side_by_side  # noqa: E402
+from ssad.demo import RunProgress, new_sweep_dir, train_side_by_side
 
 
 def _run_dir(tmp_path: Path, max_epochs: int) -> Path:

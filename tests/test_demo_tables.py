@@ -1,12 +1,8 @@
-"""The quick-start's printed tables (experiments/demo.py): baselines before variants, AUROC by OOD label, gains."""
+"""The quick-start's printed tables (ssad/demo.py): baselines before variants, AUROC by OOD label, gains."""
 
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
-from demo import by_label_tables  # noqa: E402
-
-from ssad.evaluate import baseline_gains  # noqa: E402
+from ssad.demo import by_label_tables
+from ssad.evaluate import baseline_gains
 
 
 def _record(near: float, by_label: dict[str, float] | None) -> dict:

@@ -11,13 +11,13 @@ import torch
 from PIL import Image
 
 from ssad.data.datamodule import holdout_split
-from ssad.data.images import resize_images
+from ssad.data.readers.images import resize_images
 from ssad.data.sources import load_source
-from ssad.detector import Detector
+from ssad.deploy.detector import Detector
 from ssad.evaluate import evaluate_checkpoint
 from ssad.export import _images, export_detector, export_report
-from ssad.metrics import ood_metrics, ood_score, threshold_at_tpr
 from ssad.score import score_images
+from ssad.scoring.metrics import ood_metrics, ood_score, threshold_at_tpr
 from ssad.train import train
 from tests.conftest import compose_cfg, compose_command
 

@@ -5,9 +5,8 @@ import math
 import pytest
 import torch
 
-from ssad.callbacks import flatten_metrics
-from ssad.collapse import CollapseMonitor
-from ssad.diagnostics import (
+from ssad.scoring.collapse import CollapseMonitor
+from ssad.scoring.diagnostics import (
     CollapseThresholds,
     collapse_warnings,
     effective_rank,
@@ -16,7 +15,8 @@ from ssad.diagnostics import (
     output_entropies,
     relative_drift,
 )
-from ssad.plots import plot_curves
+from ssad.scoring.plots import plot_curves
+from ssad.training.callbacks import flatten_metrics
 
 THRESHOLDS = CollapseThresholds(min_teacher_drift=1e-3, max_entropy_share=0.95, min_entropy_of_mean_share=0.05,
                                 min_rank_share=0.01, max_cosine=0.99)

@@ -5,13 +5,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from ssad.backbones import vit_backbone
 from ssad.data.sources import ArraySet
-from ssad.evaluation import EvalSettings, evaluate_features, network_features, soft_class_probs
-from ssad.features import preprocess
-from ssad.metrics import mean_feature_score, nearest_neighbour_score, ood_metrics, ood_score
-from ssad.models import DINOHead, MultiCropNetwork
-from ssad.results import flatten_metrics
+from ssad.method.backbones import vit_backbone
+from ssad.method.heads import DINOHead, MultiCropNetwork
+from ssad.scoring.evaluation import EvalSettings, evaluate_features, network_features, soft_class_probs
+from ssad.scoring.features import preprocess
+from ssad.scoring.metrics import mean_feature_score, nearest_neighbour_score, ood_metrics, ood_score
+from ssad.scoring.results import flatten_metrics
 
 SETTINGS = EvalSettings(progress=False, batch_size=4)
 
@@ -128,8 +128,8 @@ def test_ddp_features_gathered_in_dataset_order_equal_single_process(tmp_path):
 
 
 def test_training_curves_from_metrics_jsonl(tmp_path):
-    from ssad.io import append_jsonl, read_jsonl
-    from ssad.plots import plot_curves
+    from ssad.scoring.plots import plot_curves
+    from ssad.utils.files import append_jsonl, read_jsonl
 
     log = tmp_path / "metrics.jsonl"
     for epoch, auroc in ((2, 0.6), (4, 0.7), (4, 0.8)):  # epoch 4 evaluated again after a resume

@@ -17,12 +17,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from ssad.augment import MultiCropAugment
-from ssad.config import validate
-from ssad.config_keys import CONFIG_DIR
+from ssad.config.keys import CONFIG_DIR
+from ssad.config.validation import validate
 from ssad.data.datamodule import SSADDataModule
-from ssad.module import SSADModule
+from ssad.method.module import SSADModule
 from ssad.train import build, train
+from ssad.views.augment import MultiCropAugment
 from tests.conftest import compose_cfg, compose_command
 
 EXPERIMENTS = sorted(path.stem for path in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
@@ -83,7 +83,7 @@ def test_a_sweep_that_scores_its_baselines_once_does_not_score_them_before_each_
     for name in EXPERIMENTS:
         cfg = compose_command("train", f"experiment={name}", hydra=True)
         targets = [c.get("_target_") for c in (cfg.hydra.get("callbacks") or {}).values()]
-        if "ssad.baselines.SweepBaselines" in targets:
+        if "ssad.scoring.baselines.SweepBaselines" in targets:
             sweeps.append(name)
             assert cfg.eval.baselines != "auto", name  # e.g. table2_cpu, built on the demo preset (auto)
     assert "table2_cpu" in sweeps

@@ -8,8 +8,8 @@ import stat
 import numpy as np
 import pytest
 
-from ssad.data.cache import cached_arrays
-from ssad.io import save_atomic, write_json_atomic, write_text_atomic
+from ssad.data.readers.cache import cached_arrays
+from ssad.utils.files import save_atomic, write_json_atomic, write_text_atomic
 
 
 @pytest.fixture(params=[0o022, 0o027, 0o002])

@@ -12,9 +12,9 @@ import pytest
 from hydra.utils import instantiate
 from PIL import Image
 
-from ssad.config_keys import CONFIG_DIR
+from ssad.config.keys import CONFIG_DIR
 from ssad.data import loaders as dm
-from ssad.data.images import UnreadableFilesError
+from ssad.data.readers.images import UnreadableFilesError
 from tests.conftest import compose_cfg
 
 

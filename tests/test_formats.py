@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ssad.data import arrays, benchmarks, downloads, embedded
-from ssad.data.images import image_folder, load_image, resize_images
+from ssad.data.readers import arrays, benchmarks, downloads, embedded
+from ssad.data.readers.images import image_folder, load_image, resize_images
 from ssad.data.sources import FORMATS, ArraySet, check_source, load_source
 
 RNG = np.random.default_rng(0)
@@ -52,7 +52,7 @@ def test_resize_up_is_bicubic_in_bounded_chunks(monkeypatch):
     images = random_images(5, 8)
     expected = F.interpolate(torch.from_numpy(images).float(), size=(20, 20), mode="bicubic")
     expected = expected.round().clamp(0, 255).to(torch.uint8).numpy()
-    monkeypatch.setattr("ssad.data.images.RESIZE_BUDGET", 3 * 20 * 20 * 2)  # two images per chunk
+    monkeypatch.setattr("ssad.data.readers.images.RESIZE_BUDGET", 3 * 20 * 20 * 2)  # two images per chunk
     assert np.array_equal(resize_images(images, 20), expected)
     flat = np.full((1, 3, 8, 8), 77, dtype=np.uint8)
     assert (resize_images(flat, 20) == 77).all()

@@ -1,4 +1,4 @@
-"""The GPU check (``python -m ssad.bench.gpu_check``, issue 38) on a CPU with its tiny preset: every section
+"""The GPU check (``python -m ssad.bench.gpu.check``, issue 38) on a CPU with its tiny preset: every section
 reported in the JSON and the printed table, budgets that stop or skip a section, and the JSON written whatever
 happens."""
 
@@ -10,9 +10,9 @@ from numbers import Number
 
 import pytest
 
-from ssad.bench import gpu_check
-from ssad.bench.check_presets import PRESETS, SECTIONS
-from ssad.bench.check_table import title
+from ssad.bench.gpu import check as gpu_check
+from ssad.bench.gpu.presets import PRESETS, SECTIONS
+from ssad.bench.gpu.table import title
 
 # each section's figures that must be numbers when it ran to the end (key paths into its figures)
 FIGURES = {

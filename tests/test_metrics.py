@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from ssad.metrics import (
+from ssad.scoring.metrics import (
     fpr_at_95_tpr,
     knn_accuracy,
     mean_feature_score,

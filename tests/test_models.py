@@ -1,7 +1,7 @@
 import torch
 
-from ssad.backbones import vit_backbone
-from ssad.models import DINOHead, MultiCropNetwork
+from ssad.method.backbones import vit_backbone
+from ssad.method.heads import DINOHead, MultiCropNetwork
 
 
 def _tiny_backbone():

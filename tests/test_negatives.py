@@ -1,11 +1,11 @@
-"""Tests of the negative transforms, the variant spec and apply_parts (ssad/negatives.py)."""
+"""Tests of the negative transforms, the variant spec and apply_parts (ssad/views/negatives.py)."""
 
 import math
 
 import pytest
 import torch
 
-from ssad.negatives import NegativePart, apply_parts, get_transform, parse_variant
+from ssad.views.negatives import NegativePart, apply_parts, get_transform, parse_variant
 
 
 def _images(b: int = 64, size: int = 8, dtype: torch.dtype = torch.uint8) -> torch.Tensor:

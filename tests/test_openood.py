@@ -14,8 +14,8 @@ from omegaconf import OmegaConf
 from PIL import Image
 from scipy.io import savemat
 
-from ssad.config import validate
-from ssad.config_keys import CONFIG_DIR
+from ssad.config.keys import CONFIG_DIR
+from ssad.config.validation import validate
 from ssad.data.sources import check_ood_groups
 from tests.conftest import compose_cfg
 from tests.test_formats import random_images, write_cifar10, write_pickle

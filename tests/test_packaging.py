@@ -6,7 +6,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from ssad.config_keys import CONFIG_DIR
+from ssad.config.keys import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from ssad.plots import curves_figure, histograms_figure, roc_figure
 from ssad.report.figures import figure2_figure, figure3_figure
 from ssad.report.runs import make_run
 from ssad.score import histogram_figure
+from ssad.scoring.plots import curves_figure, histograms_figure, roc_figure
 
 
 def _renderer(fig):
@@ -161,7 +161,7 @@ def test_report_figures_name_variants_in_a_legend_not_over_the_points(build):
 
 
 def test_the_evaluation_callback_reads_its_reference_lines_from_a_baselines_file(tmp_path):
-    from ssad.callbacks import OODEvaluation
+    from ssad.training.callbacks import OODEvaluation
 
     results = {"ood": {"near": {"auroc": 0.84}}, "average": {"auroc": 0.84}}
     path = tmp_path / "baselines.json"
@@ -169,5 +169,5 @@ def test_the_evaluation_callback_reads_its_reference_lines_from_a_baselines_file
     callback = OODEvaluation(str(tmp_path), 16, baselines=str(path))
     assert list(callback.references()) == ["Untrained", "Raw pixels"]  # as built: not drawn
     assert OODEvaluation(str(tmp_path), 16).references() == {}
-    with pytest.warns(UserWarning, match="not drawn in the training curves.*python -m ssad.baselines"):
+    with pytest.warns(UserWarning, match="not drawn in the training curves.*python -m ssad.scoring.baselines"):
         assert OODEvaluation(str(tmp_path), 16, baselines=str(tmp_path / "missing.json")).references() == {}

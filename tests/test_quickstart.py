@@ -1,7 +1,7 @@
 """The quick-start learns, in the suite: the demo preset (small CNN) on the embedded Fashion-MNIST subset (class-split)
 as vanilla DINO (``none``: no negative views, half the images a step of ``rot_indist``), cut to 6 epochs (468
 steps, ~1.5 min on 2 cores; at 4 epochs neither variant is yet above the untrained network), lifts near-OOD AUROC
-above the untrained network scored the same way (``ssad.baselines``, which the preset runs first). Seeded; the
+above the untrained network scored the same way (``ssad.scoring.baselines``, which the preset runs first). Seeded; the
 12-epoch run of the docs is ``make test-learning`` (tests/test_learning.py). The clothes rather than the
 demo's own digits: their near-OOD set has labels with one known hardest class (shirts), checked below.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from ssad.config_keys import CONFIG_DIR
+from ssad.config.keys import CONFIG_DIR
 from ssad.train import train
 from tests.conftest import QUIET
 

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 from scipy.io import savemat
 
-from ssad.data import arrays, benchmarks
 from ssad.data.datamodule import SSADDataModule
-from ssad.data.images import image_folder, resize_images
+from ssad.data.readers import arrays, benchmarks
+from ssad.data.readers.images import image_folder, resize_images
 from ssad.data.sources import check_source, load_source
 
 RNG = np.random.default_rng(0)

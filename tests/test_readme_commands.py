@@ -14,8 +14,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import open_dict
 
-from ssad.config import validate
-from ssad.config_keys import CONFIG_DIR
+from ssad.config.keys import CONFIG_DIR
+from ssad.config.validation import validate
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 COMMAND = re.compile(r"^python -m ssad\.(train|evaluate|export|score)\b")

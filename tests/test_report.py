@@ -112,7 +112,7 @@ def test_collect_runs_finds_every_run_once(sweep: Path) -> None:
 
 def test_an_unfinished_training_run_that_scored_its_baselines_is_still_a_run(tmp_path: Path) -> None:
     """eval.baselines=auto writes baselines.json before training: with no results.json yet, the folder is a
-    run that has not finished, not a folder of `python -m ssad.baselines` (told apart by Hydra's job name)."""
+    run that has not finished, not a folder of `python -m ssad.scoring.baselines` (told apart by Hydra's job name)."""
     for job in ("train", "baselines"):
         write_run(tmp_path / job, "none", 0, None)
         (tmp_path / job / "baselines.json").write_text(json.dumps({"untrained": {"ood": {}}}))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from ssad.config_keys import CONFIG_DIR
+from ssad.config.keys import CONFIG_DIR
 from ssad.report.cli import write_report
 from ssad.report.names import in_published_order, name, paper_order, preset_labels
 from ssad.report.runs import collect_runs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ssad.results import (
+from ssad.scoring.results import (
     CODES,
     METRICS,
     SIGNALS,

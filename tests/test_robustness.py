@@ -10,11 +10,11 @@ import pytest
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from ssad.checkpoints import load_checkpoint
-from ssad.config import validate
-from ssad.data.cache import cached_arrays
-from ssad.io import atomic_path, write_json_atomic
+from ssad.config.validation import validate
+from ssad.data.readers.cache import cached_arrays
+from ssad.deploy.checkpoints import load_checkpoint
 from ssad.train import build, train
+from ssad.utils.files import atomic_path, write_json_atomic
 from tests.conftest import compose_cfg
 
 

@@ -16,14 +16,14 @@ import numpy as np
 import pytest
 import torch
 
-from ssad.checkpoints import load_checkpoint, rebuild_datamodule
-from ssad.data import arrays, benchmarks
+from ssad.cli.errors import InputError
+from ssad.data.readers import arrays, benchmarks
 from ssad.data.sources import load_source
-from ssad.detector import Detector
-from ssad.errors import InputError
+from ssad.deploy.checkpoints import load_checkpoint, rebuild_datamodule
+from ssad.deploy.detector import Detector
+from ssad.deploy.safe_load import UnsafeFileError, load_data_pickle
 from ssad.evaluate import evaluate_checkpoint
 from ssad.export import export_detector
-from ssad.safe_load import UnsafeFileError, load_data_pickle
 from ssad.score import score_images
 from ssad.train import train
 from tests.conftest import compose_cfg, compose_command
@@ -236,9 +236,9 @@ def test_a_checkpoint_whose_data_config_starts_a_process_is_refused_by_the_comma
     ("ood", {"x": {"_target_": "ssad.data.datamodule.SSADDataModule"}}, "data.ood.x._target_"),
     ("sources", {"photos": {"_target_": "torch.hub.load", "repo_or_dir": "x"}}, "data.sources.photos._target_"),
     ("negatives", {"parts": [{"_target_": "subprocess.Popen"}]}, "data.negatives.parts[0]._target_"),
-    ("augment", {"_target_": "ssad.augment.MultiCropAugment", "jitter": {"_target_": "os.getcwd"}},
+    ("augment", {"_target_": "ssad.views.augment.MultiCropAugment", "jitter": {"_target_": "os.getcwd"}},
      "data.augment.jitter._target_"),
-    ("augment", {"_target_": "ssad.augment.MultiCropAugment", "_partial_": True}, "data.augment._partial_"),
+    ("augment", {"_target_": "ssad.views.augment.MultiCropAugment", "_partial_": True}, "data.augment._partial_"),
     ("negatives", {"parts": [], "_args_": ["x"]}, "data.negatives._args_"),
 ])
 def test_a_stored_data_config_names_only_ssads_data_module_and_augmentation(run, where, node, key):

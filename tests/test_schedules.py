@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from ssad.schedules import cosine, linear
+from ssad.method.schedules import cosine, linear
 
 
 def test_cosine_warmup_then_decay():

@@ -1,11 +1,11 @@
-"""ssad/schema.py on its own: checks, nodes, and the problems of a composed config named by full key."""
+"""ssad/config/schema.py on its own: checks, nodes, and the problems of a composed config named by full key."""
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from ssad.config_keys import CONFIG_DIR
-from ssad.schema import (
+from ssad.config.keys import CONFIG_DIR
+from ssad.config.schema import (
     POSITIVE_INT,
     SCALE,
     AugmentSchema,

@@ -12,8 +12,8 @@ import lightning as L
 import pytest
 import torch
 
-from ssad.rundir import is_unused, remove_if_unused, snapshot
 from ssad.train import train
+from ssad.training.rundir import is_unused, remove_if_unused, snapshot
 from tests.conftest import compose_cfg
 
 

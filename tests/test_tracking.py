@@ -4,9 +4,9 @@ import pytest
 import wandb
 from hydra import compose, initialize_config_dir
 
-from ssad.config_keys import CONFIG_DIR
-from ssad.loggers import has_wandb_credentials, wandb_logger
+from ssad.config.keys import CONFIG_DIR
 from ssad.train import train
+from ssad.training.loggers import has_wandb_credentials, wandb_logger
 from tests.conftest import compose_cfg
 
 

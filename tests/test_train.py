@@ -11,8 +11,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from ssad.config import validate
-from ssad.config_keys import CONFIG_DIR
+from ssad.config.keys import CONFIG_DIR
+from ssad.config.validation import validate
 from ssad.data.datamodule import holdout_split
 from ssad.data.sources import ArraySet
 from ssad.evaluate import evaluate_checkpoint

@@ -1,13 +1,13 @@
-"""The training views (ssad/views.py): negative transforms at the source or on every view, and the negative
+"""The training views (ssad/views/training.py): negative transforms at the source or on every view, and the negative
 global view's pipeline (global-1 or global-2, 1/2 each)."""
 
 import pytest
 import torch
 
-from ssad.augment import IMAGENET_MEAN, IMAGENET_STD, MultiCropAugment
-from ssad.colour import solarize
-from ssad.negatives import parse_variant
-from ssad.views import TrainingViews
+from ssad.views.augment import IMAGENET_MEAN, IMAGENET_STD, MultiCropAugment
+from ssad.views.colour import solarize
+from ssad.views.negatives import parse_variant
+from ssad.views.training import TrainingViews
 
 B, N_LOCAL = 16, 4
 

@@ -1,6 +1,6 @@
 """Sphinx directives that generate reference tables from the code itself, so the pages cannot drift from it.
 
-``{ssad-config-keys} COMMAND``: every key that ``ssad/schema.py`` types and checks for the command (``train``,
+``{ssad-config-keys} COMMAND``: every key that ``ssad/config/schema.py`` types and checks for the command (``train``,
 ``evaluate``, ``export``, ``score``), with its type, the values it takes (the schema's check), its default (the
 command's composed config, as written, interpolations unresolved) and, where the schema field carries one, its
 description (``metadata["doc"]``).
@@ -43,8 +43,8 @@ def schema_rows(command: str) -> list[tuple[str, str, str, str, str]]:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from ssad.config_keys import CONFIG_DIR
-    from ssad.schema import OPTIONAL_NODES, SCHEMAS, Node
+    from ssad.config.keys import CONFIG_DIR
+    from ssad.config.schema import OPTIONAL_NODES, SCHEMAS, Node
 
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(command)
@@ -88,7 +88,7 @@ def _code(text: str) -> str:
 
 
 class ConfigKeys(SphinxDirective):
-    """A table of a command's typed config keys, generated from ``ssad.schema``."""
+    """A table of a command's typed config keys, generated from ``ssad.config.schema``."""
 
     required_arguments = 1
 
@@ -105,14 +105,14 @@ class ConfigKeys(SphinxDirective):
 
     def _parse(self, lines: list[str]) -> list[nodes.Node]:
         # rebuild the page when what it is generated from changes (an incremental build would keep it otherwise)
-        import ssad.schema
-        from ssad.config_keys import CONFIG_DIR
+        import ssad.config.schema
+        from ssad.config.keys import CONFIG_DIR
 
-        for path in [Path(ssad.schema.__file__), *sorted(Path(CONFIG_DIR).rglob("*.yaml"))]:
+        for path in [Path(ssad.config.schema.__file__), *sorted(Path(CONFIG_DIR).rglob("*.yaml"))]:
             self.env.note_dependency(str(path))
         # the lines are Markdown tables: a MyST page parses nested content with MyST
         container = nodes.container()
-        nested_parse_with_titles(self.state, StringList(lines, source="ssad.schema"), container)
+        nested_parse_with_titles(self.state, StringList(lines, source="ssad.config.schema"), container)
         return container.children
 
 
@@ -138,7 +138,7 @@ def first_sentence(text: str) -> str:
 def command_rows(command: str) -> list[tuple[str, str, str]]:
     """``(key, value, comment)`` for every top-level key of ``conf/<command>.yaml`` but ``defaults`` and
     ``hydra``: the comment is the key's trailing comment or the comment lines just above it."""
-    from ssad.config_keys import CONFIG_DIR
+    from ssad.config.keys import CONFIG_DIR
 
     rows, above = [], []
     for line in (Path(CONFIG_DIR) / f"{command}.yaml").read_text().splitlines():
@@ -157,7 +157,7 @@ def command_rows(command: str) -> list[tuple[str, str, str]]:
 def group_rows() -> list[tuple[str, str, str]]:
     """``(group, preset, first header line)`` for every preset of every group of ``conf/`` (files starting with
     ``_`` are parts other presets include, not presets)."""
-    from ssad.config_keys import CONFIG_DIR
+    from ssad.config.keys import CONFIG_DIR
 
     rows = []
     for folder in sorted(p for p in Path(CONFIG_DIR).iterdir() if p.is_dir() and not p.name.startswith("_")):

@@ -6,7 +6,7 @@ config), :mod:`~ssad.bench.flops` (FLOPs per image, MFU), :mod:`~ssad.bench.timi
 :mod:`~ssad.bench.fit` (``trainer.fit``), :mod:`~ssad.bench.evaluation` (extraction and Eq. 6 scoring),
 :mod:`~ssad.bench.run` (every figure), :mod:`~ssad.bench.table` (the printed report), :mod:`~ssad.bench.cli`.
 
-``python -m ssad.bench.gpu_check`` (issue 38) runs every GPU figure in one call within time budgets:
-:mod:`~ssad.bench.check_presets` (sizes, budgets), :mod:`~ssad.bench.budget` (stops), :mod:`~ssad.bench.check_sections`
-(the sections), :mod:`~ssad.bench.check_table` (the printed report), :mod:`~ssad.bench.gpu_check` (the command).
+``python -m ssad.bench.gpu.check`` (issue 38) runs every GPU figure in one call within time budgets:
+:mod:`~ssad.bench.gpu.presets` (sizes, budgets), :mod:`~ssad.bench.gpu.budget` (stops), :mod:`~ssad.bench.gpu.sections`
+(the sections), :mod:`~ssad.bench.gpu.table` (the printed report), :mod:`~ssad.bench.gpu.check` (the command).
 """

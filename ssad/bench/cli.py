@@ -6,7 +6,7 @@ preset's experiment of ``conf/bench.yaml``: ``paper`` = ``experiment=cifar10``, 
 (``SSADModule``, ``SSADDataModule`` with its ``MultiCropAugment`` and the variant's negative transforms) on
 synthetic uint8 images of CIFAR's shape, and times the step loop of :mod:`ssad.bench.step` beside the reference
 pipeline of :mod:`ssad.bench.reference` and the real ``trainer.fit`` (:mod:`ssad.bench.fit`; ``--no-fit``
-skips it). Any backbone of ``ssad.backbones`` runs (``model=vit_small|resnet18|cnn_small|vit_tiny_demo``).
+skips it). Any backbone of ``ssad.method.backbones`` runs (``model=vit_small|resnet18|cnn_small|vit_tiny_demo``).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from hydra.errors import HydraException
 from ssad.bench.presets import preset_names
 from ssad.bench.run import bench_device, benchmark
 from ssad.bench.table import format_table
-from ssad.errors import ConfigError, user_errors
-from ssad.io import check_writable
+from ssad.cli.errors import ConfigError, user_errors
+from ssad.utils.files import check_writable
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -57,7 +57,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 @user_errors
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, print its table, write the JSON if asked; returns the figures. A bad override or value
-    is one ``error:`` line and exit status 2 (:func:`ssad.errors.user_errors`)."""
+    is one ``error:`` line and exit status 2 (:func:`ssad.cli.errors.user_errors`)."""
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

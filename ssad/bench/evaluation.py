@@ -8,14 +8,14 @@ import torch
 from torch import Tensor
 
 from ssad.bench.timing import synchronize
-from ssad.features import extract
-from ssad.metrics import ood_score
+from ssad.scoring.features import extract
+from ssad.scoring.metrics import ood_score
 
 EVAL_BATCHES = 8  # batches timed by eval_throughput
 
 
 def eval_throughput(backbone: torch.nn.Module, images: Tensor, size: int, batch_size: int) -> float:
-    """Images/s of :func:`ssad.features.extract` (bf16 on CUDA) over ``EVAL_BATCHES`` batches, after one."""
+    """Images/s of :func:`ssad.scoring.features.extract` (bf16 on CUDA) over ``EVAL_BATCHES`` batches, after one."""
     device = next(backbone.parameters()).device
     chunks = images[: batch_size * EVAL_BATCHES].split(batch_size)
     batches = [{"image": c.pin_memory() if device.type == "cuda" else c} for c in chunks]
@@ -27,7 +27,7 @@ def eval_throughput(backbone: torch.nn.Module, images: Tensor, size: int, batch_
 
 
 def scoring_seconds(queries: int, bank: int, dim: int, device: torch.device) -> float:
-    """Seconds of Eq. 6 (:func:`ssad.metrics.ood_score`) for ``queries`` × ``bank`` random features."""
+    """Seconds of Eq. 6 (:func:`ssad.scoring.metrics.ood_score`) for ``queries`` × ``bank`` random features."""
     q, b = torch.randn(queries, dim, device=device), torch.randn(bank, dim, device=device)
     ood_score(q[:64], b)
     synchronize(device)

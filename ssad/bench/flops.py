@@ -11,9 +11,9 @@ import torch
 from torch import Tensor
 from torch.utils.flop_counter import FlopCounterMode
 
-from ssad.augment import MultiCropAugment
-from ssad.models import MultiCropNetwork
-from ssad.module import SSADModule
+from ssad.method.heads import MultiCropNetwork
+from ssad.method.module import SSADModule
+from ssad.views.augment import MultiCropAugment
 
 # dense peak TFLOP/s (bf16, fp32 without TF32); the first name found in the device's name wins
 PEAK_TFLOPS = {"H100 PCIe": (756.0, 51.0), "H100": (989.0, 67.0), "H200": (989.0, 67.0),

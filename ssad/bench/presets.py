@@ -10,8 +10,8 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from ssad.backbones import builder_name
-from ssad.config_keys import CONFIG_DIR
+from ssad.config.keys import CONFIG_DIR
+from ssad.method.backbones import builder_name
 
 PRESETS_FILE = CONFIG_DIR / "bench.yaml"
 VIT = "vit_backbone"  # the builder whose FLOPs are counted analytically and which has fused attention
@@ -77,7 +77,7 @@ def compose_train(overrides: Sequence[str]) -> DictConfig:
 
 
 def backbone_builder(preset: str, overrides: Sequence[str] = ()) -> str:
-    """The ssad.backbones builder (``vit_backbone``, ``resnet18_cifar``, ``small_cnn``) that ``overrides`` pick
+    """The ssad.method.backbones builder (``vit_backbone``, ``resnet18_cifar``, ``small_cnn``) that ``overrides`` pick
     on top of the preset: read from a composition with only the overrides that can change it (config-group
     choices such as ``model=cnn_small``, and ``..._target_`` keys), since other overrides may need the
     preset's backbone overrides first."""

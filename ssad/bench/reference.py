@@ -15,9 +15,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
-from ssad.augment import IMAGENET_MEAN, IMAGENET_STD, MultiCropAugment
 from ssad.bench.step import Batch
-from ssad.negatives import get_transform
+from ssad.views.augment import IMAGENET_MEAN, IMAGENET_STD, MultiCropAugment
+from ssad.views.negatives import get_transform
 
 
 class PILBlur:

@@ -27,7 +27,7 @@ from ssad.bench.presets import (
 )
 from ssad.bench.reference import PILMultiCrop, crops_per_second, reference_batches
 from ssad.bench.step import build_module, ssad_batches, time_training
-from ssad.module import SSADModule
+from ssad.method.module import SSADModule
 
 CROP_IMAGES = 64  # images per pipeline in the single-thread CPU augmentation comparison
 

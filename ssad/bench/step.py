@@ -21,7 +21,7 @@ from torch import Tensor
 from ssad.bench.presets import TRAIN_IMAGES
 from ssad.bench.timing import PhaseTimer, peak_memory_mib, synchronize
 from ssad.data.datamodule import SSADDataModule
-from ssad.module import SSADModule
+from ssad.method.module import SSADModule
 
 Batch = dict[str, list[Tensor]]
 PHASES = ("augmentation", "forward+backward", "optimiser", "EMA")
@@ -29,7 +29,7 @@ PHASES = ("augmentation", "forward+backward", "optimiser", "EMA")
 
 @dataclass
 class StepLoopTrainer:
-    """What :class:`~ssad.module.SSADModule` and :class:`~ssad.data.datamodule.SSADDataModule` read from their
+    """What :class:`~ssad.method.module.SSADModule` and :class:`~ssad.data.datamodule.SSADDataModule` read from their
     trainer, for a loop of one process without accumulation, standing at ``current_epoch`` of ``max_epochs``
     (epoch 1: past the frozen last layer). A ``lightning.Trainer`` has these only inside ``fit`` (its epoch, step
     and ``estimated_stepping_batches`` come from the fit loop); the strategy is Lightning's single-device one."""

@@ -1,7 +1,7 @@
 """The LightningDataModule: in-distribution positives + a negative-sampling variant, as uint8 batches.
 
 Data flow: cached uint8 arrays → DataLoader (whole batches by fancy indexing, no per-image
-decoding) → device → ``on_after_batch_transfer``: ``ssad.views.TrainingViews`` (negative transforms at the
+decoding) → device → ``on_after_batch_transfer``: ``ssad.views.training.TrainingViews`` (negative transforms at the
 source, multi-crop, negative transforms on the views).
 """
 
@@ -20,14 +20,14 @@ import numpy as np
 from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import Dataset
 
-from ssad.augment import MultiCropAugment
-from ssad.data.images import UnreadableFilesError
+from ssad.cli.errors import ConfigError, UserError
 from ssad.data.loaders import ArrayDataset, NegativeDataset, make_loader, resolve_num_workers
+from ssad.data.readers.images import UnreadableFilesError
 from ssad.data.samplers import EpochSampler
 from ssad.data.sources import ArraySet, RowView, accepts, check_ood_groups, check_source, load_source, plain
-from ssad.errors import ConfigError, UserError
-from ssad.negatives import NegativePart, parse_variant
-from ssad.views import TrainingViews
+from ssad.views.augment import MultiCropAugment
+from ssad.views.negatives import NegativePart, parse_variant
+from ssad.views.training import TrainingViews
 
 INDIST = "indist"
 log = logging.getLogger(__name__)
@@ -282,7 +282,7 @@ class SSADDataModule(L.LightningDataModule):
         return {**sets, **{name: replace(self.load(spec, roles[name]), name=name) for name, spec in specs.items()}}
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """On the device: the training step's views (:class:`ssad.views.TrainingViews`)."""
+        """On the device: the training step's views (:class:`ssad.views.training.TrainingViews`)."""
         if self.trainer is None or not self.trainer.training:
             return batch
         neg = batch.get("neg") or {}

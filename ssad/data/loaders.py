@@ -15,8 +15,8 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from ssad.cli.errors import ConfigError
 from ssad.data.sources import ArraySet
-from ssad.errors import ConfigError
 
 MAX_AUTO_WORKERS = 4  # data.num_workers=auto never asks for more DataLoader workers than this
 
@@ -103,7 +103,7 @@ def make_loader(dataset: Dataset, batch_size: int, sampler: Sampler | None = Non
 
 def evaluation_loader(array_set: ArraySet, batch_size: int) -> DataLoader:
     """Every image of ``array_set`` once, in order; under DDP each process gets its shard (``DistributedSampler``,
-    gathered back in dataset order by :func:`ssad.features.gather_in_order`)."""
+    gathered back in dataset order by :func:`ssad.scoring.features.gather_in_order`)."""
     dataset = ArrayDataset(array_set.images, array_set.labels)
     sampler = DistributedSampler(dataset, shuffle=False) if dist.is_available() and dist.is_initialized() else None
     return make_loader(dataset, batch_size, sampler)

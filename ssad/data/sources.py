@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from ssad.data import arrays, benchmarks, embedded, glyphs, images
-from ssad.data.cache import cached_arrays, fingerprint
-from ssad.errors import ConfigError, InputError
+from ssad.cli.errors import ConfigError, InputError
+from ssad.data.readers import arrays, benchmarks, embedded, glyphs, images
+from ssad.data.readers.cache import cached_arrays, fingerprint
 
 Reader = Callable[..., images.Arrays]
 Locator = Callable[..., list[Path]]

@@ -9,13 +9,13 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from ssad.errors import InputError, MissingFileError, user_errors
-from ssad.io import check_writable
+from ssad.cli.errors import InputError, MissingFileError, user_errors
 from ssad.report.figures import figure2, figure3
 from ssad.report.leaderboard import build_group_tables, write_group_tables
 from ssad.report.runs import Run, collect_runs, collect_wandb
 from ssad.report.tables import build_tables, write_tables
-from ssad.results import BASELINES, METRICS
+from ssad.scoring.results import BASELINES, METRICS
+from ssad.utils.files import check_writable
 
 
 def empty_tables_reason(runs: Sequence[Run]) -> str | None:

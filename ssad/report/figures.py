@@ -1,5 +1,5 @@
 """The paper's Figures 2 and 3 from a sweep's runs: occupied soft-classes, and AUROC against kNN accuracy and
-sensitivity, one point per run and a colour and marker shape per variant (the run's own plots: ssad.plots)."""
+sensitivity, one point per run and a colour and marker shape per variant (the run's own plots: ssad.scoring.plots)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from ssad.plots import MARKERS, save_figure  # noqa: E402
 from ssad.report.names import name, ordered, paper_order, variant_labels  # noqa: E402
 from ssad.report.runs import Run  # noqa: E402
-from ssad.results import AVERAGE  # noqa: E402
+from ssad.scoring.plots import MARKERS, save_figure  # noqa: E402
+from ssad.scoring.results import AVERAGE  # noqa: E402
 
 DPI = 120
 

@@ -1,6 +1,6 @@
 """Runs of a protocol that groups its OOD sets (``data.ood_groups``, e.g. OpenOOD's near- and far-OOD) against
 the published leaderboard: one row per variant (each group's mean AUROC, mean ± std over seeds) and one per
-published method (``ssad/openood_v15.csv``), written as Markdown, LaTeX and CSV."""
+published method (``ssad/report/openood_v15.csv``), written as Markdown, LaTeX and CSV."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def build_group_table(runs: Sequence[Run], dataset: str, published: Sequence[Pub
     rows += [Row(f"{p.method} ({p.postprocessor})", PUBLISHED, "yes" if p.outlier_data else "no",
                  {g: Cell([], paper=p.auroc.get(g)) for g in groups}) for p in mine]
     if mine:
-        notes.append(f"Published: {OPENOOD_SOURCE} (ssad/openood_v15.csv). Its entries are ResNet-18 "
+        notes.append(f"Published: {OPENOOD_SOURCE} (ssad/report/openood_v15.csv). Its entries are ResNet-18 "
                      "classifiers trained 100 epochs with the in-distribution labels, scored by the post-processor "
                      "in brackets; outlier data = trained with OpenOOD's outlier set (ours: the external sources of "
                      "the negatives). Ours trains without labels.")

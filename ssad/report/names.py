@@ -9,10 +9,10 @@ from functools import cache
 
 import yaml
 
-from ssad.config_keys import CONFIG_DIR
+from ssad.config.keys import CONFIG_DIR
 from ssad.report.published import load_paper
 from ssad.report.runs import Run
-from ssad.results import BASELINES
+from ssad.scoring.results import BASELINES
 
 OURS = "Ours_"  # the paper's Table 1 names its own variants Ours_<label>
 

@@ -1,5 +1,6 @@
 """The published numbers a report sets beside ours: Rafiee et al. (2022), Tables 1 and 2
-(``ssad/paper_results.csv``), and the OpenOOD v1.5 leaderboard's near-/far-OOD AUROC (``ssad/openood_v15.csv``)."""
+(``ssad/report/paper_results.csv``), and the OpenOOD v1.5 leaderboard's near-/far-OOD AUROC
+(``ssad/report/openood_v15.csv``)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ OPENOOD_SOURCE = ("OpenOOD v1.5 (Zhang et al. 2023, arXiv:2306.09301), as its le
 
 def _rows(name: str, path: str | os.PathLike | None) -> list[dict[str, str]]:
     """The rows of the packaged CSV ``name`` (or of ``path``), its ``#`` comment lines left out."""
-    source = Path(path) if path else resources.files("ssad").joinpath(name)
+    source = Path(path) if path else resources.files("ssad.report").joinpath(name)
     return list(csv.DictReader(line for line in source.read_text().splitlines() if not line.startswith("#")))
 
 
 def load_paper(path: str | os.PathLike | None = None) -> dict[tuple[str, str, str, str], float]:
-    """The paper's AUROC (%) keyed by (table, in_dist, ood, method) from ``ssad/paper_results.csv``."""
+    """The paper's AUROC (%) keyed by (table, in_dist, ood, method) from ``ssad/report/paper_results.csv``."""
     return {(r["table"], r["in_dist"], r["ood"], r["method"]): float(r["auroc"])
             for r in _rows("paper_results.csv", path)}
 
@@ -39,7 +40,7 @@ class Published:
 
 
 def load_openood(path: str | os.PathLike | None = None) -> list[Published]:
-    """The OpenOOD v1.5 entries of ``ssad/openood_v15.csv``, in the file's order (strongest first)."""
+    """The OpenOOD v1.5 entries of ``ssad/report/openood_v15.csv``, in the file's order (strongest first)."""
     return [Published(r["dataset"], r["in_dist"], r["method"], r["postprocessor"],
                       {"near": float(r["near_auroc"]), "far": float(r["far_auroc"])}, r["outlier_data"] == "yes")
             for r in _rows("openood_v15.csv", path)]

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from ssad.results import BASELINES, BASELINES_FILE, metric_value, unflatten_metrics
+from ssad.scoring.results import BASELINES, BASELINES_FILE, metric_value, unflatten_metrics
 
 
 @dataclass
@@ -62,7 +62,7 @@ def _drop_superseded(runs: list[Run]) -> list[Run]:
 def collect_runs(path: str | os.PathLike) -> list[Run]:
     """Every run directory under ``path`` (at any depth): a directory holding ``results.json`` and/or
     ``.hydra/config.yaml``. Directories inside a run (e.g. ``eval/``) are not runs of their own; a folder where
-    ``python -m ssad.baselines`` wrote ``baselines.json`` (and its ``.hydra/``) but no results is not a run."""
+    ``python -m ssad.scoring.baselines`` wrote ``baselines.json`` (and its ``.hydra/``) but no results is not a run."""
     root = Path(path)
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is not a directory")
@@ -95,7 +95,7 @@ def _job_name(run_dir: Path) -> str | None:
 
 
 def collect_baselines(root: Path, runs: Sequence[Run]) -> list[Run]:
-    """The baselines (``python -m ssad.baselines``: raw pixels, the untrained network as built and with its
+    """The baselines (``python -m ssad.scoring.baselines``: raw pixels, the untrained network as built and with its
     BatchNorm statistics measured) as runs of their own: ``root/baselines.json``'s columns for the sweep's most
     common in-distribution set; without that file, the runs' own (``eval.baselines=auto``), one per
     in-distribution set and seed, so that a seed sweep's tables give them as mean ± std over the seeds too."""

@@ -23,7 +23,7 @@ from ssad.report.names import (
 )
 from ssad.report.published import PAPER_SOURCE, load_paper
 from ssad.report.runs import Run
-from ssad.results import AVERAGE, METRICS
+from ssad.scoring.results import AVERAGE, METRICS
 
 IMAGENET_OVERLAP = ("imagenet30", "tinyimagenet", "tin")  # OOD sets drawn from ImageNet (tin: OpenOOD's)
 

@@ -1,0 +1,1 @@
+"""Readers of image sources: folders, arrays, benchmark files, embedded sets, and their cache."""

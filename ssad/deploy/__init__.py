@@ -1,0 +1,1 @@
+"""Deployment: the detector file, checkpoints read back safely, and loading files without running code."""

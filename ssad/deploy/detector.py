@@ -1,0 +1,181 @@
+"""A self-contained detector file: teacher backbone + training feature bank + Eq. 6 + a threshold.
+
+Scores are R = 1 − τ·log(−S), the readable form of Eq. 6's S (:func:`ssad.scoring.metrics.readable_score`): one minus a
+soft nearest-neighbour cosine similarity to the training images, in [0, 2], higher = more anomalous, the same
+ranking as S. Usage, without Hydra or the training config::
+
+    from ssad.deploy.detector import Detector
+    detector = Detector.load("detector.pt")
+    scores, flags = detector.predict(images)   # uint8 (N, 3, H, W) at the training size (others are resized)
+    strict = detector.threshold_at(0.99)       # accept 99% of the in-distribution calibration images
+    scores, flags = detector.predict(images, threshold=strict)
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ssad.cli.errors import ConfigError, InputError, MissingFileError, UserError
+from ssad.data.readers.images import resize_images
+from ssad.deploy.safe_load import load_torch_file
+from ssad.method.backbones import build_backbone
+from ssad.scoring.features import preprocess, resolve_device
+from ssad.scoring.metrics import ood_score, readable_score, threshold_at_tpr
+from ssad.utils.console import progress_bar
+from ssad.utils.files import save_atomic
+
+FORMAT = "ssad-detector-v2"  # threshold and calibration scores as R
+FORMAT_V1 = "ssad-detector-v1"  # the same as Eq. 6 S, converted to R on load
+MIN_CALIBRATION = 200  # in-distribution images below which a threshold is called a guess (README)
+REEXPORT = ("export it again from its training checkpoint: "
+            "`python -m ssad.export ckpt=<run dir>/checkpoints/last.ckpt out=detector.pt`")
+
+
+def calibration_uncertainty(n: int, tpr: float) -> float:
+    """The standard error of the share of in-distribution images that a threshold set at ``tpr`` on ``n``
+    calibration images accepts on new ones (binomial: √(tpr·(1 − tpr)/n))."""
+    return math.sqrt(tpr * (1 - tpr) / max(n, 1))
+
+
+class Detector(nn.Module):
+    """Eq. 6 OOD detector publishing R = 1 − τ·log(−S). ``data_size``: images are first brought to the training
+    resolution (as the training data were), then ``preprocess`` resizes them to the global-view size
+    ``view_size``. ``threshold`` and ``calibration`` are R values; ``calibration``: the scores of
+    in-distribution images never used as the bank (the test set, or the training set scored leave-one-out),
+    from which :meth:`threshold_at` picks a threshold for any TPR."""
+
+    def __init__(self, backbone: nn.Module, bank: Tensor, backbone_args: dict[str, Any], data_size: int,
+                 view_size: int, temperature: float, threshold: float, meta: dict[str, Any] | None = None,
+                 calibration: Tensor | None = None) -> None:
+        super().__init__()
+        self.backbone = backbone.eval()
+        self.register_buffer("bank", bank.half())
+        self.backbone_args, self.meta = dict(backbone_args), dict(meta or {})
+        self.data_size, self.view_size = data_size, view_size
+        self.temperature, self.threshold = temperature, threshold
+        self.calibration = None if calibration is None else calibration.detach().double().cpu()
+
+    @property
+    def calibration_size(self) -> int:
+        """How many in-distribution images the threshold was calibrated on (0 when the file holds none)."""
+        return 0 if self.calibration is None else int(self.calibration.numel())
+
+    def calibration_note(self) -> str | None:
+        """A warning when the threshold rests on fewer than :data:`MIN_CALIBRATION` in-distribution images,
+        else None."""
+        n = self.calibration_size
+        if n >= MIN_CALIBRATION:
+            return None
+        if n == 0:
+            return f"this detector file holds no calibration scores, so its threshold cannot be checked; {REEXPORT}"
+        tpr = float(self.meta.get("threshold_tpr", 0.95))
+        return (f"the threshold was calibrated on only {n} in-distribution images (fewer than {MIN_CALIBRATION}): "
+                f"the share of normal images it accepts is a guess, ±{100 * calibration_uncertainty(n, tpr):.0f} "
+                f"points around {100 * tpr:.0f}%. Hold out more images (data.holdout) and export again")
+
+    def threshold_at(self, tpr: float) -> float:
+        """The threshold that accepts (calls in-distribution) ``tpr`` of the calibration images."""
+        if not 0 < tpr <= 1:
+            raise ConfigError(f"tpr={tpr} must be a share in (0, 1], e.g. 0.95 or 0.99")
+        if self.calibration is None:
+            raise InputError(f"this detector file holds no calibration scores, so tpr= cannot pick a threshold; "
+                             f"{REEXPORT}")
+        return threshold_at_tpr(self.calibration, tpr)
+
+    @torch.no_grad()
+    def features(self, images: Tensor) -> Tensor:
+        """Normalised teacher features of uint8 images (N, 3, H, W) at the training resolution."""
+        device = self.bank.device
+        x = preprocess(images.to(device), self.view_size)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            f = self.backbone(x)
+        return nn.functional.normalize(f.float(), dim=-1)
+
+    def at_data_size(self, images: Tensor) -> Tensor:
+        """``images`` brought to the training size ``data_size`` with one bicubic interpolation, as
+        ``python -m ssad.score`` does (warns when it resizes); unchanged when they have that size already."""
+        if images.ndim != 4 or images.shape[1] != 3 or images.dtype != torch.uint8:
+            raise ValueError(f"expected uint8 images of shape (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
+        height, width = images.shape[-2:]
+        if (height, width) == (self.data_size, self.data_size):
+            return images
+        warnings.warn(f"images of size {height}×{width} resized to the detector's training size {self.data_size}×"
+                      f"{self.data_size} (one bicubic interpolation, as `python -m ssad.score` does); pass images "
+                      "of that size to skip this", stacklevel=3)
+        return torch.from_numpy(resize_images(images.cpu().numpy(), self.data_size))
+
+    @torch.no_grad()
+    def score(self, images: Tensor, batch_size: int = 256, progress: bool = False) -> Tensor:
+        """Anomaly score R = 1 − τ·log(−S) per image (float64, CPU; S of Eq. 6), in [0, 2], higher = more
+        anomalous. Images of another size than ``data_size`` are resized to it first (:meth:`at_data_size`)."""
+        images = self.at_data_size(images)
+        bank = self.bank.float()
+        starts = progress_bar(range(0, len(images), batch_size), "scoring", progress)
+        eq6 = torch.cat([ood_score(self.features(images[i:i + batch_size]), bank, self.temperature).cpu()
+                         for i in starts])
+        return readable_score(eq6, self.temperature)
+
+    def predict(self, images: Tensor, batch_size: int = 256, progress: bool = False,
+                threshold: float | None = None) -> tuple[Tensor, Tensor]:
+        """Scores R and is-anomalous flags: score above ``threshold`` (default: the exported one)."""
+        scores = self.score(images, batch_size, progress)
+        return scores, scores > (self.threshold if threshold is None else threshold)
+
+    def save(self, path: str | Path) -> Path:
+        return save_atomic(path, {
+            "format": FORMAT, "backbone_args": self.backbone_args, "backbone": self.backbone.state_dict(),
+            "bank": self.bank, "data_size": self.data_size, "view_size": self.view_size,
+            "temperature": self.temperature, "threshold": self.threshold, "meta": self.meta,
+            "calibration": self.calibration,
+        })
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto", trust_file: bool = False) -> Detector:
+        """Rebuild a detector saved by :meth:`save` (``ssad.export``) on ``device`` (auto = CUDA if present).
+
+        The file is read with ``torch.load(weights_only=True)`` and its backbone built through ssad's registry
+        (:mod:`ssad.method.backbones`) from plain arguments, so nothing in the file runs; a file that would need more
+        is refused (:class:`ssad.deploy.safe_load.UnsafeFileError`). ``trust_file=True`` reads it with full pickle,
+        which runs code from the file: only for a file you made yourself or fully trust."""
+        path = Path(path)
+        if path.is_dir():
+            raise InputError(f"detector={path} is a folder; give the detector file that "
+                             "`python -m ssad.export ckpt=... out=detector.pt` wrote")
+        if not path.is_file():
+            raise MissingFileError(f"detector file {path} does not exist; make one with "
+                                   "`python -m ssad.export ckpt=... out=detector.pt`")
+        try:
+            state = load_torch_file(path, "detector file", REEXPORT, trust_file)
+        except UserError:
+            raise
+        except (ValueError, RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            if reason.startswith(str(path)):  # load_torch_file's own message: already names the file and remedy
+                raise InputError(reason) from err
+            raise InputError(f"{path} is not a readable detector file ({reason}); {REEXPORT}") from err
+        if not isinstance(state, dict) or state.get("format") not in (FORMAT, FORMAT_V1):
+            raise InputError(f"{path} is not an ssad detector ({FORMAT}); `python -m ssad.export` writes one")
+        try:
+            args = dict(state["backbone_args"])
+            backbone = build_backbone(args.pop("builder", "vit_backbone"), **args)
+            backbone.load_state_dict(state["backbone"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            reason = str(err).splitlines()[0]
+            raise InputError(f"{path}: its backbone cannot be rebuilt ({reason}); {REEXPORT}") from err
+        threshold, calibration = state["threshold"], state.get("calibration")
+        if state["format"] == FORMAT_V1:  # Eq. 6 S → R: a monotone map, so the same images are flagged
+            if calibration is None:
+                threshold = readable_score(torch.tensor([threshold]), state["temperature"]).item()
+            else:
+                calibration = readable_score(calibration, state["temperature"])
+                threshold = threshold_at_tpr(calibration, state["meta"].get("threshold_tpr", 0.95))
+        detector = cls(backbone, state["bank"], state["backbone_args"], state["data_size"], state["view_size"],
+                       state["temperature"], threshold, state["meta"], calibration)
+        return detector.to(resolve_device(device))

@@ -1,0 +1,153 @@
+"""Backbones f(x): the paper's ViT and the CNNs of the OOD literature, each returning a pooled feature of width
+``num_features`` that the DINO head takes (docs/explanation/method.md).
+
+:data:`BACKBONES` is the registry a detector file or a checkpoint is rebuilt through: a builder name and plain
+arguments, never code named by a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import timm
+import torch
+from torch import Tensor, nn
+
+
+def vit_backbone(
+    name: str = "vit_small_patch16_224",
+    img_size: int = 256,
+    patch_size: int = 16,
+    drop_path_rate: float = 0.1,
+    fused_attn: bool = True,
+    **kwargs,
+) -> nn.Module:
+    """A timm ViT returning the CLS feature f (``num_classes=0``), accepting any view size.
+
+    ``dynamic_img_size`` lets one network take 256×256 global and 128×128 local views (position
+    embeddings interpolated). ``fused_attn`` selects PyTorch's scaled-dot-product attention kernel.
+    Extra keyword arguments (embed_dim, depth, num_heads, ...) override timm's defaults for ``name``.
+    """
+    model = timm.create_model(
+        name,
+        pretrained=False,
+        num_classes=0,
+        img_size=img_size,
+        patch_size=patch_size,
+        drop_path_rate=drop_path_rate,
+        dynamic_img_size=True,
+        **kwargs,
+    )
+    for module in model.modules():
+        if hasattr(module, "fused_attn"):
+            module.fused_attn = fused_attn
+    return model
+
+
+def resnet18_cifar(drop_path_rate: float = 0.0) -> nn.Module:
+    """timm's ResNet-18 with the CIFAR stem (3×3 stride-1 first convolution, no max-pool), as in CSI, SSD and
+    OpenOOD's CIFAR baselines; f = the global-average-pooled 512-d output of the last stage."""
+    model = timm.create_model("resnet18", pretrained=False, num_classes=0, drop_path_rate=drop_path_rate)
+    model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    model.maxpool = nn.Identity()
+    return model
+
+
+class SmallCNN(nn.Module):
+    """A CNN sized for CPU runs: ``depth`` blocks of 3×3 convolution, BatchNorm and ReLU, the first ``depth`` − 1
+    followed by 2×2 max-pooling, channels doubling from ``width``; f = global average pool (``num_features`` =
+    width · 2^(depth−1)). Any input size ≥ 2^(depth−1). The pooled features are all positive, one blob on the
+    sphere, whose middle Eq. 6 at τ = 0.04 reads rather than an image's neighbours (docs/quickstart.md "Why MNIST
+    scores below 50"). Two ways to spread them: ``mean_centring`` = α subtracts α times the training images' mean
+    feature (:class:`MeanCentring`); ``layer_norm``: f = LayerNorm(pooled feature), centred and scaled over its
+    channels per image like the paper's ViT feature (its final norm; docs/quickstart.md "Shape data")."""
+
+    def __init__(self, width: int = 32, depth: int = 4, layer_norm: bool = False, mean_centring: float = 0.0) -> None:
+        super().__init__()
+        if width < 1 or depth < 1:
+            raise ValueError(f"SmallCNN: width={width}, depth={depth}; both must be >= 1")
+        if not 0.0 <= mean_centring <= 1.0:
+            raise ValueError(f"SmallCNN: mean_centring={mean_centring}; the fraction of the mean feature subtracted "
+                             "must lie in [0, 1]")
+        if layer_norm and mean_centring:
+            raise ValueError("SmallCNN: layer_norm=true and mean_centring > 0 both centre f; choose one "
+                             "(model.backbone.mean_centring=0 or model.backbone.layer_norm=false)")
+        layers: list[nn.Module] = []
+        channels = 3
+        for i in range(depth):
+            out = width * 2**i
+            layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            if i < depth - 1:
+                layers.append(nn.MaxPool2d(2))
+            channels = out
+        self.features = nn.Sequential(*layers)
+        self.num_features = channels
+        self.norm: nn.Module = nn.Identity()
+        if layer_norm:
+            self.norm = nn.LayerNorm(channels)
+        elif mean_centring:
+            self.norm = MeanCentring(channels, mean_centring)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(self.features(x).mean(dim=(-2, -1)))
+
+
+def small_cnn(width: int = 32, depth: int = 4, layer_norm: bool = False, mean_centring: float = 0.0) -> nn.Module:
+    """:class:`SmallCNN` (builder for the registry and the configs)."""
+    return SmallCNN(width, depth, layer_norm, mean_centring)
+
+
+class MeanCentring(nn.Module):
+    """f − α·m: subtracts the fraction α (``fraction``) of m, the mean feature of the training images. In training
+    m is the batch's mean (gradients flow through it, as through BatchNorm's) and a running average of it is kept
+    like BatchNorm's running mean (``momentum``; None: the cumulative average, as :func:`ssad.scoring.baselines.
+    calibrate_batchnorm` sets it to measure an untrained network); evaluation subtracts that running mean. α = 1
+    centres the blob of all-positive features on the origin, so that Eq. 6 reads neighbours; α = 0.5 keeps part of
+    where an image lies in the blob, which is what tells shoes from clothes on Fashion-MNIST (docs/quickstart.md
+    "Mean centring")."""
+
+    def __init__(self, num_features: int, fraction: float, momentum: float | None = 0.1) -> None:
+        super().__init__()
+        self.fraction, self.momentum = fraction, momentum
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def reset_running_stats(self) -> None:
+        self.running_mean.zero_()
+        self.num_batches_tracked.zero_()
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return x - self.fraction * self.running_mean
+        mean = x.mean(dim=0)
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            weight = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), weight)
+        return x - self.fraction * mean
+
+    def extra_repr(self) -> str:
+        return f"{self.running_mean.numel()}, fraction={self.fraction}, momentum={self.momentum}"
+
+
+BACKBONES: dict[str, Callable[..., nn.Module]] = {
+    "vit_backbone": vit_backbone,
+    "resnet18_cifar": resnet18_cifar,
+    "small_cnn": small_cnn,
+}
+
+
+def builder_name(target: str) -> str:
+    """The registry name of a config's ``_target_`` (``ssad.method.backbones.small_cnn`` → ``small_cnn``)."""
+    name = str(target).rsplit(".", 1)[-1]
+    if name not in BACKBONES:
+        raise ValueError(f"backbone {target!r} is not one of ssad's backbones ({', '.join(BACKBONES)})")
+    return name
+
+
+def build_backbone(builder: str, **kwargs: Any) -> nn.Module:
+    """Rebuild a backbone from its registry name and plain arguments."""
+    if builder not in BACKBONES:
+        raise ValueError(f"unknown backbone {builder!r}; ssad builds {', '.join(BACKBONES)}")
+    return BACKBONES[builder](**kwargs)

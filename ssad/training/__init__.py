@@ -1,0 +1,1 @@
+"""The training run: callbacks, loggers and the run folder."""

@@ -1,0 +1,1 @@
+"""Small utilities: console output and atomic file writes."""

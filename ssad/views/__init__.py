@@ -1,0 +1,1 @@
+"""The training views: DINO-style multi-crop augmentation, colour jitter and the negative transforms."""
