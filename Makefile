@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 $(BIN)/ssad-train: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip "setuptools>=77"
-	$(BIN)/pip install -qq -e ".[dev]"
+	$(BIN)/pip install -qq -e ".[dev,onnx]"
 	touch $@
 
 setup: $(BIN)/ssad-train

@@ -17,6 +17,8 @@ from ssad.config.keys import CONFIG_DIR
 from ssad.config.validation import validate
 from ssad.deploy.checkpoints import load_checkpoint, rebuild_datamodule
 from ssad.deploy.detector import Detector
+from ssad.deploy.inputs import thumbnails
+from ssad.deploy.onnx_export import export_format, export_onnx
 from ssad.method.backbones import builder_name
 from ssad.scoring.evaluation import EvalSettings, network_features
 from ssad.scoring.features import resolve_device
@@ -72,6 +74,7 @@ def export_detector(cfg: DictConfig) -> Detector:
     validate(cfg, "export")
     readable_checkpoint(cfg.ckpt, "ssad.export")
     check_writable(cfg.out, "out")  # before any work: an export does not fail at its end
+    file_format = export_format(cfg.out, cfg.get("format"))  # .pt or .onnx; checks that onnx is installed
     model, run_cfg = load_checkpoint(cfg.ckpt, bool(cfg.get("trust_file", False)))
     device = resolve_device(cfg.accelerator)
     model.to(device)
@@ -98,8 +101,14 @@ def export_detector(cfg: DictConfig) -> Detector:
     detector.threshold = threshold_at_tpr(calibration, cfg.tpr)
     detector.meta["calibration_images"] = detector.calibration_size
     detector.meta["held_out_quality"] = held_out_quality(detector, sets, settings.batch_size, settings.progress)
+    if file_format == "pt":  # the HTML report's nearest training images
+        found = thumbnails(_images(sets["train"]).numpy(), int(cfg.get("thumbnails_max", 20000)))
+        detector.thumbnails = None if found is None else torch.from_numpy(found)
     with disk_full_reported(cfg.out, "out"):
-        detector.cpu().save(cfg.out)
+        if file_format == "onnx":
+            export_onnx(detector.cpu(), cfg.out)
+        else:
+            detector.cpu().save(cfg.out)
     print(export_report(detector, str(cfg.out)))
     return detector
 

@@ -154,7 +154,7 @@ def test_score_a_single_image_file(made, here, capfd):
                                          f"out={here}/one.csv", "device=cpu"], capfd)
     assert code == 0, output
     rows = (here / "one.csv").read_text().splitlines()
-    assert rows[0] == "file,score,anomalous" and rows[1].startswith("one.png,") and len(rows) == 2
+    assert rows[0] == "rank,file,score,anomalous" and rows[1].startswith("1,one.png,") and len(rows) == 2
     assert "1 images" in output or "of 1 images" in output
 
 

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from ssad.data.datamodule import holdout_split
-from ssad.data.readers.images import resize_images
 from ssad.data.sources import load_source
 from ssad.deploy.detector import Detector
+from ssad.deploy.inputs import resize_to
 from ssad.evaluate import evaluate_checkpoint
 from ssad.export import _images, export_detector, export_report
 from ssad.score import score_images
@@ -95,9 +95,11 @@ def test_score_folder_csv_and_corrupt_files(detector_file, tmp_path, capsys):
     with pytest.warns(UserWarning, match="corrupt.jpg"):
         names, scores, flags = score_images(compose_command("score", *base, "on_error=skip",
                                                      f"histogram={tmp_path}/hist.png"))
-    rows = list(csv.DictReader(out.open()))
-    assert [r["file"] for r in rows] == names == ["gray16.png", "img0.png", "img1.png", "img2.png"]
-    assert [float(r["score"]) for r in rows] == pytest.approx(scores.tolist(), rel=1e-6)
+    rows = list(csv.DictReader(out.open()))  # most anomalous first
+    assert names == ["gray16.png", "img0.png", "img1.png", "img2.png"]
+    by_score = sorted(zip(scores.tolist(), names), key=lambda pair: -pair[0])
+    assert [r["file"] for r in rows] == [name for _, name in by_score] and [r["rank"] for r in rows] == list("1234")
+    assert [float(r["score"]) for r in rows] == pytest.approx([s for s, _ in by_score], rel=1e-6)
     assert re.search(r"\b\d of 4 images \(\d+\.\d%\) flagged as anomalous", capsys.readouterr().out)
     assert (tmp_path / "hist.png").stat().st_size > 0
 
@@ -226,7 +228,7 @@ def test_predict_at_another_size_resizes_as_the_cli_does_and_says_so(detector_fi
     big = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (6, 3, 40, 28), dtype=np.uint8))
     with pytest.warns(UserWarning, match="images of size 40×28 resized to the detector's training size 16×16"):
         scores, flags = detector.predict(big)
-    assert torch.equal(scores, detector.score(torch.from_numpy(resize_images(big.numpy(), 16))))
+    assert torch.equal(scores, detector.score(torch.from_numpy(resize_to(big.numpy(), 16))))
     np.save(tmp_path / "big.npy", big.numpy())
     _, cli_scores, cli_flags = score_images(compose_command("score", f"detector={detector_file}",
                                                      f"input={tmp_path}/big.npy", f"out={tmp_path}/s.csv",
@@ -234,7 +236,7 @@ def test_predict_at_another_size_resizes_as_the_cli_does_and_says_so(detector_fi
     assert torch.equal(scores, cli_scores) and torch.equal(flags, cli_flags)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        detector.predict(torch.from_numpy(resize_images(big.numpy(), 16)))  # the training size: no warning
+        detector.predict(torch.from_numpy(resize_to(big.numpy(), 16)))  # the training size: no warning
 
 
 def test_export_scores_a_copy_of_a_cached_set_not_its_read_only_memory_map(tmp_path):

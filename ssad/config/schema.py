@@ -247,6 +247,8 @@ class ExportSchema(EvaluateSchema):
     """The root of ``python -m ssad.export``'s config."""
 
     tpr: float = checked(SHARE)
+    format: str | None = checked(one_of("pt", "onnx"))
+    thumbnails_max: int = checked(NON_NEGATIVE_INT)
 
 
 @dataclass

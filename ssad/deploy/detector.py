@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import math
 import pickle
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from ssad.cli.errors import ConfigError, InputError, MissingFileError, UserError
-from ssad.data.readers.images import resize_images
+from ssad.deploy.inputs import read_input, resize_to
 from ssad.deploy.safe_load import load_torch_file
 from ssad.method.backbones import build_backbone
 from ssad.scoring.features import preprocess, resolve_device
@@ -36,6 +38,16 @@ FORMAT_V1 = "ssad-detector-v1"  # the same as Eq. 6 S, converted to R on load
 MIN_CALIBRATION = 200  # in-distribution images below which a threshold is called a guess (README)
 REEXPORT = ("export it again from its training checkpoint: "
             "`python -m ssad.export ckpt=<run dir>/checkpoints/last.ckpt out=detector.pt`")
+
+
+def _stacklevel_outside_ssad() -> int:
+    """The ``stacklevel`` of the first caller outside ssad and torch (whose ``no_grad`` wraps ssad's methods), seen
+    from the function that warns: the warning then names the user's line, whichever method passed the images on."""
+    inside = (str(Path(__file__).resolve().parents[1]) + "/", str(Path(torch.__file__).resolve().parent) + "/")
+    frame, level = sys._getframe(1), 1
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(inside):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def calibration_uncertainty(n: int, tpr: float) -> float:
@@ -61,6 +73,8 @@ class Detector(nn.Module):
         self.data_size, self.view_size = data_size, view_size
         self.temperature, self.threshold = temperature, threshold
         self.calibration = None if calibration is None else calibration.detach().double().cpu()
+        # uint8 thumbnails of the bank's training images, in bank order (the HTML report's neighbours), or None
+        self.thumbnails: Tensor | None = None
 
     @property
     def calibration_size(self) -> int:
@@ -99,8 +113,9 @@ class Detector(nn.Module):
         return nn.functional.normalize(f.float(), dim=-1)
 
     def at_data_size(self, images: Tensor) -> Tensor:
-        """``images`` brought to the training size ``data_size`` with one bicubic interpolation, as
-        ``python -m ssad.score`` does (warns when it resizes); unchanged when they have that size already."""
+        """``images`` brought to the training size ``data_size`` with one bicubic interpolation, the one every entry
+        point uses (:func:`ssad.deploy.inputs.resize_to`, as ``python -m ssad.score`` reads a file; warns when it
+        resizes); unchanged when they have that size already."""
         if images.ndim != 4 or images.shape[1] != 3 or images.dtype != torch.uint8:
             raise ValueError(f"expected uint8 images of shape (N, 3, H, W), got {images.dtype} {tuple(images.shape)}")
         height, width = images.shape[-2:]
@@ -108,8 +123,8 @@ class Detector(nn.Module):
             return images
         warnings.warn(f"images of size {height}×{width} resized to the detector's training size {self.data_size}×"
                       f"{self.data_size} (one bicubic interpolation, as `python -m ssad.score` does); pass images "
-                      "of that size to skip this", stacklevel=3)
-        return torch.from_numpy(resize_images(images.cpu().numpy(), self.data_size))
+                      "of that size to skip this", stacklevel=_stacklevel_outside_ssad())
+        return torch.from_numpy(resize_to(images.cpu().numpy(), self.data_size))
 
     @torch.no_grad()
     def score(self, images: Tensor, batch_size: int = 256, progress: bool = False) -> Tensor:
@@ -128,12 +143,32 @@ class Detector(nn.Module):
         scores = self.score(images, batch_size, progress)
         return scores, scores > (self.threshold if threshold is None else threshold)
 
+    def score_files(self, path: str | Path, batch_size: int = 256, on_error: str = "raise",
+                    threshold: float | None = None) -> tuple[list[str], Tensor, Tensor]:
+        """Names, scores R and flags of a folder of images (recursive), one image file or a ``.npy`` array, read and
+        resized as ``python -m ssad.score`` reads them (:func:`ssad.deploy.inputs.read_input`): the same file gets
+        the same score through either."""
+        names, images = read_input(path, self.data_size, on_error)
+        scores, flags = self.predict(torch.from_numpy(images), batch_size, threshold=threshold)
+        return names, scores, flags
+
+    @torch.no_grad()
+    def neighbours(self, images: Tensor | np.ndarray, k: int = 5, batch_size: int = 256) -> tuple[Tensor, Tensor]:
+        """The bank rows of the ``k`` largest terms of each image's Eq. 6 sum (its nearest training features) and
+        their cosine similarities: (N, k) int64 and float64, on the CPU. ``images``: uint8 (N, 3, H, W)."""
+        images = self.at_data_size(torch.as_tensor(images))
+        keys = nn.functional.normalize(self.bank.float(), dim=1)
+        k = min(k, len(keys))
+        found = [(self.features(images[i:i + batch_size]) @ keys.T).topk(k, dim=1)
+                 for i in range(0, len(images), batch_size)]
+        return torch.cat([f.indices for f in found]).cpu(), torch.cat([f.values for f in found]).double().cpu()
+
     def save(self, path: str | Path) -> Path:
         return save_atomic(path, {
             "format": FORMAT, "backbone_args": self.backbone_args, "backbone": self.backbone.state_dict(),
             "bank": self.bank, "data_size": self.data_size, "view_size": self.view_size,
             "temperature": self.temperature, "threshold": self.threshold, "meta": self.meta,
-            "calibration": self.calibration,
+            "calibration": self.calibration, "thumbnails": self.thumbnails,
         })
 
     @classmethod
@@ -178,4 +213,6 @@ class Detector(nn.Module):
                 threshold = threshold_at_tpr(calibration, state["meta"].get("threshold_tpr", 0.95))
         detector = cls(backbone, state["bank"], state["backbone_args"], state["data_size"], state["view_size"],
                        state["temperature"], threshold, state["meta"], calibration)
+        thumbnails = state.get("thumbnails")
+        detector.thumbnails = thumbnails if isinstance(thumbnails, Tensor) else None
         return detector.to(resolve_device(device))
