@@ -21,6 +21,7 @@ from ssad.scoring.metrics import (
     readable_score,
     sensitivity,
 )
+from ssad.scoring.scores import Eq6Score
 
 
 def loop_score(x: np.ndarray, bank: np.ndarray, tau: float, skip: int | None = None) -> float:
@@ -223,6 +224,6 @@ def test_sensitivity_is_auroc_of_leave_one_out_train_vs_test(gen):
     s_train = [loop_score(b[i], b, 0.04, skip=i) for i in range(len(b))]
     s_test = [loop_score(x, b, 0.04) for x in test.double().numpy()]
     want = roc_auc_score(np.r_[np.zeros(40), np.ones(25)], np.r_[s_train, s_test])
-    assert sensitivity(train, test) == pytest.approx(want, abs=1e-6)
+    assert sensitivity(train, test, Eq6Score(0.04)) == pytest.approx(want, abs=1e-6)
     # Test = copies of train rows: without leave-one-out they would look perfectly in-distribution.
-    assert sensitivity(train, train[:20].clone()) < 0.05
+    assert sensitivity(train, train[:20].clone(), Eq6Score(0.04)) < 0.05

@@ -21,16 +21,9 @@ from ssad.data.sources import ArraySet
 from ssad.method.heads import MultiCropNetwork
 from ssad.scoring.diagnostics import effective_rank, mean_pairwise_cosine, output_entropies
 from ssad.scoring.features import extract, gather_in_order
-from ssad.scoring.metrics import (
-    knn_accuracy,
-    mean_feature_score,
-    nearest_neighbour_score,
-    occupied_soft_classes,
-    ood_metrics,
-    ood_score,
-    sensitivity,
-)
+from ssad.scoring.metrics import knn_accuracy, occupied_soft_classes, ood_metrics, sensitivity
 from ssad.scoring.results import BY_LABEL, MEAN_AUROC, NN_AUROC, average_metrics, empty_results
+from ssad.scoring.scores import Eq6Score, MeanFeatureScore, NearestNeighbourScore, Scorer
 
 DEFAULT_SETTINGS = preset("eval", "default")["settings"]  # conf/eval/default.yaml: their one source
 
@@ -112,25 +105,29 @@ def evaluate_features(
     train_labels: Tensor | None = None,
     test_labels: Tensor | None = None,
     ood_labels: Mapping[str, Tensor | None] | None = None,
+    scorer: Scorer | None = None,
 ) -> tuple[dict, dict[str, Tensor]]:
-    """Metrics of one feature space: per-OOD-set AUROC/AUPR-In/AUPR-Out/FPR95 of Eq. 6 (and the AUROCs of its two
-    limits: the nearest-neighbour score, ``auroc_1nn``, τ → 0; the cosine to the mean training feature,
-    ``auroc_mean``, τ → ∞) and their average, kNN
+    """Metrics of one feature space: per-OOD-set AUROC/AUPR-In/AUPR-Out/FPR95 of the OOD score ``scorer``
+    (:mod:`ssad.scoring.scores`; default Eq. 6 at ``settings.temperature``) and the AUROCs of Eq. 6's two limits (the
+    nearest-neighbour score, ``auroc_1nn``, τ → 0; the cosine to the mean training feature, ``auroc_mean``, τ → ∞)
+    and their average, kNN
     accuracy (when both splits have labels), sensitivity (train leave-one-out vs test), and for an OOD set
     with labels (``ood_labels``) the AUROC of each of its labels against the test set (``auroc_by_label``:
-    which OOD classes the detector misses). Returns the results and the Eq. 6 scores by set (for plots)."""
+    which OOD classes the detector misses). Returns the results and the scores by set (for plots)."""
     results = empty_results()
     scores: dict[str, Tensor] = {}
     if test is None:
         return results, scores
-    scores["test"] = ood_score(test, train, settings.temperature)
-    nearest_test = nearest_neighbour_score(test, train) if ood else None
-    middle_test = mean_feature_score(test, train) if ood else None
+    scorer = (scorer or Eq6Score(settings.temperature)).fit(train)
+    scores["test"] = scorer.score(test)
+    limits = {key: limit.fit(train) for key, limit in ((NN_AUROC, NearestNeighbourScore()),
+                                                       (MEAN_AUROC, MeanFeatureScore()))} if ood else {}
+    limits_test = {key: limit.score(test) for key, limit in limits.items()}
     for name, feats in ood.items():
-        scores[name] = ood_score(feats, train, settings.temperature)
+        scores[name] = scorer.score(feats)
         results["ood"][name] = ood_metrics(scores["test"], scores[name])
-        results["ood"][name][NN_AUROC] = ood_metrics(nearest_test, nearest_neighbour_score(feats, train))["auroc"]
-        results["ood"][name][MEAN_AUROC] = ood_metrics(middle_test, mean_feature_score(feats, train))["auroc"]
+        for key, limit in limits.items():
+            results["ood"][name][key] = ood_metrics(limits_test[key], limit.score(feats))["auroc"]
         labels = (ood_labels or {}).get(name)
         if labels is not None:
             results.setdefault(BY_LABEL, {})[name] = auroc_by_label(scores["test"], scores[name], labels)
@@ -138,7 +135,7 @@ def evaluate_features(
     if train_labels is not None and test_labels is not None:
         results["knn_accuracy"] = knn_accuracy(train, train_labels, test, test_labels, settings.knn_k,
                                                settings.knn_temperature)
-    results["sensitivity"] = sensitivity(train, test, settings.temperature)
+    results["sensitivity"] = sensitivity(train, test, scorer)
     return results, scores
 
 
@@ -182,11 +179,13 @@ def evaluate_network(
     size: int,
     settings: EvalSettings,
     teacher_temp: float | None = None,
+    scorer: Scorer | None = None,
 ) -> tuple[dict, dict[str, Tensor]]:
     """Extract features of ``sets`` (keys ``train``, optional ``test``, the rest OOD) with ``network``
     (the teacher) and compute every metric, plus occupied soft-classes of its head and the collapse signals
     (``collapse_signals``) on the soft-classes split, the teacher's output sharpened by ``teacher_temp``
-    (τ_t of the current epoch; default ``settings.soft_classes_temperature``)."""
+    (τ_t of the current epoch; default ``settings.soft_classes_temperature``). ``scorer``: the OOD score
+    (default Eq. 6 at ``settings.temperature``)."""
     split = settings.soft_classes_split if settings.soft_classes_split in sets else "train"
     feats, logits = {}, None
     for name, array_set in sets.items():
@@ -195,7 +194,7 @@ def evaluate_network(
     ood = {k: v for k, v in feats.items() if k not in ("train", "test")}
     results, scores = evaluate_features(feats["train"], feats.get("test"), ood, settings,
                                         set_labels(sets["train"]), set_labels(sets.get("test")),
-                                        {name: set_labels(sets[name]) for name in ood})
+                                        {name: set_labels(sets[name]) for name in ood}, scorer)
     results["occupied_soft_classes"] = occupied_soft_classes(soft_class_probs(logits, center, settings))
     results["soft_classes_split"] = split
     tau = settings.soft_classes_temperature if teacher_temp is None else teacher_temp

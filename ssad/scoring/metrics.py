@@ -6,18 +6,23 @@
 - ``ood_metrics``: AUROC, AUPR-In, AUPR-Out and FPR@95%TPR of in-distribution vs OOD scores.
 - ``knn_accuracy``: DINO's weighted kNN classifier (top-1 accuracy).
 - ``occupied_soft_classes``: the number of soft classes used by the teacher (Fig. 2).
-- ``sensitivity``: AUROC of train (leave-one-out) vs test scores of the in-distribution (Fig. 3 bottom).
+- ``sensitivity``: AUROC of train (leave-one-out) vs test scores of the in-distribution (Fig. 3 bottom), by an OOD
+  score of :mod:`ssad.scoring.scores`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.functional.classification import binary_auroc, binary_average_precision
+
+if TYPE_CHECKING:  # the scores build on these functions
+    from ssad.scoring.scores.base import Scorer
 
 # Eq. 6's smallest usable τ: exp(cos/τ) must stay below float64's largest value, e^709.8
 MIN_TEMPERATURE = 1 / 700
@@ -231,12 +236,15 @@ def occupied_soft_classes(probs: Tensor) -> int:
     return int((mean > 1.0 / probs.shape[1]).sum().item())
 
 
-def sensitivity(train_features: Tensor, test_features: Tensor, temperature: float = 0.04) -> float:
+def sensitivity(train_features: Tensor, test_features: Tensor, scorer: Scorer) -> float | None:
     """Sensitivity of the score to memorisation (Fig. 3 bottom): AUROC of in-distribution test ("out")
-    vs in-distribution train ("in"), both scored with Eq. 6 against the train bank, the train rows
-    leave-one-out (never against themselves). 0.5 = train and test indistinguishable.
+    vs in-distribution train ("in"), both scored by ``scorer`` (Eq. 6 in the paper) fitted on the train features,
+    the train rows leave-one-out (never against themselves). 0.5 = train and test indistinguishable; None when the
+    score has no leave-one-out form.
     """
     _check_pair("test_features", test_features, "train_features", train_features, min_rows_b=2)
-    scores_train = ood_score(train_features, train_features, temperature, exclude_self=True)
-    scores_test = ood_score(test_features, train_features, temperature)
-    return ood_metrics(scores_train, scores_test)["auroc"]
+    scorer.fit(train_features)
+    scores_train = scorer.leave_one_out()
+    if scores_train is None:
+        return None
+    return ood_metrics(scores_train, scorer.score(test_features))["auroc"]

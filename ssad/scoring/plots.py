@@ -19,13 +19,17 @@ from ssad.scoring.results import metric_value  # noqa: E402
 if TYPE_CHECKING:  # torch is imported where scores are drawn, not by ssad.report's figures
     from torch import Tensor
 
+    from ssad.scoring.scores import Scorer
 
-def display_score(scores: Tensor, temperature: float = 0.04) -> np.ndarray:
-    """Eq. 6 scores S as the anomaly score a detector publishes, 1 − τ·log(−S) (order-preserving, in [0, 2];
-    :func:`ssad.scoring.metrics.readable_score`), where S spans many orders of magnitude."""
+
+def display_score(scores: Tensor, temperature: float = 0.04, scorer: Scorer | None = None) -> np.ndarray:
+    """Scores as a detector publishes them (:meth:`ssad.scoring.scores.Scorer.readable`); without ``scorer``, Eq. 6
+    scores S as 1 − τ·log(−S) (order-preserving, in [0, 2]; :func:`ssad.scoring.metrics.readable_score`), where S
+    spans many orders of magnitude."""
     from ssad.scoring.metrics import readable_score
 
-    return readable_score(scores.cpu(), temperature).numpy()
+    shown = readable_score(scores.cpu(), temperature) if scorer is None else scorer.readable(scores.cpu())
+    return shown.numpy()
 
 
 def roc_curve(scores_in: Tensor, scores_out: Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -63,15 +67,18 @@ def legend_below(ax: plt.Axes, *more: plt.Axes, ncol: int = 2) -> None:
 
 
 def histograms_figure(scores: Mapping[str, Tensor], results: Mapping, title: str = "",
-                      temperature: float = 0.04) -> plt.Figure:
-    """One panel per OOD set: its anomaly scores 1 − τ·log(−S) over the in-distribution test set's."""
+                      temperature: float = 0.04, scorer: Scorer | None = None) -> plt.Figure:
+    """One panel per OOD set: its anomaly scores over the in-distribution test set's, as ``scorer`` publishes them
+    (:func:`display_score`; default Eq. 6's 1 − τ·log(−S))."""
     ood = [k for k in scores if k != "test"]
     fig, axes = plt.subplots(1, len(ood), figsize=(4 * len(ood), 3.6), squeeze=False)
-    in_scores = display_score(scores["test"], temperature)
+    in_scores = display_score(scores["test"], temperature, scorer)
+    label = "1 − τ·log(−S)" if scorer is None else scorer.published
     for ax, name in zip(axes[0], ood):
-        overlaid_histograms(ax, {"in-distribution test": in_scores, name: display_score(scores[name], temperature)})
+        overlaid_histograms(ax, {"in-distribution test": in_scores,
+                                 name: display_score(scores[name], temperature, scorer)})
         ax.set_title(f"{name}: AUROC {100 * results['ood'][name]['auroc']:.1f}")
-        ax.set_xlabel("anomaly score 1 − τ·log(−S)")
+        ax.set_xlabel(f"anomaly score {label}")
         legend_below(ax)
     fig.suptitle(title)
     fig.tight_layout()
@@ -102,15 +109,16 @@ def save_figure(fig: plt.Figure, path: Path, dpi: int = 110) -> Path:
 
 
 def plot_scores(scores: Mapping[str, Tensor], results: Mapping, out_dir: str | Path, title: str = "",
-                temperature: float = 0.04) -> list[Path]:
-    """``scores``: Eq. 6 scores with key ``test`` (in-distribution) and one key per OOD set, drawn as
-    1 − τ·log(−S) (τ = ``temperature``). Writes ``score_histograms.png`` and ``roc_curves.png`` in ``out_dir``;
-    returns their paths."""
+                temperature: float = 0.04, scorer: Scorer | None = None) -> list[Path]:
+    """``scores``: the scores of ``scorer`` (default Eq. 6 at ``temperature``) with key ``test`` (in-distribution)
+    and one key per OOD set, drawn as it publishes them (Eq. 6: 1 − τ·log(−S)). Writes ``score_histograms.png``
+    and ``roc_curves.png`` in ``out_dir``; returns their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if "test" not in scores or len(scores) < 2:
         return []
-    return [save_figure(histograms_figure(scores, results, title, temperature), out_dir / "score_histograms.png"),
+    return [save_figure(histograms_figure(scores, results, title, temperature, scorer),
+                        out_dir / "score_histograms.png"),
             save_figure(roc_figure(scores, results, title), out_dir / "roc_curves.png")]
 
 
