@@ -4,10 +4,13 @@ nearest training images, no script, no network."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -90,3 +93,20 @@ def test_report_without_thumbnails_shows_scores_and_says_why(tmp_path):
     text = (tmp_path / "report" / "index.html").read_text()
     assert "keeps no thumbnails of its 40 training images" in text and "thumbnails_max=40" in text
     assert "training #" not in text and "odd0.png: score" in text
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (apt-get install chromium)")
+def test_report_renders_offline_in_headless_chromium(tmp_path):
+    detector = tiny_detector("cnn_small")
+    detector.save(tmp_path / "detector.pt")
+    _score(tmp_path, tmp_path / "detector.pt", _folder(tmp_path / "new", detector), tmp_path / "report", "tpr=0.5")
+    shot = tmp_path / "page.png"
+    done = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2000",
+                           f"--screenshot={shot}", (tmp_path / "report" / "index.html").as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
+    with Image.open(shot) as page:
+        colours = page.convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colours is None or len(colours) > 50  # a drawn page, not a blank one
