@@ -161,11 +161,16 @@ def test_cifar10_one_class_preset_keeps_one_class_in_and_the_nine_others_out(tmp
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:  # every class in every batch
         write_pickle(base / name, {b"data": random_images(10, 32).reshape(10, -1), b"labels": list(range(10))})
     cfg = compose_cfg(tmp_path, "data=cifar10_oneclass", "data.size=32")
-    sets = instantiate(cfg.data).eval_sets()
+    datamodule = instantiate(cfg.data)
+    sets = datamodule.eval_sets()
+    assert set(sets) == {"train", "test", "others"}  # the protocol's one OOD set, the preset's others replaced
     assert set(sets["train"].labels) == set(sets["test"].labels) == {0} and len(sets["train"]) == 5
-    assert set(sets["other_classes"].labels) == set(range(1, 10))
-    names = label_names(cfg.data.ood)["other_classes"]  # the by-label tables print names, not numbers
+    assert set(sets["others"].labels) == set(range(1, 10))
+    names = label_names(datamodule.ood_specs)["others"]  # the by-label tables print names, not numbers
     assert len(names) == 10 and names[3] == "cat"
+    sets = instantiate(compose_cfg(tmp_path, "data=cifar10_oneclass", "data.size=32", "data.normal_class=3").data)\
+        .eval_sets()
+    assert set(sets["train"].labels) == {3} and set(sets["others"].labels) == set(range(10)) - {3}
 
 
 def test_label_names_must_be_a_list_of_names(tmp_path):

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from ssad.cli.errors import ConfigError, UserError
 from ssad.data.loaders import ArrayDataset, NegativeDataset, make_loader, resolve_num_workers
+from ssad.data.oneclass import one_class_specs
 from ssad.data.readers.images import UnreadableFilesError
 from ssad.data.samplers import EpochSampler
 from ssad.data.sources import ArraySet, RowView, accepts, check_ood_groups, check_source, load_source, plain
@@ -94,6 +95,9 @@ class SSADDataModule(L.LightningDataModule):
     further passes in new orders; fewer: a new random subset each epoch), so a preset can fix its step count
     whatever the size of the data; as many negatives are drawn (with replacement) as positives, both in an order
     fixed by ``seed`` and the epoch (exact mid-epoch resumption).
+    ``normal_class`` (None: off) applies the one-class protocol to the labelled source of ``train``: that class of
+    its training and test splits is the in-distribution, its other test classes the OOD set ``others``
+    (:mod:`ssad.data.oneclass`).
     """
 
     def __init__(
@@ -114,6 +118,7 @@ class SSADDataModule(L.LightningDataModule):
         cache_dir: str | None = None,
         on_error: str = "raise",
         epoch_size: int | None = None,
+        normal_class: int | None = None,
         *,
         holdout: float,
         holdout_seed: int,
@@ -135,6 +140,10 @@ class SSADDataModule(L.LightningDataModule):
         self.epoch_size = epoch_size
         self.test_set: ArraySet | None = None
         self.ood_specs = plain(ood) or {}
+        self.normal_class = normal_class
+        if normal_class is not None:  # the one-class protocol: train, test and OOD follow from the class
+            self.train_spec, self.test_spec, self.ood_specs = one_class_specs(
+                plain(train), self.test_spec, normal_class, holdout, lambda spec: self.load(spec, "data.test").labels)
         self.ood_groups = check_ood_groups(ood_groups, self.ood_specs)
         self.sources = plain(sources) or {}
         self.augment = augment

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ssad.cli.errors import InputError
+from ssad.cli.errors import ConfigError, InputError
 from ssad.data.readers.arrays import read_planar_batches
 from ssad.data.readers.downloads import (
     CIFAR10_DOWNLOAD,
@@ -54,9 +54,12 @@ def cifar100_files(root: str, split: str = "train", download: bool = False, fetc
                     f"extract cifar-100-python.tar.gz into {root} (torchvision's layout)")
 
 
-def cifar100(root: str, size: int, split: str = "train", download: bool = False) -> Arrays:
-    """CIFAR100 in torchvision's on-disk format, fine labels (0..99)."""
-    return read_planar_batches(cifar100_files(root, split, download), "fine_labels", size)
+def cifar100(root: str, size: int, split: str = "train", download: bool = False, labels: str = "fine") -> Arrays:
+    """CIFAR100 in torchvision's on-disk format: ``labels: fine`` (0..99) or ``coarse`` (the 20 superclasses, 0..19,
+    as the one-class literature uses them)."""
+    if labels not in ("fine", "coarse"):
+        raise ConfigError(f"cifar100: labels={labels!r}; choose 'fine' (100 classes) or 'coarse' (20 superclasses)")
+    return read_planar_batches(cifar100_files(root, split, download), f"{labels}_labels", size)
 
 
 # ----------------------------------------------------------------------------------------------- SVHN, STL10
