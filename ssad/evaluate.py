@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from ssad.cli.checks import check_config_dirs, disk_full_reported, readable_checkpoint
 from ssad.cli.errors import user_errors
+from ssad.cli.help import command_help
 from ssad.config.keys import CONFIG_DIR
 from ssad.config.validation import validate
 from ssad.data.sources import label_names
@@ -119,6 +120,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
     return results
 
 
+@command_help("evaluate", "python -m ssad.evaluate ckpt=runs/mine/checkpoints/last.ckpt "
+              "+add_ood.mine='{format: image_folder, path: /data/odd}'")
 @check_config_dirs
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="evaluate")
 @user_errors

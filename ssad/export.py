@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssad.cli.checks import check_config_dirs, disk_full_reported, readable_checkpoint
 from ssad.cli.errors import user_errors
+from ssad.cli.help import command_help
 from ssad.config.keys import CONFIG_DIR
 from ssad.config.validation import validate
 from ssad.deploy.checkpoints import load_checkpoint, rebuild_datamodule
@@ -113,6 +114,7 @@ def export_detector(cfg: DictConfig) -> Detector:
     return detector
 
 
+@command_help("export", "python -m ssad.export ckpt=runs/mine/checkpoints/last.ckpt out=detector.pt")
 @check_config_dirs
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
 @user_errors

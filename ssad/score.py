@@ -26,6 +26,7 @@ from omegaconf import DictConfig
 
 from ssad.cli.checks import check_config_dirs, disk_full_reported
 from ssad.cli.errors import user_errors
+from ssad.cli.help import command_help
 from ssad.config.keys import CONFIG_DIR
 from ssad.config.validation import validate
 from ssad.deploy.html_report import histogram_figure, save_figure, write_report
@@ -115,6 +116,8 @@ def score_images(cfg: DictConfig) -> tuple[list[str], Any, Any]:
     return names, scores, flags
 
 
+@command_help("score", "python -m ssad.score detector=detector.pt input=/data/new_images out=scores.csv "
+              "histogram=scores.png")
 @check_config_dirs
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="score")
 @user_errors

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssad.cli.checks import check_config_dirs
 from ssad.cli.errors import ConfigError, user_errors
+from ssad.cli.help import command_help
 from ssad.config.keys import CONFIG_DIR
 from ssad.config.validation import validate
 from ssad.data.sources import label_names
@@ -181,6 +182,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "run_dir": str(output_dir), "epochs": trainer.current_epoch}
 
 
+@command_help("train", "python -m ssad.train experiment=demo data=folder data.path=/data/my_images "
+              "hydra.run.dir=runs/mine")
 @check_config_dirs
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 @user_errors
