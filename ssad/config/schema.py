@@ -211,6 +211,15 @@ class CollapseSchema(Node):
 
 
 @dataclass
+class ScorerSchema(Node):
+    """``scorer``, the parameters of the built-in OOD scores that have them (:mod:`ssad.scoring.scores`); a score of
+    the user's own checks its own."""
+
+    temperature: float | None = checked(EQ6_TEMPERATURE)
+    k: int | None = checked(POSITIVE_INT)
+
+
+@dataclass
 class TrainSchema(Node):
     """The root of ``python -m ssad.train``'s config."""
 
@@ -265,7 +274,10 @@ class ScoreSchema(Node):
 SCHEMAS: dict[str, type[Node]] = {"train": TrainSchema, "evaluate": EvaluateSchema, "export": ExportSchema,
                                   "score": ScoreSchema}
 # nodes checked only where the composed config holds them (full key -> node), per command
-OPTIONAL_NODES: dict[str, dict[str, type[Node]]] = {"train": {"callbacks.collapse": CollapseSchema}}
+OPTIONAL_NODES: dict[str, dict[str, type[Node]]] = {"train": {"callbacks.collapse": CollapseSchema,
+                                                               "scorer": ScorerSchema},
+                                                     "evaluate": {"scorer": ScorerSchema},
+                                                     "export": {"scorer": ScorerSchema}}
 
 
 def _build(cls: type[Node], cfg: DictConfig, path: str, problems: list[str]) -> Node | None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from ssad.cli.errors import InputError, MissingFileError, user_errors
 from ssad.report.figures import figure2, figure3
 from ssad.report.leaderboard import build_group_tables, write_group_tables
+from ssad.report.oneclass import build_oneclass_tables, write_oneclass_tables
 from ssad.report.runs import Run, collect_runs, collect_wandb
 from ssad.report.tables import build_tables, write_tables
 from ssad.scoring.results import BASELINES, METRICS
@@ -49,6 +50,7 @@ def write_report(runs: Sequence[Run], out: str | os.PathLike, metric: str = "aur
         table2.notes.append(f"Note: {reason}.")
     paths = write_tables([table2], out, "table2") + (write_tables(table1, out, "table1") if table1 else [])
     paths += write_group_tables(build_group_tables(runs), out)
+    paths += write_oneclass_tables(build_oneclass_tables(runs), out)  # runs of data.normal_class: oneclass.*
     return paths + [figure2(runs, table2.in_dist, out / "figure2.png"),
                     figure3(runs, table2.in_dist, out / "figure3.png")]
 

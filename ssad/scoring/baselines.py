@@ -1,4 +1,5 @@
-"""Baselines a trained teacher must beat, scored exactly like it (Eq. 6 on L2-normalised features, same kNN):
+"""Baselines a trained teacher must beat, scored exactly like it (the run's OOD score, ``scorer=``, by default Eq. 6
+on L2-normalised features; the same kNN):
 raw pixels and the untrained network (its BatchNorm statistics, if any, measured on the training images, so
 that what training adds is not mistaken for the calibration of those statistics). For a network with BatchNorm
 also the untrained network as built (``untrained_as_built``: the teacher at step 0, statistics at their initial 0
@@ -35,6 +36,7 @@ from ssad.method.backbones import MeanCentring
 from ssad.scoring.evaluation import EvalSettings, evaluate_features, evaluate_network, set_labels
 from ssad.scoring.features import preprocess
 from ssad.scoring.results import BASELINES_FILE
+from ssad.scoring.scores import build_scorer
 from ssad.utils.files import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -86,15 +88,16 @@ def compute_baselines(cfg: DictConfig) -> dict[str, dict[str, Any]]:
     for the data of a composed training config."""
     sets, model = initial_state(cfg)
     settings = EvalSettings(**cfg.eval.settings)
+    scorer = build_scorer(cfg.get("scorer"), settings.temperature)  # the run's OOD score (default Eq. 6)
     pixels = {name: pixel_features(array_set) for name, array_set in sets.items()}
     ood = {k: v for k, v in pixels.items() if k not in ("train", "test")}
     raw, _ = evaluate_features(pixels["train"], pixels.get("test"), ood, settings, set_labels(sets["train"]),
-                               set_labels(sets.get("test")), {name: set_labels(sets[name]) for name in ood})
+                               set_labels(sets.get("test")), {name: set_labels(sets[name]) for name in ood}, scorer)
     results = {"raw_pixels": raw}
-    untrained, _ = evaluate_network(model.teacher, model.center, sets, cfg.eval.size, settings)
+    untrained, _ = evaluate_network(model.teacher, model.center, sets, cfg.eval.size, settings, scorer=scorer)
     if calibrate_batchnorm(model.teacher.backbone, sets["train"], cfg.eval.size):
         results["untrained_as_built"] = untrained
-        untrained, _ = evaluate_network(model.teacher, model.center, sets, cfg.eval.size, settings)
+        untrained, _ = evaluate_network(model.teacher, model.center, sets, cfg.eval.size, settings, scorer=scorer)
     results["untrained"] = untrained
     return results
 
