@@ -190,3 +190,13 @@ def test_export_command_writes_onnx_by_suffix_or_format(tmp_path):
         warnings.simplefilter("error")
         small = export_detector(compose_command("export", ckpt, f"out={tmp_path}/small.pt", "thumbnails_max=3"))
     assert small.thumbnails is None and Detector.load(tmp_path / "small.pt", device="cpu").thumbnails is None
+
+
+def test_onnx_export_refuses_a_detector_that_publishes_another_score(tmp_path):
+    from ssad.scoring.scores import NearestNeighbourScore
+
+    detector = tiny_detector("cnn_small")
+    detector.scorer = NearestNeighbourScore()
+    with pytest.raises(ValueError, match="the ONNX export computes Eq. 6; this detector publishes the 'nn' score"):
+        export_onnx(detector, tmp_path / "d.onnx")
+    assert not (tmp_path / "d.onnx").exists()

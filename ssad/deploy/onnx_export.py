@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ssad import __version__
+from ssad.cli.errors import ConfigError
 from ssad.deploy.detector import Detector
 from ssad.scoring.features import preprocess
 from ssad.utils.files import atomic_path
@@ -82,9 +83,19 @@ def _with_default_threshold(model: Any, threshold: float) -> Any:
     return model
 
 
+def _check_eq6(detector: Detector) -> None:
+    """The graph computes Eq. 6 at the detector's τ: refuse a detector that publishes another OOD score."""
+    scorer = getattr(detector, "scorer", None)
+    name = getattr(scorer, "name", "eq6")
+    if name != "eq6" or float(getattr(scorer, "temperature", detector.temperature)) != float(detector.temperature):
+        raise ConfigError(f"the ONNX export computes Eq. 6; this detector publishes the {name!r} score. Export it "
+                          "with scorer=eq6, or as a .pt detector file (out=detector.pt)")
+
+
 def export_onnx(detector: Detector, path: str | Path) -> Path:
     """Write ``detector`` as one ONNX graph to ``path`` (through a temporary file: a failed export leaves any earlier
     file there as it was) and return the path. Needs the ``onnx`` package (``pip install 'ssad[onnx]'``)."""
+    _check_eq6(detector)
     try:
         import onnx
     except ImportError as err:
@@ -110,8 +121,6 @@ def export_onnx(detector: Detector, path: str | Path) -> Path:
 def export_format(out: str | Path, file_format: str | None = None) -> str:
     """``pt`` or ``onnx``: ``file_format`` when given, else the suffix of ``out`` (``.onnx`` → onnx). For onnx,
     checks that the onnx package is installed before any work."""
-    from ssad.cli.errors import ConfigError
-
     chosen = file_format or ("onnx" if Path(out).suffix.lower() == ".onnx" else "pt")
     if chosen not in ("pt", "onnx"):
         raise ConfigError(f"format={chosen!r}: choose pt (a PyTorch detector file) or onnx (one ONNX graph)")
