@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ssad.cli.checks import check_config_dirs
 from ssad.cli.errors import ConfigError, user_errors
+from ssad.cli.estimate import check_budget
 from ssad.cli.help import command_help
 from ssad.config.keys import CONFIG_DIR
 from ssad.config.validation import validate
@@ -147,6 +148,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     ckpt = checkpoint_to_resume(cfg, output_dir)  # before any data is read: a bad checkpoint fails at once
+    check_budget(cfg)  # before the model is built: a run that cannot fit or finish here stops with an estimate
     datamodule, model, trainer = build(cfg)
     if ckpt:
         check_model_shapes(ckpt, model, bool(cfg.get("trust_file", False)))

@@ -224,6 +224,7 @@ class TrainSchema(Node):
     """The root of ``python -m ssad.train``'s config."""
 
     seed: int = checked(NON_NEGATIVE_INT)
+    budget_check: bool = MISSING
     data: DataSchema = node(DataSchema)
     negatives: NegativesSchema = node(NegativesSchema)
     augment: AugmentSchema = node(AugmentSchema)
