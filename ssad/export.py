@@ -12,8 +12,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ssad.cli.checks import check_config_dirs, disk_full_reported, readable_checkpoint
-from ssad.cli.errors import user_errors
+from ssad.cli.errors import ConfigError, user_errors
 from ssad.cli.help import command_help
+from ssad.cli.outcome import compare, export_lines, read_baselines, run_baselines_file
 from ssad.config.keys import CONFIG_DIR
 from ssad.config.validation import validate
 from ssad.deploy.checkpoints import load_checkpoint, rebuild_datamodule
@@ -23,7 +24,8 @@ from ssad.deploy.onnx_export import export_format, export_onnx
 from ssad.method.backbones import builder_name
 from ssad.scoring.evaluation import EvalSettings, network_features
 from ssad.scoring.features import resolve_device
-from ssad.scoring.metrics import ood_metrics, ood_score, readable_score, threshold_at_tpr
+from ssad.scoring.metrics import ood_metrics, threshold_at_tpr
+from ssad.scoring.scores import Eq6Score, build_scorer
 from ssad.utils.files import check_writable
 
 
@@ -50,8 +52,8 @@ def export_report(detector: Detector, out: str) -> str:
     """What the export prints: the threshold and how many images calibrated it (with a warning when they are
     too few), and the held-out quality per OOD set, or how to measure it."""
     meta, n = detector.meta, detector.calibration_size
-    lines = [f"wrote {out}: threshold {detector.threshold:.4g} on the anomaly score 1 − τ·log(−S) accepts "
-             f"{100 * meta['threshold_tpr']:g}% of the {n} in-distribution images of {meta['threshold_from']}"]
+    lines = [f"wrote {out}: threshold {detector.threshold:.4g} on the anomaly score {detector.scorer.published} "
+             f"accepts {100 * meta['threshold_tpr']:g}% of the {n} in-distribution images of {meta['threshold_from']}"]
     note = detector.calibration_note()
     if note:
         lines.append(f"warning: {note}")
@@ -60,6 +62,7 @@ def export_report(detector: Detector, out: str) -> str:
         lines.append(f"held-out quality (in-distribution: {meta['threshold_from']}):")
         lines += [f"  {name}: AUROC {100 * q['auroc']:.1f}%, FPR95 {100 * q['fpr95']:.1f}%, "
                   f"{100 * q['flagged']:.1f}% flagged at the threshold" for name, q in quality.items()]
+        lines += export_lines(meta)
     else:
         lines.append("held-out quality not measured: the run has no OOD sets. Measure it with `python -m "
                      "ssad.evaluate ckpt=... +add_ood.NAME='{format: image_folder, path: ...}'`")
@@ -68,20 +71,24 @@ def export_report(detector: Detector, out: str) -> str:
 
 def export_detector(cfg: DictConfig) -> Detector:
     """Teacher backbone + fp16 bank of the training features + the threshold at ``tpr`` of the test set
-    (of the training set scored leave-one-out when the run has no test set), on the anomaly score
-    R = 1 − τ·log(−S). The calibration scores come from the detector itself (its fp16 bank, its
-    preprocessing), so it accepts exactly ``tpr`` of them. Prints the threshold, how many images calibrated it
-    and the detector's held-out quality on the run's OOD sets (:func:`export_report`)."""
+    (of the training set scored leave-one-out when the run has no test set), on the anomaly score that the OOD
+    score ``cfg.scorer`` publishes (Eq. 6: R = 1 − τ·log(−S)). The calibration scores come from the detector itself
+    (its fp16 bank, its preprocessing), so it accepts exactly ``tpr`` of them. Prints the threshold, how many
+    images calibrated it and the detector's held-out quality on the run's OOD sets (:func:`export_report`)."""
     validate(cfg, "export")
     readable_checkpoint(cfg.ckpt, "ssad.export")
     check_writable(cfg.out, "out")  # before any work: an export does not fail at its end
     file_format = export_format(cfg.out, cfg.get("format"))  # .pt or .onnx; checks that onnx is installed
+    settings = EvalSettings(**cfg.eval.settings)
+    scorer = build_scorer(cfg.get("scorer"), settings.temperature)
+    if file_format == "onnx" and type(scorer) is not Eq6Score:
+        raise ConfigError(f"format=onnx holds Eq. 6 only (scorer=eq6), not {scorer!r}; export this score as a .pt "
+                          "detector (out=detector.pt)")
     model, run_cfg = load_checkpoint(cfg.ckpt, bool(cfg.get("trust_file", False)))
     device = resolve_device(cfg.accelerator)
     model.to(device)
     datamodule = rebuild_datamodule(run_cfg.data, cfg.ckpt, bool(cfg.get("trust_file", False)))
     sets = datamodule.eval_sets()
-    settings = EvalSettings(**cfg.eval.settings)
     view_size = run_cfg.eval.size if cfg.eval.size is None else cfg.eval.size
     bank, _ = network_features(model.teacher, sets["train"], view_size, settings)
     backbone_args = OmegaConf.to_container(run_cfg.model.backbone, resolve=True)  # plain values only
@@ -91,17 +98,23 @@ def export_detector(cfg: DictConfig) -> Detector:
     meta = {"dataset": run_cfg.data.name, "variant": run_cfg.negatives.name, "seed": run_cfg.seed,
             "checkpoint": str(cfg.ckpt), "threshold_tpr": cfg.tpr, "threshold_from": source}
     detector = Detector(model.teacher.backbone, bank, backbone_args, datamodule.size, view_size,
-                        settings.temperature, threshold=math.nan, meta=meta).to(device)
+                        settings.temperature, threshold=math.nan, meta=meta, scorer=scorer).to(device)
     if "test" in sets:
         calibration = detector.score(_images(sets["test"]), settings.batch_size, progress=settings.progress)
     else:
-        stored = detector.bank.float()
-        calibration = readable_score(ood_score(stored, stored, settings.temperature, exclude_self=True).cpu(),
-                                     settings.temperature)
+        calibration = detector.leave_one_out_scores()
+        if calibration is None:
+            raise ConfigError(f"the run has no test set to calibrate the threshold on, and {scorer!r} has no "
+                              "leave-one-out form for the training images; hold out a test set (data.holdout=0.1 "
+                              "in training) or export with scorer=eq6")
     detector.calibration = calibration
     detector.threshold = threshold_at_tpr(calibration, cfg.tpr)
     detector.meta["calibration_images"] = detector.calibration_size
     detector.meta["held_out_quality"] = held_out_quality(detector, sets, settings.batch_size, settings.progress)
+    baselines = read_baselines(run_baselines_file(cfg.ckpt, run_cfg.eval.get("baselines")))
+    if baselines and detector.meta["held_out_quality"]:  # raw pixels and the untrained network on the same sets
+        detector.meta["baselines"] = compare({k: q["auroc"] for k, q in detector.meta["held_out_quality"].items()},
+                                             baselines)
     if file_format == "pt":  # the HTML report's nearest training images
         found = thumbnails(_images(sets["train"]).numpy(), int(cfg.get("thumbnails_max", 20000)))
         detector.thumbnails = None if found is None else torch.from_numpy(found)

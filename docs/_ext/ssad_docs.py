@@ -130,8 +130,8 @@ def header_comment(lines: list[str]) -> str:
 
 def first_sentence(text: str) -> str:
     """``text`` up to its first full stop followed by a space (or all of it)."""
-    # not at "et al.", "Rot. 360", "e.g.", "i.e." or "..."
-    match = re.search(r"(?<!\bal)(?<!\bRot)(?<!e\.g)(?<!i\.e)(?<!\.\.)\.(\s|$)", text)
+    # not at "et al.", "Rot. 360", "Eq. 6", "e.g.", "i.e." or "..."
+    match = re.search(r"(?<!\bal)(?<!\bRot)(?<!\bEq)(?<!e\.g)(?<!i\.e)(?<!\.\.)\.(\s|$)", text)
     return text[: match.start() + 1] if match else text
 
 

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ssad.bench.timing import synchronize
 from ssad.scoring.features import extract
-from ssad.scoring.metrics import ood_score
+from ssad.scoring.scores import Eq6Score
 
 EVAL_BATCHES = 8  # batches timed by eval_throughput
 
@@ -27,11 +27,12 @@ def eval_throughput(backbone: torch.nn.Module, images: Tensor, size: int, batch_
 
 
 def scoring_seconds(queries: int, bank: int, dim: int, device: torch.device) -> float:
-    """Seconds of Eq. 6 (:func:`ssad.scoring.metrics.ood_score`) for ``queries`` × ``bank`` random features."""
-    q, b = torch.randn(queries, dim, device=device), torch.randn(bank, dim, device=device)
-    ood_score(q[:64], b)
+    """Seconds of Eq. 6 (:class:`ssad.scoring.scores.Eq6Score`) for ``queries`` × ``bank`` random features."""
+    q = torch.randn(queries, dim, device=device)
+    scorer = Eq6Score().fit(torch.randn(bank, dim, device=device))
+    scorer.score(q[:64])
     synchronize(device)
     start = time.perf_counter()
-    ood_score(q, b)
+    scorer.score(q)
     synchronize(device)
     return time.perf_counter() - start

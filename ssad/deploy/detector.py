@@ -1,8 +1,9 @@
-"""A self-contained detector file: teacher backbone + training feature bank + Eq. 6 + a threshold.
+"""A self-contained detector file: teacher backbone + training feature bank + an OOD score + a threshold.
 
-Scores are R = 1 − τ·log(−S), the readable form of Eq. 6's S (:func:`ssad.scoring.metrics.readable_score`): one minus a
-soft nearest-neighbour cosine similarity to the training images, in [0, 2], higher = more anomalous, the same
-ranking as S. Usage, without Hydra or the training config::
+The OOD score is one of :mod:`ssad.scoring.scores` (stored by name and plain parameters; ``scorer=`` of
+``ssad.export``), by default the paper's Eq. 6, whose scores are R = 1 − τ·log(−S), the readable form of Eq. 6's S
+(:func:`ssad.scoring.metrics.readable_score`): one minus a soft nearest-neighbour cosine similarity to the training
+images, in [0, 2], higher = more anomalous, the same ranking as S. Usage, without Hydra or the training config::
 
     from ssad.deploy.detector import Detector
     detector = Detector.load("detector.pt")
@@ -29,7 +30,8 @@ from ssad.deploy.inputs import read_input, resize_to
 from ssad.deploy.safe_load import load_torch_file
 from ssad.method.backbones import build_backbone
 from ssad.scoring.features import preprocess, resolve_device
-from ssad.scoring.metrics import ood_score, readable_score, threshold_at_tpr
+from ssad.scoring.metrics import readable_score, threshold_at_tpr
+from ssad.scoring.scores import Eq6Score, Scorer, scorer_from_spec, scorer_spec
 from ssad.utils.console import progress_bar
 from ssad.utils.files import save_atomic
 
@@ -57,15 +59,16 @@ def calibration_uncertainty(n: int, tpr: float) -> float:
 
 
 class Detector(nn.Module):
-    """Eq. 6 OOD detector publishing R = 1 − τ·log(−S). ``data_size``: images are first brought to the training
+    """OOD detector: ``scorer`` (default Eq. 6 at ``temperature``, publishing R = 1 − τ·log(−S)) on the teacher
+    features of the bank. ``data_size``: images are first brought to the training
     resolution (as the training data were), then ``preprocess`` resizes them to the global-view size
-    ``view_size``. ``threshold`` and ``calibration`` are R values; ``calibration``: the scores of
+    ``view_size``. ``threshold`` and ``calibration`` are published scores (R for Eq. 6); ``calibration``: the scores of
     in-distribution images never used as the bank (the test set, or the training set scored leave-one-out),
     from which :meth:`threshold_at` picks a threshold for any TPR."""
 
     def __init__(self, backbone: nn.Module, bank: Tensor, backbone_args: dict[str, Any], data_size: int,
                  view_size: int, temperature: float, threshold: float, meta: dict[str, Any] | None = None,
-                 calibration: Tensor | None = None) -> None:
+                 calibration: Tensor | None = None, scorer: Scorer | None = None) -> None:
         super().__init__()
         self.backbone = backbone.eval()
         self.register_buffer("bank", bank.half())
@@ -73,6 +76,9 @@ class Detector(nn.Module):
         self.data_size, self.view_size = data_size, view_size
         self.temperature, self.threshold = temperature, threshold
         self.calibration = None if calibration is None else calibration.detach().double().cpu()
+        # the OOD score (ssad.scoring.scores), fitted on the bank where it lies (see fitted_scorer)
+        self.scorer = Eq6Score(temperature) if scorer is None else scorer
+        self._fitted_on: tuple[Any, ...] | None = None
         # uint8 thumbnails of the bank's training images, in bank order (the HTML report's neighbours), or None
         self.thumbnails: Tensor | None = None
 
@@ -126,16 +132,32 @@ class Detector(nn.Module):
                       "of that size to skip this", stacklevel=_stacklevel_outside_ssad())
         return torch.from_numpy(resize_to(images.cpu().numpy(), self.data_size))
 
+    def fitted_scorer(self) -> Scorer:
+        """The detector's OOD score fitted on its bank (as float32), fitted again after the bank moved."""
+        key = (self.bank.device, self.bank.data_ptr(), id(self.scorer))
+        if self._fitted_on != key:
+            self.scorer.fit(self.bank.float())
+            self._fitted_on = key
+        return self.scorer
+
     @torch.no_grad()
     def score(self, images: Tensor, batch_size: int = 256, progress: bool = False) -> Tensor:
-        """Anomaly score R = 1 − τ·log(−S) per image (float64, CPU; S of Eq. 6), in [0, 2], higher = more
-        anomalous. Images of another size than ``data_size`` are resized to it first (:meth:`at_data_size`)."""
+        """Anomaly score per image as the detector's OOD score publishes it (float64, CPU; higher = more anomalous):
+        for Eq. 6, R = 1 − τ·log(−S), in [0, 2]. Images of another size than ``data_size`` are resized to it first
+        (:meth:`at_data_size`)."""
         images = self.at_data_size(images)
-        bank = self.bank.float()
+        scorer = self.fitted_scorer()
         starts = progress_bar(range(0, len(images), batch_size), "scoring", progress)
-        eq6 = torch.cat([ood_score(self.features(images[i:i + batch_size]), bank, self.temperature).cpu()
-                         for i in starts])
-        return readable_score(eq6, self.temperature)
+        raw = torch.cat([scorer.score(self.features(images[i:i + batch_size])).cpu() for i in starts])
+        return scorer.readable(raw)
+
+    @torch.no_grad()
+    def leave_one_out_scores(self) -> Tensor | None:
+        """The published scores of the bank's training images, each against the others (CPU); None when the OOD
+        score has no leave-one-out form."""
+        scorer = self.fitted_scorer()
+        raw = scorer.leave_one_out()
+        return None if raw is None else scorer.readable(raw.cpu())
 
     def predict(self, images: Tensor, batch_size: int = 256, progress: bool = False,
                 threshold: float | None = None) -> tuple[Tensor, Tensor]:
@@ -168,7 +190,7 @@ class Detector(nn.Module):
             "format": FORMAT, "backbone_args": self.backbone_args, "backbone": self.backbone.state_dict(),
             "bank": self.bank, "data_size": self.data_size, "view_size": self.view_size,
             "temperature": self.temperature, "threshold": self.threshold, "meta": self.meta,
-            "calibration": self.calibration, "thumbnails": self.thumbnails,
+            "calibration": self.calibration, "thumbnails": self.thumbnails, "scorer": scorer_spec(self.scorer),
         })
 
     @classmethod
@@ -178,7 +200,9 @@ class Detector(nn.Module):
         The file is read with ``torch.load(weights_only=True)`` and its backbone built through ssad's registry
         (:mod:`ssad.method.backbones`) from plain arguments, so nothing in the file runs; a file that would need more
         is refused (:class:`ssad.deploy.safe_load.UnsafeFileError`). ``trust_file=True`` reads it with full pickle,
-        which runs code from the file: only for a file you made yourself or fully trust."""
+        which runs code from the file: only for a file you made yourself or fully trust. The OOD score is rebuilt
+        from the built-in scores by name (:mod:`ssad.scoring.scores.registry`); a score of the user's own, stored by
+        its dotted path, is imported only with ``trust_file=True``."""
         path = Path(path)
         if path.is_dir():
             raise InputError(f"detector={path} is a folder; give the detector file that "
@@ -211,8 +235,10 @@ class Detector(nn.Module):
             else:
                 calibration = readable_score(calibration, state["temperature"])
                 threshold = threshold_at_tpr(calibration, state["meta"].get("threshold_tpr", 0.95))
+        spec = state.get("scorer")  # none in a file of Eq. 6 only: Eq. 6 at its temperature
+        scorer = None if spec is None else scorer_from_spec(spec, f"detector file {path}", trust_file)
         detector = cls(backbone, state["bank"], state["backbone_args"], state["data_size"], state["view_size"],
-                       state["temperature"], threshold, state["meta"], calibration)
+                       state["temperature"], threshold, state["meta"], calibration, scorer)
         thumbnails = state.get("thumbnails")
         detector.thumbnails = thumbnails if isinstance(thumbnails, Tensor) else None
         return detector.to(resolve_device(device))

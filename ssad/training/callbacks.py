@@ -29,6 +29,7 @@ from ssad.scoring.collapse import CollapseMonitor, find_monitor
 from ssad.scoring.evaluation import EvalSettings, evaluate_network, ood_skipped_reason
 from ssad.scoring.plots import plot_curves, plot_scores
 from ssad.scoring.results import BASELINES, baselines_path, flatten_metrics
+from ssad.scoring.scores import Scorer, build_scorer
 from ssad.training.loggers import publish_results
 from ssad.utils.files import append_jsonl, atomic_path, read_jsonl, write_json_atomic, write_text_atomic
 
@@ -132,13 +133,15 @@ class OODEvaluation(L.Callback):
     """
 
     def __init__(self, output_dir: str, size: int, every_n_epochs: int = 10, settings: Mapping[str, Any] | None = None,
-                 meta: Mapping[str, Any] | None = None, plots: bool = True, baselines: str | None = None) -> None:
+                 meta: Mapping[str, Any] | None = None, plots: bool = True, baselines: str | None = None,
+                 scorer: Scorer | None = None) -> None:
         self.output_dir = Path(output_dir)
         self.baselines = baselines_path(baselines, output_dir)
         self.baselines_optional = baselines == "auto"  # not written when there is no OOD set to score them on
         self.size = size
         self.every_n_epochs, self.plots = every_n_epochs, plots
         self.settings = EvalSettings(**dict(settings or {}))
+        self.scorer = build_scorer(scorer, self.settings.temperature)  # the OOD score (scorer=; default Eq. 6)
         self.meta = dict(meta or {})
         self.loss_curve: list[float] = []
         # the current epoch's loss so far (summed over its micro-batches, mean over processes): kept in
@@ -200,7 +203,7 @@ class OODEvaluation(L.Callback):
         sets = datamodule.eval_sets()
         results, scores = evaluate_network(pl_module.teacher, pl_module.center, sets,
                                            self.size, self.settings,
-                                           teacher_temp=pl_module.teacher_temperature())
+                                           teacher_temp=pl_module.teacher_temperature(), scorer=self.scorer)
         results = {**self.meta, **results, "epoch": epoch, "step": trainer.global_step,
                    "loss": self.loss_curve[-1] if self.loss_curve else None}
         monitor = find_monitor(trainer)
@@ -226,7 +229,7 @@ class OODEvaluation(L.Callback):
                 if self.plots:
                     records = read_jsonl(self.output_dir / "metrics.jsonl")
                     images = (plot_scores(scores, results, self.output_dir / "plots", title,
-                                          self.settings.temperature)
+                                          self.settings.temperature, self.scorer)
                               + plot_curves(records, self.loss_curve, self.output_dir / "plots", title,
                                             drift_curve=drift_curve,
                                             thresholds=vars(monitor.thresholds) if monitor else None,

@@ -31,7 +31,7 @@ from ssad.bench.reference import crops_per_second
 from ssad.bench.run import run_training
 from ssad.bench.step import build_module, ssad_batches, time_training
 from ssad.scoring.features import extract
-from ssad.scoring.metrics import ood_score
+from ssad.scoring.scores import Eq6Score
 
 LOSSES = ("train/L_pos", "train/L_neg")
 SCORE_CHUNK = 10_000  # Eq. 6 queries per timed call
@@ -243,7 +243,7 @@ def epoch_seconds(ctx: CheckContext, variant: str) -> tuple[float | None, str]:
 
 def evaluation(ctx: CheckContext, variant: str, out: dict[str, Any], deadline: float) -> None:
     """A whole CIFAR10 evaluation: features (:func:`ssad.scoring.features.extract`) of the preset's ``eval_images`` and
-    Eq. 6 (:func:`ssad.scoring.metrics.ood_score`) of as many queries over a bank of ``bank`` features, each timed on as
+    Eq. 6 (:class:`ssad.scoring.scores.Eq6Score`) of as many queries over a bank of ``bank`` features, each timed on as
     much as its share of the budget allows (extraction 60%) and scaled to the whole; against one epoch."""
     p = ctx.preset
     cfg, builder = config(ctx, variant)
@@ -264,12 +264,12 @@ def evaluation(ctx: CheckContext, variant: str, out: dict[str, Any], deadline: f
     out["extraction"] = {"images_timed": done, "images_per_s": ips, "seconds": p.eval_images / ips}
     del module, backbone
     release()
-    bank = torch.randn(p.bank, dim, device=ctx.device)
-    ood_score(torch.randn(64, dim, device=ctx.device), bank)  # warm-up
+    scorer = Eq6Score().fit(torch.randn(p.bank, dim, device=ctx.device))
+    scorer.score(torch.randn(64, dim, device=ctx.device))  # warm-up
     chunk = min(SCORE_CHUNK, p.eval_images)
     scored, start = 0, time.perf_counter()
     while scored < p.eval_images and (scored == 0 or time.monotonic() < deadline):
-        ood_score(torch.randn(chunk, dim, device=ctx.device), bank).cpu()
+        scorer.score(torch.randn(chunk, dim, device=ctx.device)).cpu()
         scored += chunk
     qps = scored / (time.perf_counter() - start)
     out["scoring"] = {"queries_timed": scored, "dim": dim, "queries_per_s": qps, "seconds": p.eval_images / qps}
