@@ -28,9 +28,10 @@ from tqdm import tqdm
 
 from ssad.data.loaders import available_cpus
 from ssad.data.sources import label_names
-from ssad.evaluate import baseline_gains
 from ssad.report import main as report
 from ssad.scoring.results import BASELINES, label_title
+from ssad.scoring.summary import baseline_gains
+from ssad.utils.tables import console_table, percent
 
 VARIANTS = ["none", "rot_indist"]
 
@@ -130,8 +131,8 @@ def train_side_by_side(commands: dict[str, list[str]], run_dirs: dict[str, Path]
         sys.exit(next(iter(failed.values())))
 
 
-def _pct(x: float | None, width: int) -> str:
-    return f"{'-' if x is None else f'{100 * x:.1f}':>{width}}"
+def _pct(x: float | None) -> str:
+    return percent(x, missing="-")
 
 
 def _curve(values: list[float] | None) -> str:
@@ -146,22 +147,21 @@ def epoch_losses(run_dir: Path) -> dict[str, list[float]]:
             for key in ("L_pos", "L_neg")}
 
 
+LABEL_WIDTH = 22  # the first column of the quick-start's tables (baselines and variants)
+MIN_WIDTH = 6  # the narrowest AUROC column
+
+
 def table(results: dict[str, dict], baselines: dict[str, dict], losses: dict[str, dict]) -> list[str]:
     """One row per baseline and variant: L_pos and L_neg (first→last epoch), AUROC per OOD set, average, kNN."""
     ood = list(next(iter(results.values()))["ood"])
-    widths = [max(len(n), 6) for n in ood]
-    head = (f"{'':<22} {'L_pos':>11} {'L_neg':>11}  " + "  ".join(f"{n:>{w}}" for n, w in zip(ood, widths))
-            + f"  {'average':>7}  {'kNN':>5}")
-    lines = [head]
     rows = [(label, baselines[k], {}) for k, label in BASELINES.items() if k in baselines]
     rows += [(k, v, losses[k]) for k, v in results.items()]
-    for label, res, curves in rows:
-        loss_cells = (f"{_curve(curves.get('L_pos')):>11} {_curve(curves.get('L_neg')):>11}" if curves
-                      else f"{'':>11} {'':>11}")
-        cells = "  ".join(_pct(res["ood"][n]["auroc"], w) for n, w in zip(ood, widths))
-        lines.append(f"{label:<22} {loss_cells}  {cells}  {_pct(res['average']['auroc'], 7)}  "
-                     f"{_pct(res.get('knn_accuracy'), 5)}")
-    return lines
+    cells = [[label, *((_curve(curves.get("L_pos")), _curve(curves.get("L_neg"))) if curves else ("", "")),
+              *(_pct(res["ood"][n]["auroc"]) for n in ood), _pct(res["average"]["auroc"]),
+              _pct(res.get("knn_accuracy"))] for label, res, curves in rows]
+    return console_table(["", "L_pos", "L_neg", *ood, "average", "kNN"], cells, align=["<", *">" * (len(ood) + 4)],
+                         min_widths=[LABEL_WIDTH, 11, 11, *[MIN_WIDTH] * len(ood), 7, 5],
+                         gap=[" ", " ", *["  "] * (len(ood) + 2)], rule=False)
 
 
 def by_label_tables(results: dict[str, dict], baselines: dict[str, dict],
@@ -173,11 +173,11 @@ def by_label_tables(results: dict[str, dict], baselines: dict[str, dict],
     lines = []
     for name, by_label in next(iter(results.values())).get("auroc_by_label", {}).items():
         titles = [label_title(k, (names or {}).get(name)) for k in by_label]
-        widths = [max(len(t), 6) for t in titles]
+        cells = [[label, *(_pct(res.get("auroc_by_label", {}).get(name, {}).get(k)) for k in by_label)]
+                 for label, res in rows]
         lines += [f"\nAUROC (%) of {name} by label:",
-                  f"{'':<22} " + " ".join(f"{t:>{w}}" for t, w in zip(titles, widths))]
-        lines += [f"{label:<22} " + " ".join(_pct(res.get("auroc_by_label", {}).get(name, {}).get(k), w)
-                                             for k, w in zip(by_label, widths)) for label, res in rows]
+                  *console_table(["", *titles], cells, align=["<", *">" * len(titles)],
+                                 min_widths=[LABEL_WIDTH, *[MIN_WIDTH] * len(titles)], gap=" ", rule=False)]
     return lines
 
 

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from ssad.config.keys import CONFIG_DIR
 from ssad.method.batching import accumulation_steps, configure_accumulation, scaled_lr
-from ssad.train import build, train
+from ssad.training.run import build, train
 from tests.conftest import compose_cfg
 
 N_IMAGES, STEPS = 8, 2  # images per optimiser step, optimiser steps

@@ -13,7 +13,7 @@ from ssad.export import export_detector
 from ssad.method.backbones import BACKBONES, MeanCentring, build_backbone, builder_name, resnet18_cifar, small_cnn
 from ssad.method.module import SSADModule
 from ssad.scoring.baselines import calibrate_batchnorm
-from ssad.train import train
+from ssad.training.run import train
 from tests.conftest import compose_cfg, compose_command
 
 SMALL_HEAD = {"out_dim": 16, "hidden_dim": 16, "bottleneck_dim": 8}

@@ -26,7 +26,7 @@ import ssad.export
 import ssad.report.cli
 import ssad.score
 from ssad.export import export_detector
-from ssad.train import train
+from ssad.training.run import train
 from tests.conftest import compose_cfg, compose_command
 
 OLD = "file,score,anomalous\nkept.png,0.5,0\n"  # an earlier output that a failed command must leave as it was

@@ -26,8 +26,9 @@ from hydra.core.global_hydra import GlobalHydra
 import ssad.training.callbacks
 from ssad.cli.errors import ConfigError, InputError
 from ssad.method.batching import accumulation_steps
-from ssad.train import checkpoint_to_resume, main, train
+from ssad.train import main
 from ssad.training.callbacks import DiskFullError, drop_records_after
+from ssad.training.run import checkpoint_to_resume, train
 from ssad.training.rundir import RunDirBusyError, RunLock
 from ssad.utils.files import append_jsonl, read_jsonl
 from tests.conftest import QUIET, TINY, TINY_VIT, compose_cfg

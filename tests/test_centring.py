@@ -18,7 +18,7 @@ from ssad.method.centring import (
     local,
     update_center,
 )
-from ssad.train import train
+from ssad.training.run import train
 from tests.conftest import compose_cfg
 
 K = 8

@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from ssad.scoring.baselines import compute_baselines
-from ssad.train import train
+from ssad.training.run import train
 from tests.conftest import compose_cfg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))

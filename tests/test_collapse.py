@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ssad.scoring.collapse import CollapseStopError, find_monitor
-from ssad.train import build, train
+from ssad.training.run import build, train
 from tests.conftest import compose_cfg
 
 

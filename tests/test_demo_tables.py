@@ -2,7 +2,7 @@
 
 
 from ssad.demo import by_label_tables
-from ssad.evaluate import baseline_gains
+from ssad.scoring.summary import baseline_gains
 
 
 def _record(near: float, by_label: dict[str, float] | None) -> dict:

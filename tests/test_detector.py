@@ -14,11 +14,11 @@ from ssad.data.datamodule import holdout_split
 from ssad.data.sources import load_source
 from ssad.deploy.detector import Detector
 from ssad.deploy.inputs import resize_to
-from ssad.evaluate import evaluate_checkpoint
 from ssad.export import _images, export_detector, export_report
 from ssad.score import score_images
+from ssad.scoring.checkpoint import evaluate_checkpoint
 from ssad.scoring.metrics import ood_metrics, ood_score, threshold_at_tpr
-from ssad.train import train
+from ssad.training.run import train
 from tests.conftest import compose_cfg, compose_command
 
 

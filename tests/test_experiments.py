@@ -21,7 +21,7 @@ from ssad.config.keys import CONFIG_DIR
 from ssad.config.validation import validate
 from ssad.data.datamodule import SSADDataModule
 from ssad.method.module import SSADModule
-from ssad.train import build, train
+from ssad.training.run import build, train
 from ssad.views.augment import MultiCropAugment
 from tests.conftest import compose_cfg, compose_command
 

@@ -15,11 +15,12 @@ import yaml
 from hydra import compose, initialize_config_dir
 
 from ssad.config.keys import CONFIG_DIR
-from ssad.evaluate import evaluate_checkpoint, results_table
 from ssad.report import main as report_main
+from ssad.scoring.checkpoint import evaluate_checkpoint
 from ssad.scoring.evaluation import below_chance_note, ood_skipped_reason
 from ssad.scoring.results import average_metrics
-from ssad.train import train
+from ssad.scoring.summary import results_table
+from ssad.training.run import train
 from ssad.utils.console import progress_bar
 from tests.conftest import compose_cfg
 

@@ -169,7 +169,7 @@ def test_api_and_command_line_give_one_score_for_one_png(tmp_path):
 
 def test_export_command_writes_onnx_by_suffix_or_format(tmp_path):
     from ssad.export import export_detector
-    from ssad.train import train
+    from ssad.training.run import train
     from tests.conftest import compose_cfg
 
     train(compose_cfg(tmp_path, "negatives=rot_indist", "trainer.max_epochs=1"))

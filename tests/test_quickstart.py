@@ -12,7 +12,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 from ssad.config.keys import CONFIG_DIR
-from ssad.train import train
+from ssad.training.run import train
 from tests.conftest import QUIET
 
 

@@ -13,7 +13,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from ssad.config.validation import validate
 from ssad.data.readers.cache import cached_arrays
 from ssad.deploy.checkpoints import load_checkpoint
-from ssad.train import build, train
+from ssad.training.run import build, train
 from ssad.utils.files import atomic_path, write_json_atomic
 from tests.conftest import compose_cfg
 

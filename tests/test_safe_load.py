@@ -22,10 +22,10 @@ from ssad.data.sources import load_source
 from ssad.deploy.checkpoints import load_checkpoint, rebuild_datamodule
 from ssad.deploy.detector import Detector
 from ssad.deploy.safe_load import UnsafeFileError, load_data_pickle
-from ssad.evaluate import evaluate_checkpoint
 from ssad.export import export_detector
 from ssad.score import score_images
-from ssad.train import train
+from ssad.scoring.checkpoint import evaluate_checkpoint
+from ssad.training.run import train
 from tests.conftest import compose_cfg, compose_command
 
 

@@ -12,7 +12,7 @@ import lightning as L
 import pytest
 import torch
 
-from ssad.train import train
+from ssad.training.run import train
 from ssad.training.rundir import is_unused, remove_if_unused, snapshot
 from tests.conftest import compose_cfg
 

@@ -5,8 +5,8 @@ import wandb
 from hydra import compose, initialize_config_dir
 
 from ssad.config.keys import CONFIG_DIR
-from ssad.train import train
 from ssad.training.loggers import has_wandb_credentials, wandb_logger
+from ssad.training.run import train
 from tests.conftest import compose_cfg
 
 

@@ -15,8 +15,8 @@ from ssad.config.keys import CONFIG_DIR
 from ssad.config.validation import validate
 from ssad.data.datamodule import holdout_split
 from ssad.data.sources import ArraySet
-from ssad.evaluate import evaluate_checkpoint
-from ssad.train import build, train
+from ssad.scoring.checkpoint import evaluate_checkpoint
+from ssad.training.run import build, train
 from tests.conftest import TINY, TINY_VIT, compose_cfg
 
 PRESETS = sorted(p.stem for p in (Path(CONFIG_DIR) / "negatives").glob("*.yaml"))

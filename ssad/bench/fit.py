@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from ssad.bench.timing import synchronize
-from ssad.train import build
+from ssad.training.run import build
 
 
 class FitTimer(L.Callback):
@@ -72,7 +72,7 @@ def fit_throughput(
         np.save(spec["path"], images.permute(0, 2, 3, 1).numpy())
         cfg = cfg.copy()
         own = {"data.train": spec, "data.test": None, "data.ood": {}, "sources": {name: spec for name in cfg.sources},
-               "paths": {"data_dir": tmp, "cache_dir": f"{tmp}/cache", "output_dir": f"{tmp}/run"},
+               "paths.data_dir": tmp, "paths.cache_dir": f"{tmp}/cache", "paths.output_dir": f"{tmp}/run",
                "callbacks": None, "trainer.enable_checkpointing": False, "trainer.max_epochs": 1,
                "trainer.limit_train_batches": warmup + steps,
                "trainer.enable_progress_bar": False, "trainer.enable_model_summary": False}

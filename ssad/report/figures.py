@@ -18,12 +18,9 @@ from ssad.report.names import name, ordered, paper_order, variant_labels  # noqa
 from ssad.report.runs import Run  # noqa: E402
 from ssad.scoring.plots import MARKERS, save_figure  # noqa: E402
 from ssad.scoring.results import AVERAGE  # noqa: E402
+from ssad.utils.tables import percent_value  # noqa: E402
 
 DPI = 120
-
-
-def _pct(x: float | None) -> float | None:
-    return None if x is None else 100 * x
 
 
 def _skip(ax: plt.Axes, message: str) -> None:
@@ -97,7 +94,7 @@ def figure2_figure(runs: Sequence[Run], in_dist: str) -> plt.Figure:
     ood = "cifar100" if any(r.value("cifar100", "auroc") is not None for r in runs) else AVERAGE
     average = "average AUROC over the OOD sets (%) (the paper plots CIFAR100's)"
     xlabel = "CIFAR100 AUROC (%)" if ood == "cifar100" else average
-    _scatter(right, runs, lambda r: _pct(r.value(ood, "auroc")), lambda r: r.value("occupied_soft_classes"),
+    _scatter(right, runs, lambda r: percent_value(r.value(ood, "auroc")), lambda r: r.value("occupied_soft_classes"),
              colors, labels, xlabel, "occupied soft-classes")
     right.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count
     fig.suptitle(f"Figure 2: occupied soft-classes, {name(in_dist)} as in-distribution")
@@ -117,11 +114,11 @@ def figure3_figure(runs: Sequence[Run], in_dist: str) -> plt.Figure:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
 
     def auroc(run: Run) -> float | None:
-        return _pct(run.value(AVERAGE, "auroc"))
+        return percent_value(run.value(AVERAGE, "auroc"))
 
-    _scatter(axes[0], runs, lambda r: _pct(r.value("knn_accuracy")), auroc, colors, labels, "kNN accuracy (%)",
+    _scatter(axes[0], runs, lambda r: percent_value(r.value("knn_accuracy")), auroc, colors, labels, "kNN accuracy (%)",
              "average AUROC (%)")
-    _scatter(axes[1], runs, lambda r: _pct(r.value("sensitivity")), auroc, colors, labels,
+    _scatter(axes[1], runs, lambda r: percent_value(r.value("sensitivity")), auroc, colors, labels,
              "sensitivity: AUROC train vs test in-distribution (%)", "average AUROC (%)")
     fig.suptitle(f"Figure 3: AUROC vs kNN accuracy and sensitivity, {name(in_dist)} as in-distribution")
     fig.tight_layout()

@@ -14,6 +14,7 @@ from ssad.report.names import ordered, paper_order, variant_labels
 from ssad.report.published import OPENOOD_SOURCE, Published, load_openood
 from ssad.report.runs import Run
 from ssad.report.tables import Cell, tex_escape, without_noise, write_formats
+from ssad.utils.tables import markdown_table, percent_value
 
 PUBLISHED = "OpenOOD v1.5"  # the "from" of a published entry
 
@@ -21,7 +22,7 @@ PUBLISHED = "OpenOOD v1.5"  # the "from" of a published entry
 def group_auroc(run: Run, sets: Sequence[str]) -> float | None:
     """The run's mean AUROC (%) over ``sets``; None unless every one of them was measured."""
     values = [run.value(s, "auroc") for s in sets]
-    return None if not values or None in values else 100 * statistics.fmean(values)
+    return None if not values or None in values else percent_value(statistics.fmean(values))
 
 
 @dataclass
@@ -104,9 +105,8 @@ def build_group_tables(runs: Sequence[Run], published: Sequence[Published] | Non
 
 def to_markdown(table: GroupTable) -> str:
     """A GitHub Markdown table (ours, then the published entries), then notes."""
-    lines = [f"**{table.title}**", "", "| " + " | ".join(table.header()) + " |",
-             "|---|---" + "|---:" * len(table.groups) + "|---|"]
-    lines += ["| " + " | ".join(row.texts()) + " |" for row in table.rows]
+    lines = [f"**{table.title}**", "", *markdown_table(table.header(), [row.texts() for row in table.rows],
+                                                       align=["<", "<", *">" * len(table.groups), "<"])]
     return "\n".join([*lines, "", *table.notes, ""])
 
 

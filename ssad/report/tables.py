@@ -24,6 +24,7 @@ from ssad.report.names import (
 from ssad.report.published import PAPER_SOURCE, load_paper
 from ssad.report.runs import Run
 from ssad.scoring.results import AVERAGE, METRICS
+from ssad.utils.tables import markdown_table, percent_value
 
 IMAGENET_OVERLAP = ("imagenet30", "tinyimagenet", "tin")  # OOD sets drawn from ImageNet (tin: OpenOOD's)
 
@@ -111,7 +112,7 @@ def build_table(runs: Sequence[Run], table: str, in_dist: str, variants: Sequenc
         group = [r for r in runs if r.variant == variant]
         missing = sum(r.results is None for r in group)
         for row in rows:
-            values = [100 * x for r in group if (x := r.value(row, metric)) is not None]
+            values = [percent_value(x) for r in group if (x := r.value(row, metric)) is not None]
             key = (table, name(in_dist), name(row), paper_method(table, labels[variant]))
             cells[row, variant] = Cell(values, missing, (paper or {}).get(key))
     notes = ["Measured: mean ± sample std over seeds (one seed: its value); missing = a planned run without "
@@ -149,9 +150,8 @@ def to_markdown(table: Table) -> str:
     head = ["OOD"]
     for variant in table.columns:
         head += [table.labels[variant]] + (["paper"] if table.has_paper(variant) else [])
-    lines = [f"**{table.title}**", "", "| " + " | ".join(head) + " |",
-             "|---" + "|---:" * (len(head) - 1) + "|"]
-    lines += ["| " + " | ".join([table.row_label(row), *table.row_texts(row)]) + " |" for row in table.rows]
+    rows = [[table.row_label(row), *table.row_texts(row)] for row in table.rows]
+    lines = [f"**{table.title}**", "", *markdown_table(head, rows, align=["<", *">" * (len(head) - 1)])]
     return "\n".join([*lines, "", *table.notes, ""])
 
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ssad.bench.table import percent
+from ssad.utils.tables import console_table, share
 
 TITLES = {
     "bench": "training step loop: ssad beside the DINO-style reference, MFU, ablation",
@@ -36,17 +36,20 @@ def _num(value: float | None, spec: str = ".1f") -> str:
 def _bench(f: dict[str, Any]) -> list[str]:
     runs = [("ssad", f["ssad"]), *([("reference", f["reference"])] if "reference" in f else [])]
 
-    def row(label: str, cell: Callable[[dict[str, Any]], str]) -> str:
-        return f"  {label:<34}" + "".join(f"{cell(run):>14}" for _, run in runs)
+    def row(label: str, cell: Callable[[dict[str, Any]], str]) -> list[str]:
+        return [label, *(cell(run) for _, run in runs)]
 
     lines = [f"  {f['backbone']} · batch {f['batch_size']} · {f['steps']} steps after {f['warmup']} · "
              f"{f['flops_per_image'] / 1e9:.4g} GFLOP per image ({f['flops_method']})",
-             row("", lambda run: next(name for name, r in runs if r is run)),
-             row("training images/s", lambda run: _num(run["images_per_s"])),
-             row("step ms", lambda run: _num(run["step_ms"])),
-             row("augmentation share of a step", lambda run: percent(run["phase_ms"]["augmentation"] / run["step_ms"])),
-             row("peak memory MiB", lambda run: _num(run["peak_memory_mib"], ".0f")),
-             row("MFU", lambda run: percent(run["mfu"]))]
+             *console_table(None, [
+                 row("", lambda run: next(name for name, r in runs if r is run)),
+                 row("training images/s", lambda run: _num(run["images_per_s"])),
+                 row("step ms", lambda run: _num(run["step_ms"])),
+                 row("augmentation share of a step",
+                     lambda run: share(run["phase_ms"]["augmentation"] / run["step_ms"])),
+                 row("peak memory MiB", lambda run: _num(run["peak_memory_mib"], ".0f")),
+                 row("MFU", lambda run: share(run["mfu"]))],
+                 align=["<", *">" * len(runs)], min_widths=[34, *[14] * len(runs)], gap="", rule=False, indent="  ")]
     if "speedup" in f:
         c = f["cpu_crops_per_s"]
         lines += [f"  speed-up ssad / reference: {f['speedup']:.2f}×; CPU augmentation (1 thread): ssad "
@@ -75,14 +78,14 @@ def _precision(f: dict[str, Any]) -> list[str]:
             r = f[name]
             lines.append(f"  {name}: first step bf16 {r['bf16'][0]:.5f} fp32 {r['fp32'][0]:.5f}, last step bf16 "
                          f"{r['bf16'][-1]:.5f} fp32 {r['fp32'][-1]:.5f}; largest relative difference "
-                         f"{percent(r['max_relative_difference'])}")
+                         f"{share(r['max_relative_difference'])}")
     return lines
 
 
 def _fit(f: dict[str, Any]) -> list[str]:
     return [f"  {f['backbone']} · batch {f['batch_size']} · {f['timed_steps']} timed batches after {f['warmup']}",
             f"  {f['images_per_s']:.1f} images/s, {f['step_ms']:.1f} ms per step, outside the model: "
-            f"{percent(f['outside_model_share'])} of a step"]
+            f"{share(f['outside_model_share'])} of a step"]
 
 
 def _eval(f: dict[str, Any]) -> list[str]:
@@ -92,7 +95,7 @@ def _eval(f: dict[str, Any]) -> list[str]:
             f"  Eq. 6 of {f['images']} queries over a bank of {f['bank']} × {s['dim']}: {s['queries_per_s']:.0f} "
             f"queries/s (timed on {s['queries_timed']}) = {s['seconds']:.3g} s",
             f"  whole evaluation {f['seconds']:.3g} s; one epoch ({f['epoch_from']}) "
-            f"{_num(f['epoch_seconds'], '.4g')} s; evaluation / epoch: {percent(f['of_epoch'])}"]
+            f"{_num(f['epoch_seconds'], '.4g')} s; evaluation / epoch: {share(f['of_epoch'])}"]
 
 
 FORMATS = {"bench": _bench, "memory": _memory, "bf16_vs_fp32": _precision, "fit": _fit, "eval": _eval}
@@ -119,17 +122,17 @@ def headline(name: str, figures: dict[str, Any]) -> str:
     try:
         if kind == "bench":
             s = figures["ssad"]
-            return (f"{s['images_per_s']:.1f} images/s, MFU {percent(s['mfu'])}"
+            return (f"{s['images_per_s']:.1f} images/s, MFU {share(s['mfu'])}"
                     + (f", {figures['speedup']:.2f}× reference" if "speedup" in figures else ""))
         if kind == "memory":
             return ", ".join(f"{b}: {r['peak_memory_mib']:.0f} MiB" for b, r in figures["batches"].items())
         if kind == "bf16_vs_fp32":
-            return ", ".join(f"{n} max rel. diff {percent(figures[n]['max_relative_difference'])}"
+            return ", ".join(f"{n} max rel. diff {share(figures[n]['max_relative_difference'])}"
                              for n in ("L_pos", "L_neg") if n in figures)
         if kind == "fit":
-            outside = percent(figures["outside_model_share"])
+            outside = share(figures["outside_model_share"])
             return f"{figures['images_per_s']:.1f} images/s, outside the model {outside}"
-        return f"{figures['seconds']:.3g} s, {percent(figures['of_epoch'])} of an epoch"
+        return f"{figures['seconds']:.3g} s, {share(figures['of_epoch'])} of an epoch"
     except (KeyError, TypeError):
         return ""
 
@@ -137,10 +140,10 @@ def headline(name: str, figures: dict[str, Any]) -> str:
 def summary(check: dict[str, Any]) -> str:
     """One line per section: name, status, seconds of budget, headline figure."""
     meta = check["check"]
-    lines = [f"ssad GPU check · preset {meta['preset']} · {meta['device']} · torch {meta['torch']} · "
-             f"{meta['seconds']:.0f} s of {meta['deadline_s']:.0f} s",
-             f"{'section':<18}{'status':<9}{'s / budget':>12}  figures"]
-    for name, e in check["sections"].items():
-        text = headline(name, e["figures"]) if e["status"] in ("ok", "stopped") else e["reason"]
-        lines.append(f"{name:<18}{e['status']:<9}{e['seconds']:>6.1f} / {e['budget_s']:<4.0f} {text}")
-    return "\n".join(lines)
+    rows = [[name, e["status"], f"{e['seconds']:.1f} / {e['budget_s']:.0f}",
+             headline(name, e["figures"]) if e["status"] in ("ok", "stopped") else e["reason"]]
+            for name, e in check["sections"].items()]
+    return "\n".join([f"ssad GPU check · preset {meta['preset']} · {meta['device']} · torch {meta['torch']} · "
+                      f"{meta['seconds']:.0f} s of {meta['deadline_s']:.0f} s",
+                      *console_table(["section", "status", "s / budget", "figures"], rows, align=list("<<><"),
+                                     min_widths=[16, 7, 10, 0], rule=False)])
