@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from ssad.config.keys import CONFIG_DIR
+from ssad.config.keys import CONFIG_DIR, prepare_hydra
+
+
+@pytest.fixture(autouse=True, scope="session")
+def hydra_ready() -> None:
+    """The schema in Hydra's ConfigStore and its refusals worded, as every command does at start-up."""
+    prepare_hydra()
+
 
 # No progress bars, model summary, plots or logger: what a test run prints and writes beyond its results.
 QUIET = [

@@ -49,7 +49,7 @@ def _fit(module: L.LightningModule, batches: list, accumulate: int) -> L.Trainer
 def test_k_micro_batches_update_as_one_batch_of_k_times_b(tmp_path, k):
     # a small lr: the attention's key bias has a zero gradient up to rounding, which AdamW scales up to ±lr
     cfg = compose_cfg(tmp_path, "model.backbone.drop_path_rate=0.0", "optim.warmup_epochs=0", "optim.base_lr=0.0005",
-                      "optim.freeze_last_layer=0", "model.momentum_teacher=0.9", "model.center_momentum=0.5",
+                      "optim.freeze_last_layer=0", "model.momentum_teacher=0.9", "model.centring.momentum=0.5",
                       f"data.batch_size={N_IMAGES // k}")
     torch.manual_seed(0)
     start = instantiate(cfg.model, _convert_="all")
@@ -66,7 +66,7 @@ def test_k_micro_batches_update_as_one_batch_of_k_times_b(tmp_path, k):
     assert micro.effective_lr() == whole.effective_lr() == scaled_lr(cfg.optim.base_lr, N_IMAGES)
     tol = {"rtol": 1e-4, "atol": 1e-6}
     torch.testing.assert_close(micro.center, whole.center, **tol)
-    assert micro.center.abs().sum() > 0 and micro.centering.step_rows == 0 and not micro.centering.step_sum.any()
+    assert micro.center.abs().sum() > 0 and micro.centring.step_rows == 0 and not micro.centring.step_sum.any()
     for name, tensor in whole.state_dict().items():
         torch.testing.assert_close(micro.state_dict()[name], tensor, **tol, msg=name)
     moved = [not torch.equal(a, b) for a, b in zip(start.student.parameters(), micro.student.parameters())]
@@ -83,15 +83,15 @@ def test_k_micro_batches_update_as_one_batch_of_k_times_b(tmp_path, k):
 
 def test_per_micro_batch_centre_would_differ(tmp_path):
     """The check above can fail: moving the centre after every micro-batch gives another centre."""
-    cfg = compose_cfg(tmp_path, "model.center_momentum=0.5")
+    cfg = compose_cfg(tmp_path, "model.centring.momentum=0.5")
     module = instantiate(cfg.model, _convert_="all")
     logits = [torch.randn(4, cfg.model.head.out_dim) for _ in range(2)]
     once = 0.5 * torch.cat(logits).mean(0, keepdim=True)
     twice = 0.5 * (0.5 * logits[0].mean(0, keepdim=True)) + 0.5 * logits[1].mean(0, keepdim=True)
     assert not torch.allclose(once, twice, atol=1e-3)
-    module.centering.accumulate([logits[0][:2], logits[0][2:]])
-    module.centering.accumulate([logits[1]])
-    module.centering.update()
+    module.centring.accumulate([logits[0][:2], logits[0][2:]])
+    module.centring.accumulate([logits[1]])
+    module.centring.update()
     torch.testing.assert_close(module.center, once)
 
 

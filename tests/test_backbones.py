@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from ssad.data.sources import ArraySet
 from ssad.deploy.detector import Detector
 from ssad.export import export_detector
-from ssad.method.backbones import BACKBONES, MeanCentring, build_backbone, builder_name, resnet18_cifar, small_cnn
+from ssad.method.backbones import BACKBONES, FeatureShift, build_backbone, builder_name, resnet18_cifar, small_cnn
 from ssad.method.module import SSADModule
 from ssad.scoring.baselines import calibrate_batchnorm
 from ssad.training.run import train
@@ -104,7 +104,7 @@ def test_small_cnn_layer_norm_centres_f_and_survives_export(tmp_path):
     assert torch.allclose(f.mean(dim=1), torch.zeros(3), atol=1e-5)  # each f centred over its channels
     assert not torch.allclose(small_cnn(width=8, depth=2)(torch.rand(3, 3, 16, 16)).mean(dim=1), torch.zeros(3))
     train(compose_cfg(tmp_path, "model=cnn_small", *MODELS["cnn_small"], "model.backbone.layer_norm=true",
-                      "model.backbone.mean_centring=0",
+                      "model.backbone.feature_shift=0",
                       "trainer.max_epochs=1", "++trainer.limit_train_batches=2"))
     export_detector(compose_command("export", f"ckpt={tmp_path}/run/checkpoints/last.ckpt",
                                     f"out={tmp_path}/detector.pt"))
@@ -113,21 +113,21 @@ def test_small_cnn_layer_norm_centres_f_and_survives_export(tmp_path):
     assert isinstance(detector.backbone.norm, torch.nn.LayerNorm)
 
 
-def test_mean_centring_subtracts_a_fraction_of_the_batch_mean_in_training_and_of_the_running_mean_after():
-    centring = MeanCentring(4, fraction=0.5)
+def test_feature_shift_subtracts_a_fraction_of_the_batch_mean_in_training_and_of_the_running_mean_after():
+    shift = FeatureShift(4, fraction=0.5)
     x = torch.rand(6, 4) + 1.0
-    assert torch.allclose(centring(x), x - 0.5 * x.mean(dim=0))
-    assert torch.allclose(centring.running_mean, 0.1 * x.mean(dim=0))  # momentum 0.1 from 0, like BatchNorm's
-    centring.eval()
-    assert torch.allclose(centring(x), x - 0.5 * centring.running_mean)
+    assert torch.allclose(shift(x), x - 0.5 * x.mean(dim=0))
+    assert torch.allclose(shift.running_mean, 0.1 * x.mean(dim=0))  # momentum 0.1 from 0, like BatchNorm's
+    shift.eval()
+    assert torch.allclose(shift(x), x - 0.5 * shift.running_mean)
     # gradients flow through the batch mean: a constant shift of every image's f is removed by half
     x.requires_grad_(True)
-    centring.train()(x).sum().backward()
+    shift.train()(x).sum().backward()
     assert torch.allclose(x.grad, torch.full_like(x, 0.5))
 
 
-def test_mean_centring_is_measured_for_the_untrained_network_and_survives_export(tmp_path):
-    cnn = small_cnn(width=4, depth=2, mean_centring=1.0).eval()
+def test_feature_shift_is_measured_for_the_untrained_network_and_survives_export(tmp_path):
+    cnn = small_cnn(width=4, depth=2, feature_shift=1.0).eval()
     images = np.random.default_rng(0).integers(0, 256, (12, 3, 8, 8), dtype=np.uint8)
     assert calibrate_batchnorm(cnn, ArraySet(images, None, "train"), size=8, batch_size=4)
     from ssad.scoring.features import preprocess
@@ -137,17 +137,17 @@ def test_mean_centring_is_measured_for_the_untrained_network_and_survives_export
     # α = 1: the training features centred (up to BatchNorm's batch vs running statistics in the layers below)
     assert f.mean(dim=0).norm() < 0.1 * pooled.mean(dim=0).norm()
     assert cnn.norm.momentum == 0.1 and not cnn.training
-    train(compose_cfg(tmp_path, "model=cnn_small", *MODELS["cnn_small"], "model.backbone.mean_centring=0.5",
+    train(compose_cfg(tmp_path, "model=cnn_small", *MODELS["cnn_small"], "model.backbone.feature_shift=0.5",
                       "trainer.max_epochs=1", "++trainer.limit_train_batches=2"))
     export_detector(compose_command("export", f"ckpt={tmp_path}/run/checkpoints/last.ckpt",
                                     f"out={tmp_path}/detector.pt"))
     detector = Detector.load(tmp_path / "detector.pt", device="cpu")
-    assert detector.backbone_args["mean_centring"] == 0.5 and detector.backbone.norm.fraction == 0.5
+    assert detector.backbone_args["feature_shift"] == 0.5 and detector.backbone.norm.fraction == 0.5
     assert detector.backbone.norm.running_mean.abs().sum() > 0  # the teacher's tracked mean, not the initial 0
 
 
-@pytest.mark.parametrize("kwargs, named", [({"mean_centring": 1.5}, "[0, 1]"),
-                                           ({"mean_centring": 0.5, "layer_norm": True}, "choose one")])
+@pytest.mark.parametrize("kwargs, named", [({"feature_shift": 1.5}, "[0, 1]"),
+                                           ({"feature_shift": 0.5, "layer_norm": True}, "choose one")])
 def test_small_cnn_refuses_bad_centring(kwargs, named):
     with pytest.raises(ValueError, match=re.escape(named)):
         small_cnn(width=4, depth=2, **kwargs)

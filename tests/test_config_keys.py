@@ -15,7 +15,7 @@ from ssad.config.keys import CONFIG_DIR, check_keys
 from ssad.config.validation import validate
 from tests.conftest import compose_cfg, compose_command
 
-OPTIM_KEYS = "base_lr, clip_grad, clip_mode, effective_batch, freeze_last_layer, fused, min_lr, warmup_epochs"
+OPTIM_KEYS = "base_lr, clip_grad, clip_mode, effective_batch, freeze_last_layer, min_lr, optimizer, warmup_epochs"
 
 
 def test_a_typo_on_the_command_line_lists_the_known_keys(tmp_path):

@@ -89,7 +89,7 @@ HEALTHY = {"teacher_drift": 0.05, "student_drift": 0.08, "teacher_entropy": 2.0,
     ({"teacher_drift": 1e-7, "student_drift": 1e-6}, "teacher_not_moving", "optim.base_lr"),
     ({"teacher_drift": 1e-5, "student_drift": 0.05}, "teacher_not_moving", "model.momentum_teacher"),
     ({"teacher_entropy": 0.99 * math.log(256)}, "collapse_uniform", "model.teacher_temp"),
-    ({"teacher_entropy": 0.0, "teacher_entropy_of_mean": 0.01}, "collapse_constant", "model.center_momentum"),
+    ({"teacher_entropy": 0.0, "teacher_entropy_of_mean": 0.01}, "collapse_constant", "model.centring.momentum"),
     ({"effective_rank": 1.2}, "features_constant", "callbacks.collapse.min_rank_share"),
     ({"mean_cosine": 0.999}, "features_constant", "callbacks.collapse.max_cosine"),
 ])

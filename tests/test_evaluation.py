@@ -73,7 +73,7 @@ def test_evaluate_features_knn_with_labels():
     assert results["knn_accuracy"] == 1.0 and results["average"] is None
 
 
-def test_soft_class_probs_centering():
+def test_soft_class_probs_centring():
     logits = torch.tensor([[1.0, 0.0], [3.0, 0.0]])
     running = soft_class_probs(logits, torch.zeros(1, 2), SETTINGS)
     dataset = soft_class_probs(logits, torch.zeros(1, 2),

@@ -95,8 +95,8 @@ def test_the_shape_data_quick_start_is_the_quick_start_with_layer_normed_feature
     assert shapes["data"]["name"] == "glyphs" and shapes["model"]["backbone"]["layer_norm"] is True
     assert demo["model"]["backbone"]["layer_norm"] is False
     # the quick-start centres f by half the mean training feature; the shape preset's LayerNorm centres it per image
-    assert demo["model"]["backbone"]["mean_centring"] == 0.5 and shapes["model"]["backbone"]["mean_centring"] == 0
-    shapes["model"]["backbone"].update(layer_norm=False, mean_centring=0.5)
+    assert demo["model"]["backbone"]["feature_shift"] == 0.5 and shapes["model"]["backbone"]["feature_shift"] == 0
+    shapes["model"]["backbone"].update(layer_norm=False, feature_shift=0.5)
     shapes["task_name"] = "demo"
     assert shapes == demo  # nothing else differs: same network, views, schedule and evaluation
 

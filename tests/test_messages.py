@@ -40,7 +40,7 @@ def test_below_chance_note_names_only_the_sets_under_50():
     note = below_chance_note(results, 0.04)
     assert note.startswith("AUROC below 50 on near (39.7):") and "far" not in note
     assert "τ=0.04" in note and "eval.settings.temperature=0.0025" in note
-    assert "model.backbone.mean_centring=1" in note  # the way out on shape data (docs/howto/is-it-learning.md)
+    assert "model.backbone.feature_shift=1" in note  # the way out on shape data (docs/howto/is-it-learning.md)
     assert "experiment=demo_shapes" in note  # ... as a preset
     assert "(Eq. 6 as τ → 0: AUROC-1NN near 94.8)" in note  # what the same features give by their nearest neighbour
     # ... and by their cosine to the mean training feature: the middle of the cloud, which a density at large τ reads

@@ -43,9 +43,10 @@ def schema_rows(command: str) -> list[tuple[str, str, str, str, str]]:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from ssad.config.keys import CONFIG_DIR
+    from ssad.config.keys import CONFIG_DIR, prepare_hydra
     from ssad.config.schema import OPTIONAL_NODES, SCHEMAS, Node
 
+    prepare_hydra()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(command)
     defaults = OmegaConf.to_container(cfg, resolve=False)

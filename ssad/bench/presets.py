@@ -10,7 +10,7 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from ssad.config.keys import CONFIG_DIR
+from ssad.config.keys import CONFIG_DIR, prepare_hydra
 from ssad.method.backbones import builder_name
 
 PRESETS_FILE = CONFIG_DIR / "bench.yaml"
@@ -52,14 +52,14 @@ class FastPaths:
     """The levers of issue 5, each a config key."""
 
     bf16: bool = True  # trainer.precision=bf16-mixed
-    fused_adamw: bool = True  # optim.fused
+    fused_adamw: bool = True  # optim.optimizer.fused
     fused_attn: bool = True  # model.backbone.fused_attn (PyTorch's scaled-dot-product attention)
     group_views: bool = True  # model.group_views (one backbone call per resolution)
     compile: bool = False  # model.compile (torch.compile of both backbones)
 
     def overrides(self, vit: bool = True) -> list[str]:
         """The config overrides of these levers; ``fused_attn`` only for a ViT (other backbones lack the key)."""
-        keys = {"fused_adamw": "optim.fused", "fused_attn": "model.backbone.fused_attn",
+        keys = {"fused_adamw": "optim.optimizer.fused", "fused_attn": "model.backbone.fused_attn",
                 "group_views": "model.group_views", "compile": "model.compile"}
         if not vit:
             del keys["fused_attn"]
@@ -72,6 +72,7 @@ REFERENCE = FastPaths(bf16=False, fused_adamw=False, fused_attn=False, group_vie
 
 def compose_train(overrides: Sequence[str]) -> DictConfig:
     """``conf/train.yaml`` with ``overrides``."""
+    prepare_hydra()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return compose("train", overrides=list(overrides))
 

@@ -79,10 +79,14 @@ def config_dir_problem(argv: Sequence[str]) -> str | None:
 
 def check_config_dirs(fn: F) -> F:
     """Wrap a ``@hydra.main`` command: before Hydra composes, a YAML syntax error in a ``--config-dir`` file is
-    one ``error:`` line and exit status 2 (unless :func:`ssad.cli.errors.verbose`, which lets Hydra report it)."""
+    one ``error:`` line and exit status 2 (unless :func:`ssad.cli.errors.verbose`, which lets Hydra report it);
+    then the schema is stored and Hydra's refusals worded (:func:`ssad.config.keys.prepare_hydra`)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ssad.config.keys import prepare_hydra  # the command's start-up, before Hydra composes
+
+        prepare_hydra()
         problem = None if verbose() else config_dir_problem(sys.argv[1:])
         if problem:
             exit_with(InputError(problem))

@@ -1,12 +1,14 @@
 """Which keys a config may hold. An unknown key fails with the known keys listed, whichever way it arrived:
 
 - ``optim.lrr=0.1``: Hydra refuses a key that is not in the config and suggests ``+optim.lrr=0.1``;
-  :func:`install_override_hint` words that refusal instead (the known keys, the nearest one, and ``++KEY``
-  only where the code takes the key: an argument of a ``_target_``, a new entry of a named mapping).
+  :func:`install_override_hint` (the commands call it at start-up, :func:`prepare_hydra`) words that refusal
+  instead (the known keys, the nearest one, and ``++KEY`` only where the code takes the key: an argument of a
+  ``_target_``, a new entry of a named mapping).
 - ``+optim.lrr=0.1``, ``++optim.lrr=0.1``, a typo in a preset: :func:`check_keys` walks the composed config at
   start-up against what the code reads (:func:`known_keys`): a ``_target_`` node takes its callable's arguments,
-  ``optim``, ``eval``, ``negatives``, ``paths``, ``model.head`` and ``model.centering`` their fixed keys, the root
-  the keys and groups of the command's primary config. Mappings of names the user chooses (``data.ood``,
+  the schema's closed nodes (``optim``, ``eval``, ``negatives``, ``paths``: :data:`ssad.config.schema.CLOSED_NODES`)
+  their fields, ``model.head`` and ``model.centring`` the arguments of the head and of the centrings, the root the
+  keys and groups of the command's primary config. Mappings of names the user chooses (``data.ood``,
   ``sources``, ``add_ood``, ``callbacks``, ``logger``) take any name; their entries are checked as nodes of their
   own.
 
@@ -16,7 +18,6 @@ So legitimate additions keep working: ``+data.ood.NAME={...}``, ``++trainer.limi
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import inspect
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from ssad.cli.errors import ConfigError
-from ssad.config.schema import optim_keys  # importing it registers the training config's schema in Hydra's ConfigStore
+from ssad.config.schema import CLOSED_NODES, field_names, register_configs
 
 HYDRA_KEYS = frozenset({"_target_", "_recursive_", "_convert_", "_partial_", "_args_"})
 # mappings whose keys are names chosen by the user; each entry is checked as a node of its own
@@ -51,39 +52,24 @@ def _config_dir() -> Path:
 CONFIG_DIR = _config_dir()
 
 
-def preset(group: str, name: str) -> dict[str, Any]:
-    """The preset ``conf/<group>/<name>.yaml`` as plain values (interpolations left as written): the one source
-    of the defaults that objects built without a config take (``SSADModule``'s optimiser, ``EvalSettings``)."""
-    return OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / group / f"{name}.yaml"))
-
-
-def _eval_settings_keys() -> set[str]:
-    from ssad.scoring.evaluation import EvalSettings
-
-    return {f.name for f in dataclasses.fields(EvalSettings)}
-
-
 def _head_keys() -> set[str]:
     from ssad.method.heads import DINOHead
 
     return set(inspect.signature(DINOHead).parameters) - {"in_dim"}
 
 
-def _centering_keys() -> set[str]:
-    from ssad.method.centring import CENTERINGS, centering_keys
+def _centring_keys() -> set[str]:
+    from ssad.method.centring import CENTRINGS, centring_keys
 
-    return {"name"}.union(*(centering_keys(cls) for cls in CENTERINGS.values()))
+    return {"name"}.union(*(centring_keys(cls) for cls in CENTRINGS.values()))
 
 
-# nodes without a _target_ whose keys the code reads one by one
+# nodes without a _target_ whose keys the code reads one by one: the schema's closed nodes, and two nodes whose
+# keys are a constructor's arguments
 FIXED: dict[str, Callable[[], set[str]]] = {
-    "optim": optim_keys,
-    "eval": lambda: {"baselines", "every_n_epochs", "plots", "settings", "size"},
-    "eval.settings": _eval_settings_keys,
-    "negatives": lambda: {"name", "label", "weight", "parts"},
-    "paths": lambda: {"data_dir", "cache_dir", "output_dir", "fashion_mnist"},
+    **{path: (lambda cls=cls: field_names(cls)) for path, cls in CLOSED_NODES.items()},
     "model.head": _head_keys,
-    "model.centering": _centering_keys,
+    "model.centring": _centring_keys,
 }
 
 
@@ -220,4 +206,10 @@ def install_override_hint() -> None:
     ConfigLoaderImpl._apply_overrides_to_config = staticmethod(apply_with_hint)
 
 
-install_override_hint()  # every command composes from CONFIG_DIR, so importing it words Hydra's refusals
+
+def prepare_hydra() -> None:
+    """What every command does before Hydra composes its config: store the schema in the ConfigStore
+    (:func:`ssad.config.schema.register_configs`) and word Hydra's refusal of an unknown key
+    (:func:`install_override_hint`). Idempotent."""
+    register_configs()
+    install_override_hint()

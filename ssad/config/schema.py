@@ -1,20 +1,33 @@
-"""Every command's config schema: Hydra structured configs (dataclasses in the ConfigStore) with each key's type and
-range, composed last in the command's defaults list (``- train_schema`` in ``conf/train.yaml``, ``- evaluate_schema``,
-``- export_schema``, ``- score_schema``).
+"""Every command's config schema: Hydra structured configs (dataclasses) with each key's type, range, meaning and,
+for the nodes that objects also take without a config, default. This module is the one definition of them.
 
-Composed last, the schema adds no value: every field is ``MISSING``, so the presets' values stay (the defaults live
-in YAML, once) and the nodes take the schema's types. Hydra then keeps the config in struct mode, so a command-line
-override of an unknown key or of a value of the wrong type fails while the config is composed, naming the key.
-Ranges are checked by each node's ``__post_init__`` when :func:`schema_problems` builds the nodes from the
-composed values (:func:`ssad.config.validation.validate`, before any data is read or any model built).
+Two kinds of node:
+
+- A node whose values the YAML presets set (``data``, ``augment``, ``model``, ...): every field is ``MISSING``. Each
+  command's root schema is stored as ``<command>_schema`` and composed last in its defaults list (``- train_schema``
+  in ``conf/train.yaml``); it adds no value, the presets' values stay, and the nodes take the schema's types. Hydra
+  then keeps the config in struct mode, so a command-line override of an unknown key or of a value of the wrong type
+  fails while the config is composed, naming the key.
+- A node with defaults (:data:`DEFAULTS_NODES`: ``eval.settings``, the optimiser's schedule ``optim``): its fields
+  carry the defaults, and the group preset composes the node first (``- /schema/eval_settings@settings`` in
+  ``conf/eval/default.yaml``), so YAML sets only what differs and Python objects built without a config
+  (:class:`EvalSettings`, :class:`ssad.method.module.SSADModule`) take the same values.
+
+Ranges are checked by each node's ``__post_init__`` when :func:`schema_problems` builds the nodes from the composed
+values (:func:`ssad.config.validation.validate`, before any data is read or any model built). Each field's
+``metadata["doc"]`` says in a line what the key means (``--help`` and the docs' config reference print it).
 
 A node that a group's preset may leave out (``callbacks.collapse``: not with ``callbacks=none``) is not in the
 stored schema, which would add it; it is checked the same way where the composed config holds it
-(:data:`OPTIONAL_NODES`). Objects also built without a config (``EvalSettings``, ``CollapseMonitor``) check their
-arguments with the same node (:func:`check_values`).
+(:data:`OPTIONAL_NODES`). Objects also built without a config (``CollapseMonitor``) check their arguments with the
+same node (:func:`check_values`).
 
-A node names only the keys it checks; the others of its node (a ``_target_``'s further arguments, dataset specs)
-stay as composed, and :mod:`ssad.config.keys` checks that the code reads them.
+A node names the keys it checks; the others of its node (a ``_target_``'s further arguments, dataset specs) stay as
+composed, and :mod:`ssad.config.keys` checks that the code reads them. The nodes whose keys are all here
+(:data:`CLOSED_NODES`) are the key registry that :mod:`ssad.config.keys` reads.
+
+Nothing is registered at import: the commands (and tests, and the docs) call :func:`register_configs` before
+composing.
 """
 
 from __future__ import annotations
@@ -71,14 +84,18 @@ def one_of(*choices: str) -> Check:
     return Check(lambda v: v in choices, " or ".join(repr(c) for c in choices))
 
 
-def checked(check: Check) -> Any:
-    """A schema field: ``MISSING`` (its value comes from the YAML presets) and checked by ``check``."""
-    return field(default=MISSING, metadata={"check": check})
+def checked(check: Check | None, doc: str, default: Any = MISSING) -> Any:
+    """A schema field that means ``doc`` (one line, ``metadata["doc"]``), checked by ``check`` (None: its type
+    only); ``default`` ``MISSING``: its value comes from the YAML presets."""
+    metadata = {"doc": doc} if check is None else {"doc": doc, "check": check}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
-def node(cls: type) -> Any:
-    """A schema field holding the node ``cls``."""
-    return field(default_factory=cls)
+def node(cls: type, doc: str) -> Any:
+    """A schema field holding the node ``cls``, which means ``doc``."""
+    return field(default_factory=cls, metadata={"doc": doc})
 
 
 class SchemaError(UserError, ValueError):
@@ -105,109 +122,155 @@ class Node:
 
 @dataclass
 class DataSchema(Node):
-    size: int = checked(POSITIVE_INT)
-    batch_size: int = checked(POSITIVE_INT)
-    num_workers: Any = checked(Check(lambda v: v == "auto" or NON_NEGATIVE_INT(v), "an integer >= 0 or 'auto'"))
-    on_error: str = checked(one_of("raise", "skip"))
-    holdout: float = checked(Check(lambda v: _number(v) and 0 <= v < 1, "a share in [0, 1)"))
-    holdout_seed: int = checked(NON_NEGATIVE_INT)
-    epoch_size: int | None = checked(POSITIVE_INT)
+    size: int = checked(POSITIVE_INT, "side of the square images, in pixels, as stored and cached")
+    batch_size: int = checked(POSITIVE_INT, "images per step on one process (the micro-batch with accumulation)")
+    num_workers: Any = checked(Check(lambda v: v == "auto" or NON_NEGATIVE_INT(v), "an integer >= 0 or 'auto'"),
+                               "data-loading worker processes (auto: from the CPUs available)")
+    on_error: str = checked(one_of("raise", "skip"),
+                            "unreadable image files: raise (list them and stop) or skip (warn, leave them out)")
+    holdout: float = checked(Check(lambda v: _number(v) and 0 <= v < 1, "a share in [0, 1)"),
+                             "share of the training images held out as the test set (only without data.test)")
+    holdout_seed: int = checked(NON_NEGATIVE_INT, "seed that draws the held-out images (the same for every run)")
+    epoch_size: int | None = checked(POSITIVE_INT, "training images an epoch (null: one pass over the set)")
 
 
 @dataclass
 class NegativesSchema(Node):
-    weight: float = checked(NON_NEGATIVE)
+    name: str = checked(None, "the variant's name (the run's label in tables and W&B)")
+    label: str = checked(None, "the variant's name as the paper's tables print it")
+    weight: float = checked(NON_NEGATIVE, "λ of L = L_pos + λ·L_neg (Eq. 5); 0 trains without negatives")
+    parts: Any = checked(None, "the negative sources: a list of {source, transform, weight}")
 
 
 @dataclass
 class AugmentSchema(Node):
-    global_size: int = checked(POSITIVE_INT)
-    local_size: int = checked(POSITIVE_INT)
-    n_global: int = checked(Check(lambda v: _int(v) and v >= 2, "an integer >= 2 (L_pos pairs distinct views)"))
-    n_local: int = checked(NON_NEGATIVE_INT)
-    global_scale: list[float] = checked(SCALE)
-    local_scale: list[float] = checked(SCALE)
-    flip_p: float = checked(PROBABILITY)
-    jitter_p: float = checked(PROBABILITY)
-    grayscale_p: float = checked(PROBABILITY)
-    solarize_p: float = checked(PROBABILITY)
-    blur_p: list[float] = checked(Check(lambda v: len(v) == 3 and all(map(PROBABILITY, v)), "three probabilities"))
-    interpolation: str = checked(one_of("bicubic", "bilinear"))
-    negative_global: str = checked(one_of("random", "global1"))
+    global_size: int = checked(POSITIVE_INT, "side of the global views, in pixels")
+    local_size: int = checked(POSITIVE_INT, "side of the local views, in pixels")
+    n_global: int = checked(Check(lambda v: _int(v) and v >= 2, "an integer >= 2 (L_pos pairs distinct views)"),
+                            "global views per image (the teacher sees these)")
+    n_local: int = checked(NON_NEGATIVE_INT, "local views per image (the student only)")
+    global_scale: list[float] = checked(SCALE, "area range of a global crop, as a share of the image")
+    local_scale: list[float] = checked(SCALE, "area range of a local crop, as a share of the image")
+    flip_p: float = checked(PROBABILITY, "probability of a horizontal flip")
+    jitter_p: float = checked(PROBABILITY, "probability of colour jitter")
+    grayscale_p: float = checked(PROBABILITY, "probability of turning a view grey")
+    solarize_p: float = checked(PROBABILITY, "probability of solarising the second global view")
+    blur_p: list[float] = checked(Check(lambda v: len(v) == 3 and all(map(PROBABILITY, v)), "three probabilities"),
+                                  "probability of a Gaussian blur: global view 1, global view 2, local views")
+    interpolation: str = checked(one_of("bicubic", "bilinear"), "resampling of the crops")
+    negative_global: str = checked(one_of("random", "global1"),
+                                   "a negative's global view: random (either global pipeline) or global1")
 
 
 @dataclass
 class HeadSchema(Node):
-    out_dim: int = checked(POSITIVE_INT)
+    out_dim: int = checked(POSITIVE_INT, "K, the number of soft-classes of the head's output")
+
+
+@dataclass
+class CentringSchema(Node):
+    """``model.centring``: the teacher's centre and output normalisation (:mod:`ssad.method.centring`)."""
+
+    name: str = checked(None, "the teacher's targets: ema (softmax((g_t − c)/τ_t), the paper's) or sinkhorn "
+                        "(Sinkhorn-Knopp; ssad.method.centring.CENTRINGS)")
+    momentum: float = checked(Check(lambda v: _number(v) and 0 <= v < 1, "a momentum in [0, 1)"),
+                              "momentum of the teacher's running centre c (an EMA of its mean output)")
 
 
 @dataclass
 class ModelSchema(Node):
-    head: HeadSchema = node(HeadSchema)
-    student_temp: float = checked(POSITIVE)
-    teacher_temp: float = checked(POSITIVE)
-    warmup_teacher_temp: float = checked(POSITIVE)
-    center_momentum: float = checked(Check(lambda v: _number(v) and 0 <= v < 1, "a momentum in [0, 1)"))
-    momentum_teacher: float = checked(Check(lambda v: _number(v) and 0 <= v <= 1, "a momentum in [0, 1]"))
+    head: HeadSchema = node(HeadSchema, "the DINO projection head")
+    centring: CentringSchema = node(CentringSchema, "the teacher's centre (the group centring=ema|sinkhorn)")
+    student_temp: float = checked(POSITIVE, "τ_s, the student's softmax temperature")
+    teacher_temp: float = checked(POSITIVE, "final τ_t, the teacher's softmax temperature")
+    warmup_teacher_temp: float = checked(POSITIVE, "τ_t at epoch 0, linear to teacher_temp")
+    momentum_teacher: float = checked(Check(lambda v: _number(v) and 0 <= v <= 1, "a momentum in [0, 1]"),
+                                      "the EMA teacher's momentum at the start (cosine to 1, Eq. 2)")
 
 
 @dataclass
 class OptimSchema(Node):
-    """Every key of the ``optim`` node (no ``_target_``: :class:`ssad.method.module.SSADModule` reads them one by
-    one)."""
+    """``optim``: the optimiser's schedule and clipping, with their defaults (DINO's). The optimiser itself is the
+    partial ``optim.optimizer`` (``_target_``, ``_partial_: true``), which the preset (``conf/optim/adamw.yaml``)
+    sets and :class:`ssad.method.module.SSADModule` calls with its parameter groups."""
 
-    base_lr: float = checked(POSITIVE)
-    effective_batch: int | None = checked(POSITIVE_INT)
-    min_lr: float = checked(NON_NEGATIVE)
-    warmup_epochs: int = checked(NON_NEGATIVE_INT)
-    weight_decay: float = checked(NON_NEGATIVE)
-    weight_decay_end: float = checked(NON_NEGATIVE)
-    clip_grad: float = checked(NON_NEGATIVE)
-    clip_mode: str = checked(one_of("per_param", "global"))
-    freeze_last_layer: int = checked(NON_NEGATIVE_INT)
-    fused: bool = MISSING
+    base_lr: float = checked(POSITIVE, "learning rate at 256 images a step; lr = base_lr × effective batch / 256",
+                             0.004)
+    effective_batch: int | None = checked(POSITIVE_INT, "images per optimiser step over all processes, made up by "
+                                          "gradient accumulation (null: data.batch_size × processes)", None)
+    min_lr: float = checked(NON_NEGATIVE, "learning rate at the end of the cosine schedule", 1.0e-6)
+    warmup_epochs: int = checked(NON_NEGATIVE_INT, "epochs of linear learning-rate warm-up", 30)
+    weight_decay: float = checked(NON_NEGATIVE, "weight decay at the start (cosine to weight_decay_end)", 0.04)
+    weight_decay_end: float = checked(NON_NEGATIVE, "weight decay at the end", 0.4)
+    clip_grad: float = checked(NON_NEGATIVE, "gradient-norm clip (0: none)", 3.0)
+    clip_mode: str = checked(one_of("per_param", "global"),
+                             "per_param (DINO: each tensor's norm <= clip_grad) or global (one norm over all)",
+                             "per_param")
+    freeze_last_layer: int = checked(NON_NEGATIVE_INT, "epochs with the head's last layer frozen", 1)
+    optimizer: Any = checked(None, "the optimiser: a _target_ with _partial_: true, called with the parameter "
+                             "groups and lr (fused: the fused kernel, on CUDA only)")
 
 
 @dataclass
 class TrainerSchema(Node):
-    max_epochs: int = checked(POSITIVE_INT)
+    max_epochs: int = checked(POSITIVE_INT, "training epochs")
 
 
 @dataclass
-class EvalSettingsSchema(Node):
-    """``eval.settings``, the arguments of :class:`ssad.scoring.evaluation.EvalSettings`."""
+class EvalSettings(Node):
+    """``eval.settings``: Eq. 6 temperature τ, DINO's kNN (k, T), and how occupied soft-classes are counted (Fig. 2),
+    with their defaults; the settings of :mod:`ssad.scoring.evaluation` (built directly or from the config)."""
 
-    temperature: float = checked(EQ6_TEMPERATURE)
-    knn_k: int = checked(POSITIVE_INT)
-    knn_temperature: float = checked(POSITIVE)
-    soft_classes_split: str = checked(one_of("test", "train"))
-    soft_classes_center: str = checked(one_of("running", "dataset"))
-    soft_classes_temperature: float = checked(POSITIVE)
-    batch_size: int = checked(POSITIVE_INT)
-    progress: bool = MISSING
+    temperature: float = checked(EQ6_TEMPERATURE, "τ of the OOD score, Eq. 6", 0.04)
+    knn_k: int = checked(POSITIVE_INT, "k of DINO's weighted kNN accuracy", 20)
+    knn_temperature: float = checked(POSITIVE, "T of DINO's weighted kNN accuracy", 0.07)
+    soft_classes_split: str = checked(one_of("test", "train"), "split whose occupied soft-classes are counted: "
+                                      "test (the paper's text) or train (the authors' script)", "test")
+    soft_classes_center: str = checked(one_of("running", "dataset"), "centre of those soft-classes: running (the "
+                                       "training centre c) or dataset (the split's mean logit, the authors' script)",
+                                       "running")
+    soft_classes_temperature: float = checked(POSITIVE, "τ of the soft-classes' softmax (0.01: the final τ_t)", 0.01)
+    batch_size: int = checked(POSITIVE_INT, "images per feature-extraction batch (memory, not results)", 512)
+    progress: bool = checked(None, "a progress bar per feature extraction, on a terminal (none in a log)", True)
+
+    def __post_init__(self) -> None:
+        """Check the settings; the SchemaError names each bad key in full (``eval.settings.KEY``)."""
+        try:
+            super().__post_init__()
+        except SchemaError as err:
+            raise SchemaError([problem if problem.startswith("eval.settings.") else f"eval.settings.{problem}"
+                               for problem in err.problems]) from None
 
 
 @dataclass
 class EvalSchema(Node):
-    every_n_epochs: int = checked(POSITIVE_INT)
-    size: int = checked(POSITIVE_INT)
-    plots: bool = MISSING
-    baselines: str | None = MISSING
-    settings: EvalSettingsSchema = node(EvalSettingsSchema)
+    every_n_epochs: int = checked(POSITIVE_INT, "evaluate every N epochs (and after the last)")
+    size: int = checked(POSITIVE_INT, "side of the square view the network sees when scored")
+    plots: bool = checked(None, "write the score histograms and training curves")
+    baselines: str | None = checked(None, "a baselines.json to compare with, or auto: the run's own (null: none)")
+    settings: EvalSettings = node(EvalSettings, "the evaluation's settings")
+
+
+@dataclass
+class PathsSchema(Node):
+    data_dir: str = checked(None, "where datasets live (or the SSAD_DATA environment variable)")
+    cache_dir: str = checked(None, "where the uint8 caches of the datasets are written")
+    output_dir: str = checked(None, "the run folder (Hydra's output directory)")
+    fashion_mnist: str = checked(None, "Fashion-MNIST's idx files (or the SSAD_FASHION_MNIST environment variable)")
 
 
 @dataclass
 class CollapseSchema(Node):
     """``callbacks.collapse``, the arguments of :class:`ssad.scoring.collapse.CollapseMonitor`."""
 
-    warmup_epochs: int = checked(NON_NEGATIVE_INT)
-    min_teacher_drift: float = checked(UNIT)
-    max_entropy_share: float = checked(UNIT)
-    min_entropy_of_mean_share: float = checked(UNIT)
-    min_rank_share: float = checked(UNIT)
-    max_cosine: float = checked(UNIT)
-    stop: bool = MISSING
-    patience: int = checked(POSITIVE_INT)
+    warmup_epochs: int = checked(NON_NEGATIVE_INT, "epochs before the teacher's drift is judged")
+    min_teacher_drift: float = checked(UNIT, "teacher_not_moving below this relative drift after the warm-up")
+    max_entropy_share: float = checked(UNIT, "collapse_uniform: teacher output entropy >= this share of log K")
+    min_entropy_of_mean_share: float = checked(UNIT, "collapse_constant: entropy of the mean output <= share × log K")
+    min_rank_share: float = checked(UNIT, "features_constant: effective rank below this share of the feature width")
+    max_cosine: float = checked(UNIT, "features_constant: mean pairwise cosine of the features above this")
+    stop: bool = checked(None, "end the run (non-zero exit, last.ckpt) when a warning holds for `patience`")
+    patience: int = checked(POSITIVE_INT, "evaluations in a row a warning must hold to stop the run")
 
 
 @dataclass
@@ -215,60 +278,63 @@ class ScorerSchema(Node):
     """``scorer``, the parameters of the built-in OOD scores that have them (:mod:`ssad.scoring.scores`); a score of
     the user's own checks its own."""
 
-    temperature: float | None = checked(EQ6_TEMPERATURE)
-    k: int | None = checked(POSITIVE_INT)
+    temperature: float | None = checked(EQ6_TEMPERATURE, "τ of Eq. 6 (scorer=eq6; eval.settings.temperature)")
+    k: int | None = checked(POSITIVE_INT, "k of the k-th nearest neighbour (scorer=knn; Sun et al. 2022: 50)")
 
 
 @dataclass
 class TrainSchema(Node):
     """The root of ``python -m ssad.train``'s config."""
 
-    seed: int = checked(NON_NEGATIVE_INT)
-    budget_check: bool = MISSING
-    data: DataSchema = node(DataSchema)
-    negatives: NegativesSchema = node(NegativesSchema)
-    augment: AugmentSchema = node(AugmentSchema)
-    model: ModelSchema = node(ModelSchema)
-    optim: OptimSchema = node(OptimSchema)
-    trainer: TrainerSchema = node(TrainerSchema)
-    eval: EvalSchema = node(EvalSchema)
+    seed: int = checked(NON_NEGATIVE_INT, "seed of the weights, crops and batch order")
+    budget_check: bool = checked(None, "stop before training, with an estimate, when the run cannot fit in memory "
+                                 "or would take more than a day on this device; false: run anyway")
+    data: DataSchema = node(DataSchema, "the training images and the OOD sets (the group data=...)")
+    negatives: NegativesSchema = node(NegativesSchema, "the negative samples (the group negatives=...)")
+    augment: AugmentSchema = node(AugmentSchema, "the multi-crop views (the group augment=...)")
+    model: ModelSchema = node(ModelSchema, "the network and the method's temperatures (the group model=...)")
+    optim: OptimSchema = node(OptimSchema, "the optimiser and its schedules (the group optim=...)")
+    trainer: TrainerSchema = node(TrainerSchema, "Lightning's Trainer (the group trainer=...)")
+    eval: EvalSchema = node(EvalSchema, "the evaluation during training (the group eval=...)")
+    paths: PathsSchema = node(PathsSchema, "where data, caches and runs are written")
 
 
 @dataclass
 class CheckpointEvalSchema(Node):
     """``eval`` of ``ssad.evaluate`` and ``ssad.export`` (``size`` null: the checkpoint's own)."""
 
-    size: int | None = checked(POSITIVE_INT)
-    plots: bool = MISSING
-    settings: EvalSettingsSchema = node(EvalSettingsSchema)
+    size: int | None = checked(POSITIVE_INT, "side of the view the network sees (null: the checkpoint's own)")
+    plots: bool = checked(None, "write the score histograms")
+    settings: EvalSettings = node(EvalSettings, "the evaluation's settings")
 
 
 @dataclass
 class EvaluateSchema(Node):
     """The root of ``python -m ssad.evaluate``'s config."""
 
-    eval: CheckpointEvalSchema = node(CheckpointEvalSchema)
-    accelerator: str = checked(one_of("auto", "cpu", "cuda"))
-    trust_file: bool = MISSING
+    eval: CheckpointEvalSchema = node(CheckpointEvalSchema, "the evaluation")
+    accelerator: str = checked(one_of("auto", "cpu", "cuda"), "the device: auto (a GPU when there is one), cpu, cuda")
+    trust_file: bool = checked(None, "read the checkpoint with full pickle, which runs code from the file")
 
 
 @dataclass
 class ExportSchema(EvaluateSchema):
     """The root of ``python -m ssad.export``'s config."""
 
-    tpr: float = checked(SHARE)
-    format: str | None = checked(one_of("pt", "onnx"))
-    thumbnails_max: int = checked(NON_NEGATIVE_INT)
+    tpr: float = checked(SHARE, "the threshold accepts this share of the in-distribution test set")
+    format: str | None = checked(one_of("pt", "onnx"), "the detector's format: pt or onnx (null: by out's suffix)")
+    thumbnails_max: int = checked(NON_NEGATIVE_INT, "a .pt keeps training thumbnails up to this bank size")
 
 
 @dataclass
 class ScoreSchema(Node):
     """The root of ``python -m ssad.score``'s config."""
 
-    tpr: float | None = checked(SHARE)
-    on_error: str = checked(one_of("raise", "skip"))
-    batch_size: int = checked(POSITIVE_INT)
-    trust_file: bool = MISSING
+    tpr: float | None = checked(SHARE, "threshold accepting this share of in-distribution images (null: the "
+                                "exported one)")
+    on_error: str = checked(one_of("raise", "skip"), "corrupt or non-image files: raise (list them, stop) or skip")
+    batch_size: int = checked(POSITIVE_INT, "images scored at once (memory, not results)")
+    trust_file: bool = checked(None, "read the detector file with full pickle, which runs code from the file")
 
 
 # each command's schema, stored in the ConfigStore as "<command>_schema" (the name its defaults list composes)
@@ -279,6 +345,11 @@ OPTIONAL_NODES: dict[str, dict[str, type[Node]]] = {"train": {"callbacks.collaps
                                                                "scorer": ScorerSchema},
                                                      "evaluate": {"scorer": ScorerSchema},
                                                      "export": {"scorer": ScorerSchema}}
+# nodes with defaults, stored as "schema/<name>" for the group presets to compose first
+DEFAULTS_NODES: dict[str, type[Node]] = {"eval_settings": EvalSettings, "optim": OptimSchema}
+# nodes without a _target_ whose keys are all in the schema: the keys the code reads there (ssad.config.keys)
+CLOSED_NODES: dict[str, type[Node]] = {"optim": OptimSchema, "eval": EvalSchema, "eval.settings": EvalSettings,
+                                       "negatives": NegativesSchema, "paths": PathsSchema}
 
 
 def _build(cls: type[Node], cfg: DictConfig, path: str, problems: list[str]) -> Node | None:
@@ -291,12 +362,14 @@ def _build(cls: type[Node], cfg: DictConfig, path: str, problems: list[str]) -> 
         if isinstance(hints[f.name], type) and issubclass(hints[f.name], Node):
             values[f.name] = _build(hints[f.name], cfg, f"{key}.", problems)
             continue
+        if "check" not in f.metadata:  # its type is Hydra's to check; not resolved (paths.output_dir needs a run)
+            continue
         value = OmegaConf.select(cfg, key, default=None)
         values[f.name] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
     try:
         return cls(**values)
     except SchemaError as err:
-        problems.extend(path + problem for problem in err.problems)
+        problems.extend(problem if problem.startswith(path) else path + problem for problem in err.problems)
         return None
 
 
@@ -321,10 +394,34 @@ def check_values(cls: type[Node], values: Mapping[str, Any], path: str) -> None:
         raise SchemaError([path + problem for problem in err.problems]) from None
 
 
-def optim_keys() -> set[str]:
-    """The keys of the ``optim`` node."""
-    return {f.name for f in dataclasses.fields(OptimSchema)}
+def field_names(cls: type[Node]) -> set[str]:
+    """The keys of the node ``cls``."""
+    return {f.name for f in dataclasses.fields(cls)}
 
 
-for _name, _schema in SCHEMAS.items():
-    ConfigStore.instance().store(name=f"{_name}_schema", node=_schema)
+def defaults(cls: type[Node]) -> dict[str, Any]:
+    """The defaults of the node ``cls`` that has them (:data:`DEFAULTS_NODES`), field by field."""
+    values = cls()
+    return {f.name: getattr(values, f.name) for f in dataclasses.fields(cls) if getattr(values, f.name) != MISSING}
+
+
+def _without_values(cfg: DictConfig) -> DictConfig:
+    """``cfg`` (a structured node) with every value ``MISSING``: composed last, it adds types, not values."""
+    for key in list(cfg.keys()):
+        child = cfg._get_node(key)
+        if isinstance(child, DictConfig) and child._metadata.object_type not in (None, dict):
+            _without_values(child)
+        else:
+            cfg[key] = MISSING
+    return cfg
+
+
+def register_configs() -> None:
+    """Store the schema in Hydra's ConfigStore (idempotent): each command's root as ``<command>_schema`` (types and
+    ranges, no values; its defaults list composes it last) and each node with defaults as ``schema/<name>`` (the
+    group presets compose it first). Every command calls it before composing, as do the tests and the docs."""
+    store = ConfigStore.instance()
+    for name, schema in SCHEMAS.items():
+        store.store(name=f"{name}_schema", node=_without_values(OmegaConf.structured(schema)))
+    for name, schema in DEFAULTS_NODES.items():
+        store.store(group="schema", name=name, node=schema)

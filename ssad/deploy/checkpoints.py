@@ -43,6 +43,9 @@ def rebuild_model(model_cfg: dict[str, Any], path: str | Path, trust_file: bool 
     builder = str(backbone).rsplit(".", 1)[-1]
     if not (isinstance(backbone, str) and backbone.startswith("ssad.") and builder in BACKBONES):
         raise refuse_target(path, "model.backbone", backbone, f"not one of ssad's backbones ({', '.join(BACKBONES)})")
+    # the optimiser factory (a _target_) is for training, which a rebuilt model does not do: not built
+    args.pop("optimizer", None)
+    args["optim"] = {k: v for k, v in dict(args.get("optim") or {}).items() if k != "optimizer"}
     _refuse_hydra_keys(args, "model", path)
     _refuse_hydra_keys(backbone_args, "model.backbone", path)
     return SSADModule(build_backbone(builder, **backbone_args), **args)

@@ -59,20 +59,20 @@ class SmallCNN(nn.Module):
     followed by 2×2 max-pooling, channels doubling from ``width``; f = global average pool (``num_features`` =
     width · 2^(depth−1)). Any input size ≥ 2^(depth−1). The pooled features are all positive, one blob on the
     sphere, whose middle Eq. 6 at τ = 0.04 reads rather than an image's neighbours (docs/quickstart.md "Why MNIST
-    scores below 50"). Two ways to spread them: ``mean_centring`` = α subtracts α times the training images' mean
-    feature (:class:`MeanCentring`); ``layer_norm``: f = LayerNorm(pooled feature), centred and scaled over its
+    scores below 50"). Two ways to spread them: ``feature_shift`` = α subtracts α times the training images' mean
+    feature (:class:`FeatureShift`); ``layer_norm``: f = LayerNorm(pooled feature), centred and scaled over its
     channels per image like the paper's ViT feature (its final norm; docs/quickstart.md "Shape data")."""
 
-    def __init__(self, width: int = 32, depth: int = 4, layer_norm: bool = False, mean_centring: float = 0.0) -> None:
+    def __init__(self, width: int = 32, depth: int = 4, layer_norm: bool = False, feature_shift: float = 0.0) -> None:
         super().__init__()
         if width < 1 or depth < 1:
             raise ValueError(f"SmallCNN: width={width}, depth={depth}; both must be >= 1")
-        if not 0.0 <= mean_centring <= 1.0:
-            raise ValueError(f"SmallCNN: mean_centring={mean_centring}; the fraction of the mean feature subtracted "
+        if not 0.0 <= feature_shift <= 1.0:
+            raise ValueError(f"SmallCNN: feature_shift={feature_shift}; the fraction of the mean feature subtracted "
                              "must lie in [0, 1]")
-        if layer_norm and mean_centring:
-            raise ValueError("SmallCNN: layer_norm=true and mean_centring > 0 both centre f; choose one "
-                             "(model.backbone.mean_centring=0 or model.backbone.layer_norm=false)")
+        if layer_norm and feature_shift:
+            raise ValueError("SmallCNN: layer_norm=true and feature_shift > 0 both centre f; choose one "
+                             "(model.backbone.feature_shift=0 or model.backbone.layer_norm=false)")
         layers: list[nn.Module] = []
         channels = 3
         for i in range(depth):
@@ -86,26 +86,26 @@ class SmallCNN(nn.Module):
         self.norm: nn.Module = nn.Identity()
         if layer_norm:
             self.norm = nn.LayerNorm(channels)
-        elif mean_centring:
-            self.norm = MeanCentring(channels, mean_centring)
+        elif feature_shift:
+            self.norm = FeatureShift(channels, feature_shift)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.norm(self.features(x).mean(dim=(-2, -1)))
 
 
-def small_cnn(width: int = 32, depth: int = 4, layer_norm: bool = False, mean_centring: float = 0.0) -> nn.Module:
+def small_cnn(width: int = 32, depth: int = 4, layer_norm: bool = False, feature_shift: float = 0.0) -> nn.Module:
     """:class:`SmallCNN` (builder for the registry and the configs)."""
-    return SmallCNN(width, depth, layer_norm, mean_centring)
+    return SmallCNN(width, depth, layer_norm, feature_shift)
 
 
-class MeanCentring(nn.Module):
-    """f − α·m: subtracts the fraction α (``fraction``) of m, the mean feature of the training images. In training
-    m is the batch's mean (gradients flow through it, as through BatchNorm's) and a running average of it is kept
-    like BatchNorm's running mean (``momentum``; None: the cumulative average, as :func:`ssad.scoring.baselines.
-    calibrate_batchnorm` sets it to measure an untrained network); evaluation subtracts that running mean. α = 1
-    centres the blob of all-positive features on the origin, so that Eq. 6 reads neighbours; α = 0.5 keeps part of
-    where an image lies in the blob, which is what tells shoes from clothes on Fashion-MNIST (docs/quickstart.md
-    "Mean centring")."""
+class FeatureShift(nn.Module):
+    """The small CNN's feature shift f − α·m (not the teacher's centring): subtracts the fraction α (``fraction``) of m,
+    the mean feature of the training images. In training m is the batch's mean (gradients flow through it, as through
+    BatchNorm's) and a running average of it is kept like BatchNorm's running mean (``momentum``; None: the cumulative
+    average, as :func:`ssad.scoring.baselines.calibrate_batchnorm` sets it to measure an untrained network); evaluation
+    subtracts that running mean. α = 1 centres the blob of all-positive features on the origin, so that Eq. 6 reads
+    neighbours; α = 0.5 keeps part of where an image lies in the blob, which is what tells shoes from clothes on
+    Fashion-MNIST (docs/results/centring.md "Feature shift")."""
 
     def __init__(self, num_features: int, fraction: float, momentum: float | None = 0.1) -> None:
         super().__init__()

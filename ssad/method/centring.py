@@ -1,4 +1,4 @@
-"""The teacher's output normalisation, chosen in config (``centering=ema|sinkhorn``), as DINOv2 does.
+"""The teacher's centre and output normalisation, chosen in config (``centring=ema|sinkhorn``), as DINOv2 does.
 
 A centring turns the teacher's logits g_t of the positive global views into the targets p_t of L_pos (Eq. 3) and
 keeps the running centre c, an EMA of the teacher's mean output over the positive global views of each optimiser
@@ -32,13 +32,14 @@ def update_center(center: Tensor, teacher_batch_mean: Tensor, momentum: float) -
     return center * momentum + teacher_batch_mean * (1.0 - momentum)
 
 
-class Centering(nn.Module):
+class Centring(nn.Module):
     """Teacher targets from teacher logits (:meth:`targets`) and the running centre c (``center``, kept in
     checkpoints). Each micro-batch adds its teacher logits to the step's sum (:meth:`accumulate`); after the
     optimiser step :meth:`update` moves c once by the mean over the step's micro-batches and processes, so that
-    k micro-batches of b images move it as one batch of k·b does."""
+    k micro-batches of b images move it as one batch of k·b does. ``momentum``: the centre's
+    (``model.centring.momentum``; the paper's 0.9 when built without a config)."""
 
-    def __init__(self, out_dim: int, momentum: float) -> None:
+    def __init__(self, out_dim: int, momentum: float = 0.9) -> None:
         super().__init__()
         self.momentum = momentum
         self.register_buffer("center", torch.zeros(1, out_dim))
@@ -70,7 +71,7 @@ class Centering(nn.Module):
         self.step_rows = 0
 
 
-class EMACentering(Centering):
+class EMACentring(Centring):
     """The paper's centring (DINO): p_t = softmax((g_t − c)/τ_t) with c the running centre."""
 
     def targets(self, teacher_out: Sequence[Tensor], temperature: float, reduce: Reduce = local) -> Tensor:
@@ -78,14 +79,14 @@ class EMACentering(Centering):
         return F.softmax((torch.stack(list(teacher_out)).float() - self.center) / temperature, dim=-1)
 
 
-class SinkhornKnoppCentering(Centering):
+class SinkhornKnoppCentring(Centring):
     """Sinkhorn-Knopp targets (SwAV; DINOv2's ``sinkhorn_knopp`` centring) over the positive global views of the
     batch on all processes; ``iterations`` alternating normalisations (DINOv2: 3)."""
 
-    def __init__(self, out_dim: int, momentum: float, iterations: int) -> None:
+    def __init__(self, out_dim: int, momentum: float = 0.9, iterations: int = 3) -> None:
         super().__init__(out_dim, momentum)
         if not (isinstance(iterations, int) and iterations >= 1):
-            raise ValueError(f"model.centering.iterations={iterations!r} must be an integer >= 1")
+            raise ValueError(f"model.centring.iterations={iterations!r} must be an integer >= 1")
         self.iterations = iterations
 
     def targets(self, teacher_out: Sequence[Tensor], temperature: float, reduce: Reduce = local) -> Tensor:
@@ -107,25 +108,24 @@ def _logsumexp_rows(log_q: Tensor, reduce: Reduce) -> Tensor:
     return peak + reduce((log_q - peak).exp().sum(dim=0, keepdim=True), "sum").log()
 
 
-CENTERINGS: dict[str, type[Centering]] = {"ema": EMACentering, "sinkhorn": SinkhornKnoppCentering}
+CENTRINGS: dict[str, type[Centring]] = {"ema": EMACentring, "sinkhorn": SinkhornKnoppCentring}
 
 
-def build_centering(config: Mapping[str, Any] | None, out_dim: int, momentum: float) -> Centering:
-    """The centring named by ``config["name"]`` (``model.centering``) with its other keys as arguments;
-    None (a checkpoint written before centring was configurable) gives the paper's EMA centring."""
+def build_centring(config: Mapping[str, Any] | None, out_dim: int) -> Centring:
+    """The centring named by ``config["name"]`` (``model.centring``) with its other keys (``momentum``, and the
+    centring's own) as arguments; None gives the paper's EMA centring."""
     options = dict(config or {"name": "ema"})
     name = options.pop("name", None)
-    if name not in CENTERINGS:
-        raise ValueError(f"model.centering.name={name!r}: choose one of {', '.join(CENTERINGS)}")
-    known = centering_keys(CENTERINGS[name])
+    if name not in CENTRINGS:
+        raise ValueError(f"model.centring.name={name!r}: choose one of {', '.join(CENTRINGS)}")
+    known = centring_keys(CENTRINGS[name])
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ValueError(f"model.centering.{unknown[0]}: the {name} centring has no such key; its keys: name"
+        raise ValueError(f"model.centring.{unknown[0]}: the {name} centring has no such key; its keys: name"
                          + "".join(f", {key}" for key in sorted(known)))
-    return CENTERINGS[name](out_dim, momentum, **options)
+    return CENTRINGS[name](out_dim, **options)
 
 
-def centering_keys(cls: type[Centering]) -> set[str]:
-    """The config keys of a centring besides ``name``: its constructor's arguments but ``out_dim`` and
-    ``momentum`` (``model.center_momentum``)."""
-    return set(inspect.signature(cls).parameters) - {"out_dim", "momentum"}
+def centring_keys(cls: type[Centring]) -> set[str]:
+    """The config keys of a centring besides ``name``: its constructor's arguments but ``out_dim``."""
+    return set(inspect.signature(cls).parameters) - {"out_dim"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +14,15 @@ import torch
 from torch import Tensor, nn
 
 from ssad.cli.errors import UserError
-from ssad.config.keys import preset
+from ssad.config.schema import OptimSchema, defaults
 from ssad.method import schedules
 from ssad.method.batching import scaled_lr
-from ssad.method.centring import build_centering
+from ssad.method.centring import build_centring
 from ssad.method.heads import DINOHead, MultiCropNetwork, make_deterministic
 from ssad.method.losses import distillation_loss, negative_loss
 
-DEFAULT_OPTIM: dict[str, Any] = preset("optim", "adamw")  # what a module built without ``optim`` takes
+# an optimiser factory: called with the parameter groups and ``lr`` (e.g. ``functools.partial(torch.optim.AdamW)``)
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
 
 class SSADModule(L.LightningModule):
@@ -35,9 +36,12 @@ class SSADModule(L.LightningModule):
     the centre advance once per optimiser step; every micro-batch of a step sees the same centre and teacher,
     and the centre moves by the mean teacher output over all of the step's micro-batches and processes, so that
     k micro-batches of b images update as one batch of k·b does. Fast paths: ``group_views`` (one backbone call
-    per resolution, else per view) and ``compile`` (``torch.compile`` of both backbones). ``centering`` picks the
-    teacher's output normalisation (:mod:`ssad.method.centring`: ``{name: ema}``, the paper's, or
-    ``{name: sinkhorn, iterations: n}``); ``center_momentum`` is the momentum of the running centre c.
+    per resolution, else per view) and ``compile`` (``torch.compile`` of both backbones). ``centring`` picks the
+    teacher's centre and output normalisation (:mod:`ssad.method.centring`: ``{name: ema, momentum: m}``, the
+    paper's, or ``{name: sinkhorn, momentum: m, iterations: n}``; m: the running centre's momentum).
+    ``optimizer`` is the optimiser factory (the config's ``optim.optimizer``, a ``_partial_`` target; None: AdamW),
+    called with the parameter groups and the learning rate; ``optim`` its schedule and clipping (the keys of
+    :class:`ssad.config.schema.OptimSchema`, whose defaults fill the keys it leaves out).
     """
 
     def __init__(
@@ -48,24 +52,26 @@ class SSADModule(L.LightningModule):
         teacher_temp: float = 0.01,
         warmup_teacher_temp: float = 0.055,
         teacher_temp_epochs: int | None = None,
-        center_momentum: float = 0.9,
-        centering: Mapping[str, Any] | None = None,
+        centring: Mapping[str, Any] | None = None,
         momentum_teacher: float = 0.996,
         neg_weight: float = 1.0,
         batch_size: int = 64,
+        optimizer: OptimizerFactory | None = None,
         optim: Mapping[str, Any] | None = None,
         group_views: bool = True,
         compile: bool = False,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["backbone"])
-        self.optim = {**DEFAULT_OPTIM, **dict(optim or {})}
+        # the schedule alone in the hyperparameters: the factory is code, which a checkpoint does not keep
+        optim = {key: value for key, value in dict(optim or {}).items() if key != "optimizer"}
+        self.save_hyperparameters(ignore=["backbone", "optimizer"])
+        self.optimizer_factory: OptimizerFactory = optimizer or torch.optim.AdamW
+        self.optim = {**defaults(OptimSchema), **optim}
         head_module = DINOHead(backbone.num_features, **dict(head or {}))
         self.student = MultiCropNetwork(backbone, head_module, group_views)
         self.teacher = make_deterministic(copy.deepcopy(self.student))  # same weights, no drop-path/dropout
         self.teacher.requires_grad_(False)
-        self.centering = build_centering(centering, head_module.last_layer.out_features, center_momentum)
-        self.register_load_state_dict_pre_hook(_move_center_key)
+        self.centring = build_centring(centring, head_module.last_layer.out_features)
         self.run_config: dict[str, Any] | None = None  # the resolved Hydra config, kept in checkpoints
         self.last_loss: Tensor | None = None  # of the latest micro-batch, detached
         self._compiled = False
@@ -80,8 +86,8 @@ class SSADModule(L.LightningModule):
 
     @property
     def center(self) -> Tensor:
-        """The running centre c, (1, K): the EMA of the teacher's mean output (``centering.center``)."""
-        return self.centering.center
+        """The running centre c, (1, K): the EMA of the teacher's mean output (``centring.center``)."""
+        return self.centring.center
 
     # ----------------------------------------------------------------- schedules
     @property
@@ -122,7 +128,7 @@ class SSADModule(L.LightningModule):
         with torch.no_grad():
             teacher_out = self.teacher(pos_g)
         tau_t = self.teacher_temperature()
-        teacher_probs = self.centering.targets(teacher_out, tau_t, self._all_reduce)
+        teacher_probs = self.centring.targets(teacher_out, tau_t, self._all_reduce)
         l_pos = distillation_loss(student_pos, teacher_probs, self.hparams.student_temp)
         loss = l_pos
         if student_neg and self.hparams.neg_weight > 0:
@@ -132,7 +138,7 @@ class SSADModule(L.LightningModule):
         if not torch.isfinite(loss):
             raise NonFiniteLossError(nonfinite_loss_message(self.trainer, loss.item()))
         self.last_loss = loss.detach()  # the epoch's loss curve (ssad.training.callbacks.OODEvaluation) sums these
-        self.centering.accumulate(teacher_out)  # the centre itself moves after the optimiser step
+        self.centring.accumulate(teacher_out)  # the centre itself moves after the optimiser step
         # sync_dist: epoch means over all processes (the loss curve in results.json is the global one)
         self.log("train/L_pos", l_pos, on_step=True, on_epoch=True, sync_dist=True)
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
@@ -150,7 +156,7 @@ class SSADModule(L.LightningModule):
             if group["regularized"]:
                 group["weight_decay"] = values["wd"]
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)  # runs the step's last micro-batch
-        self.centering.update(self._all_reduce, self.trainer.world_size)
+        self.centring.update(self._all_reduce, self.trainer.world_size)
         self._ema_update(values["momentum"])
         self.log_dict({"train/lr": values["lr"], "train/wd": values["wd"], "train/momentum": values["momentum"]},
                       on_step=True, on_epoch=False)
@@ -184,15 +190,18 @@ class SSADModule(L.LightningModule):
             torch._foreach_mul_(grads, list(scale.unbind()))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        """AdamW; no weight decay on biases and norm parameters (1-D tensors)."""
+        """The optimiser of ``optimizer`` (AdamW by default) over two groups: no weight decay on biases and norm
+        parameters (1-D tensors); the schedules set each group's lr and weight decay every step."""
         regularized, plain = [], []
         for name, p in self.student.named_parameters():
             if p.requires_grad:
                 (plain if name.endswith(".bias") or p.ndim <= 1 else regularized).append(p)
         groups = [{"params": regularized, "regularized": True},
                   {"params": plain, "regularized": False, "weight_decay": 0.0}]
-        fused = bool(self.optim["fused"]) and torch.cuda.is_available()
-        return torch.optim.AdamW(groups, lr=self.optim["base_lr"], fused=fused or None)
+        extra = {}
+        if getattr(self.optimizer_factory, "keywords", {}).get("fused") and not torch.cuda.is_available():
+            extra["fused"] = None  # the fused kernel is used on CUDA only
+        return self.optimizer_factory(groups, lr=self.optim["base_lr"], **extra)
 
     # ----------------------------------------------------------------- resumability
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -251,13 +260,6 @@ def nonfinite_loss_message(trainer: L.Trainer, loss: float) -> str:
         lines.append(f"This run uses trainer.precision={precision}: trainer.precision=32-true tells whether "
                      "rounding is the cause.")
     return " ".join(lines)
-
-
-def _move_center_key(module: nn.Module, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
-    """Load a checkpoint written before centring was a component: its ``center`` is ``centering.center``."""
-    old = f"{prefix}center"
-    if old in state_dict:
-        state_dict[f"{prefix}centering.center"] = state_dict.pop(old)
 
 
 def _numpy_state_to_torch(state: tuple) -> tuple:

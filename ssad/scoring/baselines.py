@@ -32,7 +32,7 @@ from ssad.cli.checks import check_config_dirs
 from ssad.cli.errors import user_errors
 from ssad.config.keys import CONFIG_DIR
 from ssad.data.sources import ArraySet
-from ssad.method.backbones import MeanCentring
+from ssad.method.backbones import FeatureShift
 from ssad.scoring.evaluation import EvalSettings, evaluate_features, evaluate_network, set_labels
 from ssad.scoring.features import preprocess
 from ssad.scoring.results import BASELINES_FILE
@@ -52,11 +52,11 @@ def pixel_features(array_set: ArraySet, chunk: int = 4096) -> torch.Tensor:
 
 @torch.no_grad()
 def calibrate_batchnorm(network: torch.nn.Module, array_set: ArraySet, size: int, batch_size: int = 256) -> bool:
-    """Set the running statistics of every BatchNorm (and :class:`~ssad.method.backbones.MeanCentring`) to the mean and
+    """Set the running statistics of every BatchNorm (and :class:`~ssad.method.backbones.FeatureShift`) to the mean and
     variance of its inputs over ``array_set`` (averaged over batches of ``batch_size``; no weight changes), so an
     untrained BN network is not handicapped by its initial statistics (0 and 1). False when ``network`` has none
     (nothing to measure)."""
-    layers = [m for m in network.modules() if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, MeanCentring))]
+    layers = [m for m in network.modules() if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, FeatureShift))]
     if not layers:
         return False
     momenta = [m.momentum for m in layers]

@@ -129,14 +129,14 @@ def collapse_warnings(record: Mapping[str, Any], thresholds: CollapseThresholds,
         found["collapse_uniform"] = (
             f"every teacher output is near uniform: mean entropy {h:.3g} nats of log K = {log_k:.3g} "
             f"(≥ callbacks.collapse.max_entropy_share={t.max_entropy_share:g}). Lower the teacher temperature "
-            "(model.teacher_temp, model.warmup_teacher_temp), or raise model.center_momentum or "
+            "(model.teacher_temp, model.warmup_teacher_temp), or raise model.centring.momentum or "
             "model.momentum_teacher.")
     if log_k and h_mean is not None and h_mean <= t.min_entropy_of_mean_share * log_k:
         found["collapse_constant"] = (
             f"the teacher gives every image the same soft-class: entropy of its mean output {h_mean:.3g} nats of "
             f"log K = {log_k:.3g} (≤ callbacks.collapse.min_entropy_of_mean_share={t.min_entropy_of_mean_share:g}). "
             "Raise the teacher temperature (model.teacher_temp, model.warmup_teacher_temp) and check the "
-            "centring (model.center_momentum < 1).")
+            "centring (model.centring.momentum < 1).")
     rank, dim, cos = record.get("effective_rank"), record.get("feature_dim"), record.get("mean_cosine")
     low_rank = rank is not None and bool(dim) and rank < t.min_rank_share * dim
     same = cos is not None and cos > t.max_cosine

@@ -6,16 +6,13 @@ are scored exactly like a trained teacher; ``evaluate_network`` extracts the fea
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from ssad.config.keys import preset
-from ssad.config.schema import EvalSettingsSchema, check_values
+from ssad.config.schema import EvalSettings  # the schema's eval.settings node, with its defaults
 from ssad.data.loaders import evaluation_loader
 from ssad.data.sources import ArraySet
 from ssad.method.heads import MultiCropNetwork
@@ -24,31 +21,6 @@ from ssad.scoring.features import extract, gather_in_order
 from ssad.scoring.metrics import knn_accuracy, occupied_soft_classes, ood_metrics, sensitivity
 from ssad.scoring.results import BY_LABEL, MEAN_AUROC, NN_AUROC, average_metrics, empty_results
 from ssad.scoring.scores import Eq6Score, MeanFeatureScore, NearestNeighbourScore, Scorer
-
-DEFAULT_SETTINGS = preset("eval", "default")["settings"]  # conf/eval/default.yaml: their one source
-
-
-@dataclass
-class EvalSettings:
-    """Eq. 6 temperature τ, DINO's kNN (k, T), and how occupied soft-classes are counted (Fig. 2).
-
-    ``soft_classes_split``: ``test`` (the paper's text) or ``train`` (the authors' script);
-    ``soft_classes_center``: ``running`` (the training centre c) or ``dataset`` (the mean logit of the
-    split, the authors' script); ``soft_classes_temperature``: τ of that softmax (0.01 = final τ_t).
-    """
-
-    temperature: float = DEFAULT_SETTINGS["temperature"]
-    knn_k: int = DEFAULT_SETTINGS["knn_k"]
-    knn_temperature: float = DEFAULT_SETTINGS["knn_temperature"]
-    soft_classes_split: str = DEFAULT_SETTINGS["soft_classes_split"]
-    soft_classes_center: str = DEFAULT_SETTINGS["soft_classes_center"]
-    soft_classes_temperature: float = DEFAULT_SETTINGS["soft_classes_temperature"]
-    batch_size: int = DEFAULT_SETTINGS["batch_size"]
-    progress: bool = DEFAULT_SETTINGS["progress"]
-
-    def __post_init__(self) -> None:
-        """Check the settings with the schema's ``eval.settings`` node (a SchemaError naming each bad key)."""
-        check_values(EvalSettingsSchema, dataclasses.asdict(self), "eval.settings.")
 
 
 def ood_skipped_reason(set_names: Iterable[str], add_with: str = "+data.ood") -> str | None:
@@ -93,7 +65,7 @@ def below_chance_note(results: Mapping, temperature: float) -> str | None:
             "To score with a smaller τ: eval.settings.temperature=0.0025 "
             "(docs/quickstart.md \"Why MNIST scores below 50\"); "
             "to train the small CNN with features spread further over the sphere (shape data such as digits): "
-            "model.backbone.mean_centring=1 (docs/quickstart.md \"Mean centring\"), or experiment=demo_shapes in "
+            "model.backbone.feature_shift=1 (docs/quickstart.md \"Mean centring\"), or experiment=demo_shapes in "
             "place of experiment=demo (docs/quickstart.md \"Shape data\").")
 
 
