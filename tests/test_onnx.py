@@ -200,3 +200,20 @@ def test_onnx_export_refuses_a_detector_that_publishes_another_score(tmp_path):
     with pytest.raises(ValueError, match="the ONNX export computes Eq. 6; this detector publishes the 'nn' score"):
         export_onnx(detector, tmp_path / "d.onnx")
     assert not (tmp_path / "d.onnx").exists()
+
+
+def test_the_calibration_image_at_the_threshold_is_flagged_as_the_pt_does(tmp_path):
+    """A threshold picked on the calibration scores is one of them: the float32 graph must not flag that image."""
+    detector = tiny_detector("cnn_small")
+    detector.threshold = detector.threshold_at(0.8)
+    calibration_images = random_images(30, detector.data_size, 2)  # the images tiny_detector calibrated on
+    expected = detector.predict(calibration_images)[1].numpy()
+    assert expected.sum() == 6  # 24 of 30 accepted, the one at the threshold among them
+    path = export_onnx(detector, tmp_path / "d.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert np.array_equal(session.run(None, {"images": calibration_images.numpy()})[1], expected)
+    onnx_detector = OnnxDetector(path)
+    assert np.array_equal(onnx_detector.predict(calibration_images.numpy())[1], expected)
+    lenient = detector.threshold_at(0.5)
+    assert np.array_equal(onnx_detector.predict(calibration_images.numpy(), threshold=lenient)[1],
+                          detector.predict(calibration_images, threshold=lenient)[1].numpy())

@@ -4,7 +4,8 @@ The graph holds what the ``.pt`` detector (:class:`ssad.deploy.detector.Detector
 preprocessing (float, bicubic resize to the view size, ImageNet normalisation; :func:`ssad.scoring.features.
 preprocess`), the teacher backbone, the L2-normalised fp16 feature bank, Eq. 6 in log-sum-exp form and its readable
 form R = 1 − τ·log(−S) = 1 − τ·(logsumexp_m(cos(f_x, f_m)/τ) − log M). Inputs: ``images`` (uint8, dynamic batch)
-and ``threshold`` (float32 scalar; optional: an initializer of the same name holds the exported threshold).
+and ``threshold`` (float32 scalar; optional: an initializer of the same name holds the exported threshold, plus the
+margin of :func:`ssad.deploy.onnx_scoring.graph_threshold` that resolves ties as the ``.pt`` detector does).
 Outputs: ``score`` (float32 R), ``anomalous`` (R > threshold), and the largest terms of the Eq. 6 sum,
 ``neighbours`` (bank rows) and ``similarity`` (their cosines). The model's metadata holds the threshold, its TPR,
 the calibration scores and count, the sizes, τ, the ssad version and the training run (:func:`metadata`).
@@ -26,6 +27,7 @@ from torch import Tensor, nn
 from ssad import __version__
 from ssad.cli.errors import ConfigError
 from ssad.deploy.detector import Detector
+from ssad.deploy.onnx_scoring import graph_threshold
 from ssad.scoring.features import preprocess
 from ssad.utils.files import atomic_path
 
@@ -110,7 +112,9 @@ def export_onnx(detector: Detector, path: str | Path) -> Path:
         torch.onnx.export(graph, example, buffer, dynamo=False, opset_version=OPSET, input_names=list(INPUTS),
                           output_names=list(OUTPUTS), dynamic_axes={name: {0: "batch"} for name in
                                                                     ("images", *OUTPUTS)})
-    model = _with_default_threshold(onnx.load_from_string(buffer.getvalue()), float(detector.threshold))
+    calibration = None if detector.calibration is None else detector.calibration.numpy()
+    default = graph_threshold(float(detector.threshold), calibration)  # the exported threshold, ties as the .pt
+    model = _with_default_threshold(onnx.load_from_string(buffer.getvalue()), default)
     onnx.helper.set_model_props(model, metadata(detector))
     onnx.checker.check_model(model)
     with atomic_path(path) as tmp:

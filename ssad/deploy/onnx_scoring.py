@@ -26,6 +26,23 @@ def is_onnx(path: str | Path) -> bool:
     return Path(path).suffix.lower() == ".onnx"
 
 
+TIE_MARGIN = 1e-5  # above the float32 rounding of R that the graph adds (measured well below it), far below a score gap
+
+
+def graph_threshold(threshold: float, calibration: np.ndarray | None) -> float:
+    """The threshold to feed the graph for the ``.pt`` detector's ``threshold``: a threshold picked on the calibration
+    scores is one of them, and that image, not flagged by ``score > threshold`` in float64, would be flagged or not by
+    the float32 graph as its rounding falls; so the graph compares with ``threshold`` plus :data:`TIE_MARGIN`, at
+    most half the gap to the next calibration score above it (no calibration image changes side)."""
+    margin = TIE_MARGIN
+    if calibration is not None:
+        above = np.asarray(calibration, dtype=np.float64)
+        above = above[above > threshold]
+        if len(above):
+            margin = min(margin, (float(above.min()) - threshold) / 2)
+    return float(threshold) + margin
+
+
 def threshold_at_tpr(scores: np.ndarray, tpr: float) -> float:
     """The ⌈tpr·n⌉-th smallest calibration score (:func:`ssad.scoring.metrics.threshold_at_tpr` in numpy)."""
     n = len(scores)
@@ -101,7 +118,8 @@ class OnnxDetector:
         if images.ndim != 4 or images.shape[1:] != (3, self.data_size, self.data_size) or images.dtype != np.uint8:
             raise InputError(f"expected uint8 images (N, 3, {self.data_size}, {self.data_size}), got {images.dtype} "
                              f"{tuple(images.shape)}; read them with ssad.deploy.inputs.read_input")
-        feed_threshold = np.array(self.threshold if threshold is None else threshold, dtype=np.float32)
+        chosen = self.threshold if threshold is None else threshold
+        feed_threshold = np.array(graph_threshold(chosen, self.calibration), dtype=np.float32)
         names = [o.name for o in self.session.get_outputs()]
         parts = [self.session.run(None, {"images": np.ascontiguousarray(images[i:i + batch_size]),
                                          "threshold": feed_threshold})
