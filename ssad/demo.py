@@ -26,6 +26,8 @@ import yaml
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
+from ssad.cli.help import script_help, wants_help
+from ssad.cli.outcome import below_untrained, below_untrained_note
 from ssad.data.loaders import available_cpus
 from ssad.data.sources import label_names
 from ssad.report import main as report
@@ -34,6 +36,10 @@ from ssad.scoring.summary import baseline_gains
 from ssad.utils.tables import console_table, percent
 
 VARIANTS = ["none", "rot_indist"]
+DEMO_ARGUMENTS = [("VARIANT", f"a negatives preset to train (conf/negatives/; default: {' '.join(VARIANTS)}), side by "
+                   "side"),
+                  ("KEY=VALUE", "an override for both ssad.scoring.baselines and ssad.train, e.g. data=fashion_mnist"),
+                  ("experiment=NAME", "replaces the quick-start preset experiment=demo, e.g. experiment=demo_shapes")]
 
 
 BAR = re.compile(r"Epoch (\d+):\s+\d+%\|[^|]*\|\s*(\d+)/(\d+)")  # Lightning's progress bar: epoch, step/steps
@@ -214,6 +220,10 @@ def main(variants: list[str], overrides: list[str]) -> None:
     print("Untrained: the teacher's initial weights, BatchNorm statistics (and the mean feature the small CNN "
           "subtracts) measured on the training images; "
           "Untrained as built: the teacher at step 0 (statistics at their initial 0 and 1).")
+    for variant, res in results.items():  # a teacher that training made worse than its untrained network
+        note = below_untrained_note(variant, below_untrained(res, baselines))
+        if note:
+            print(f"warning: {note}")
     run_config = OmegaConf.load(sweep_dir / variants[0] / ".hydra" / "config.yaml")
     print("\n".join(by_label_tables(results, baselines, label_names(run_config.data.ood))))
     print("\nAUROC points, trained teacher minus baseline:")
@@ -233,4 +243,8 @@ def main(variants: list[str], overrides: list[str]) -> None:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
+    if wants_help(args):
+        print(script_help(__doc__, "python -m ssad.demo [VARIANT ...] [KEY=VALUE ...]",
+                          "python -m ssad.demo none rot_indist data=fashion_mnist", DEMO_ARGUMENTS))
+        sys.exit(0)
     main([a for a in args if "=" not in a] or VARIANTS, [a for a in args if "=" in a])

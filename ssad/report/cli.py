@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ssad.cli.errors import InputError, MissingFileError, user_errors
+from ssad.cli.outcome import report_notes
 from ssad.report.figures import figure2, figure3
 from ssad.report.leaderboard import build_group_tables, write_group_tables
 from ssad.report.oneclass import build_oneclass_tables, write_oneclass_tables
@@ -48,6 +49,7 @@ def write_report(runs: Sequence[Run], out: str | os.PathLike, metric: str = "aur
     reason = empty_tables_reason(runs)
     if reason:
         table2.notes.append(f"Note: {reason}.")
+    table2.notes += report_notes(runs)  # a trained teacher below its untrained network, in plain words
     paths = write_tables([table2], out, "table2") + (write_tables(table1, out, "table1") if table1 else [])
     paths += write_group_tables(build_group_tables(runs), out)
     paths += write_oneclass_tables(build_oneclass_tables(runs), out)  # runs of data.normal_class: oneclass.*
