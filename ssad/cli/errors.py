@@ -16,8 +16,6 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from hydra.errors import InstantiationException
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 USER_ERROR_STATUS = 2  # the shell's convention for a usage error; 1 stays for a failure of ssad itself
@@ -50,6 +48,20 @@ def exit_with(err: BaseException) -> None:
     raise SystemExit(USER_ERROR_STATUS) from None
 
 
+class _NeverRaisedError(Exception):
+    """Stands for Hydra's ``InstantiationException`` where Hydra is not installed (nothing raises it then)."""
+
+
+def _instantiation_exception() -> type[Exception]:
+    """Hydra's ``InstantiationException``, imported when an error is matched against it: a detector scores images
+    without Hydra installed (the training extra)."""
+    try:
+        from hydra.errors import InstantiationException
+    except ImportError:
+        return _NeverRaisedError
+    return InstantiationException
+
+
 def user_errors(fn: F) -> F:
     """Run ``fn``; a :class:`UserError` becomes one ``error:`` line and exit status 2 (unless :func:`verbose`)."""
 
@@ -61,7 +73,7 @@ def user_errors(fn: F) -> F:
             if verbose():
                 raise
             exit_with(err)
-        except InstantiationException as err:  # Hydra wraps what a constructor raised: a user error stays one
+        except _instantiation_exception() as err:  # Hydra wraps what a constructor raised: a user error stays one
             if verbose() or not isinstance(err.__cause__, UserError):
                 raise
             exit_with(err.__cause__)

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 
 if TYPE_CHECKING:  # the scores build on these functions
     from ssad.scoring.scores.base import Scorer
@@ -174,6 +173,9 @@ def ood_metrics(scores_in: Tensor, scores_out: Tensor) -> dict[str, float]:
     the in-distribution as positive and −S as the prediction; ``fpr95`` is ``fpr_at_95_tpr``. The areas
     are computed exactly (no binning) by torchmetrics on the ranks of the scores. All values are fractions.
     """
+    # imported here: scoring images with a detector file needs none of the evaluation's packages (ssad[train])
+    from torchmetrics.functional.classification import binary_auroc, binary_average_precision
+
     _check_scores("scores_in", scores_in)
     _check_scores("scores_out", scores_out)
     scores = torch.cat([scores_in.cpu(), scores_out.cpu()]).double()
