@@ -65,7 +65,7 @@ def below_chance_note(results: Mapping, temperature: float) -> str | None:
             "To score with a smaller τ: eval.settings.temperature=0.0025 "
             "(docs/quickstart.md \"Why MNIST scores below 50\"); "
             "to train the small CNN with features spread further over the sphere (shape data such as digits): "
-            "model.backbone.feature_shift=1 (docs/quickstart.md \"Mean centring\"), or experiment=demo_shapes in "
+            "model.backbone.feature_shift=1 (docs/results/centring.md \"Feature shift\"), or experiment=demo_shapes in "
             "place of experiment=demo (docs/quickstart.md \"Shape data\").")
 
 
