@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from ssad.cli.errors import InputError
 from ssad.data.datamodule import holdout_split
 from ssad.data.sources import load_source
 from ssad.deploy.detector import Detector
@@ -196,15 +197,13 @@ def test_scores_are_one_readable_transform_of_eq6(detector_file):
     assert 0 <= detector.threshold <= 2 and ((detector.calibration >= 0) & (detector.calibration <= 2)).all()
 
 
-def test_a_detector_file_of_format_v1_is_read_on_the_new_scale(detector_file, tmp_path):
+def test_a_detector_file_of_another_format_is_refused_with_the_way_to_a_new_one(detector_file, tmp_path):
     state = torch.load(detector_file, weights_only=True)
-    tau, tpr = state["temperature"], state["meta"]["threshold_tpr"]
-    eq6 = -torch.exp((1 - state["calibration"]) / tau)  # what a v1 file held: Eq. 6 scores
-    state.update(format="ssad-detector-v1", calibration=eq6, threshold=threshold_at_tpr(eq6, tpr))
+    state.update(format="ssad-detector-v1")  # the format of ssad 0.1 (Eq. 6 S, not R)
     torch.save(state, tmp_path / "v1.pt")
-    old, new = Detector.load(tmp_path / "v1.pt", device="cpu"), Detector.load(detector_file, device="cpu")
-    assert torch.allclose(old.calibration, new.calibration, rtol=0, atol=1e-12)
-    assert old.threshold == old.threshold_at(tpr) == pytest.approx(new.threshold, abs=1e-12)
+    with pytest.raises(InputError, match=r"v1\.pt is a detector file of format ssad-detector-v1, .*reads "
+                                         r"ssad-detector-v2.*python -m ssad\.export ckpt="):
+        Detector.load(tmp_path / "v1.pt", device="cpu")
 
 
 def test_export_reports_calibration_size_and_held_out_quality(trained, detector_file):

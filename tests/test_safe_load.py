@@ -280,21 +280,13 @@ def test_a_genuine_checkpoint_rebuilds_the_same_model_as_hydra(run):
     assert dict(model.hparams) == dict(trusted.hparams) and run_cfg.data.name == "digits"
 
 
-def test_an_older_checkpoint_with_numpy_random_state_still_loads(run, tmp_path):
+def test_a_checkpoint_holding_numpy_arrays_is_refused_and_nothing_of_it_runs(run, tmp_path):
     checkpoint = _checkpoint(run)
-    checkpoint["rng_states"]["numpy"] = np.random.get_state()  # as ssad stored it before it used tensors
+    checkpoint["rng_states"]["numpy"] = np.random.get_state()  # a NumPy array: not a tensor or a plain value
     torch.save(checkpoint, tmp_path / "old.ckpt")
-    model, _ = load_checkpoint(tmp_path / "old.ckpt")
-    state = checkpoint["state_dict"]
-    assert all(torch.equal(model.state_dict()[k], state[k]) for k in state)
-
-
-def test_an_older_checkpoint_without_eval_size_is_evaluated_at_its_global_view_size(run, tmp_path):
-    checkpoint = _checkpoint(run)
-    del checkpoint["ssad_config"]["eval"]["size"]  # as ssad stored it before eval.size
-    torch.save(checkpoint, tmp_path / "old.ckpt")
-    _, run_cfg = load_checkpoint(tmp_path / "old.ckpt")
-    assert run_cfg.eval.size == run_cfg.data.augment.global_size == 16
+    refused = r"old\.ckpt: refused to load this checkpoint: it names numpy\..*trust_file"
+    with pytest.raises(UnsafeFileError, match=refused):
+        load_checkpoint(tmp_path / "old.ckpt")
 
 
 def test_resume_still_reads_a_genuine_checkpoint(run, tmp_path):

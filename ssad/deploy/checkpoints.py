@@ -128,9 +128,7 @@ def load_checkpoint(path: str | Path, trust_file: bool = False) -> tuple[SSADMod
     The file is read with ``weights_only=True`` and the model rebuilt through ssad's registry
     (:func:`rebuild_model`); the stored data config is checked as :func:`rebuild_datamodule` will build it (only
     ssad's data module and augmentation, from plain values). ``trust_file=True`` lifts both (it runs code from
-    the file).
-    A checkpoint written before ``eval.size`` existed gets its training views' size there, as it was evaluated;
-    one written before ``data.holdout`` and ``data.holdout_seed`` the values the data module then took."""
+    the file)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist (a run keeps it in <run dir>/checkpoints/)")
@@ -143,12 +141,6 @@ def load_checkpoint(path: str | Path, trust_file: bool = False) -> tuple[SSADMod
         raise ValueError(f"{path}: its stored config has no 'model' and 'data' sections; {CHECKPOINT_REMEDY}")
     if not trust_file:  # refused before anything is built; evaluate and export build it by rebuild_datamodule
         data_arguments(stored["data"], path)
-    data = stored["data"]  # written before data.holdout and data.holdout_seed were keys: the values they then had
-    data.setdefault("holdout", 0.0)
-    data.setdefault("holdout_seed", 0)
-    evaluation = stored.setdefault("eval", {})
-    if evaluation.get("size") is None:  # written before eval.size: evaluated at the training views' size
-        evaluation["size"] = stored["data"]["augment"]["global_size"]
     model = rebuild_model(stored["model"], path, trust_file)
     model.load_state_dict(checkpoint["state_dict"])
     model.run_config = stored

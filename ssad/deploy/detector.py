@@ -30,13 +30,12 @@ from ssad.deploy.inputs import read_input, resize_to
 from ssad.deploy.safe_load import load_torch_file
 from ssad.method.backbones import build_backbone
 from ssad.scoring.features import preprocess, resolve_device
-from ssad.scoring.metrics import readable_score, threshold_at_tpr
+from ssad.scoring.metrics import threshold_at_tpr
 from ssad.scoring.scores import Eq6Score, Scorer, scorer_from_spec, scorer_spec
 from ssad.utils.console import progress_bar
 from ssad.utils.files import save_atomic
 
 FORMAT = "ssad-detector-v2"  # threshold and calibration scores as R
-FORMAT_V1 = "ssad-detector-v1"  # the same as Eq. 6 S, converted to R on load
 MIN_CALIBRATION = 200  # in-distribution images below which a threshold is called a guess (README)
 REEXPORT = ("export it again from its training checkpoint: "
             "`python -m ssad.export ckpt=<run dir>/checkpoints/last.ckpt out=detector.pt`")
@@ -219,7 +218,11 @@ class Detector(nn.Module):
             if reason.startswith(str(path)):  # load_torch_file's own message: already names the file and remedy
                 raise InputError(reason) from err
             raise InputError(f"{path} is not a readable detector file ({reason}); {REEXPORT}") from err
-        if not isinstance(state, dict) or state.get("format") not in (FORMAT, FORMAT_V1):
+        found = state.get("format") if isinstance(state, dict) else None
+        if isinstance(found, str) and found.startswith("ssad-detector-") and found != FORMAT:
+            raise InputError(f"{path} is a detector file of format {found}, which this ssad does not read (it reads "
+                             f"{FORMAT}); {REEXPORT}")
+        if found != FORMAT:
             raise InputError(f"{path} is not an ssad detector ({FORMAT}); `python -m ssad.export` writes one")
         try:
             args = dict(state["backbone_args"])
@@ -229,12 +232,6 @@ class Detector(nn.Module):
             reason = str(err).splitlines()[0]
             raise InputError(f"{path}: its backbone cannot be rebuilt ({reason}); {REEXPORT}") from err
         threshold, calibration = state["threshold"], state.get("calibration")
-        if state["format"] == FORMAT_V1:  # Eq. 6 S → R: a monotone map, so the same images are flagged
-            if calibration is None:
-                threshold = readable_score(torch.tensor([threshold]), state["temperature"]).item()
-            else:
-                calibration = readable_score(calibration, state["temperature"])
-                threshold = threshold_at_tpr(calibration, state["meta"].get("threshold_tpr", 0.95))
         spec = state.get("scorer")  # none in a file of Eq. 6 only: Eq. 6 at its temperature
         scorer = None if spec is None else scorer_from_spec(spec, f"detector file {path}", trust_file)
         detector = cls(backbone, state["bank"], state["backbone_args"], state["data_size"], state["view_size"],

@@ -5,8 +5,7 @@ config can name any callable as a ``_target_``. Detector files, checkpoints and 
 between people, so ssad reads them through the gates below; a file that needs anything more is refused
 with an :class:`UnsafeFileError` that names the file and what it asked for, before any of it runs.
 
-- :func:`load_torch_file`: ``torch.load(weights_only=True)`` (tensors, plain containers and scalars, plus the
-  NumPy arrays that older ssad checkpoints kept their random state in).
+- :func:`load_torch_file`: ``torch.load(weights_only=True)`` (tensors, plain containers and scalars).
 - :func:`load_data_pickle`: a restricted unpickler for the CIFAR and downsampled-ImageNet batch pickles (dicts,
   lists, strings, numbers, NumPy arrays and scalars, nothing else).
 - a config read from a file is never instantiated: :mod:`ssad.deploy.checkpoints` rebuilds its model and data from plain
@@ -24,7 +23,6 @@ import os
 import pickle
 import re
 import zipfile
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -41,19 +39,6 @@ class UnsafeFileError(UserError, ValueError):
 
 
 # ------------------------------------------------------------------------------------------ torch files
-def _numpy_array_globals() -> list[Any]:
-    """What a pickled NumPy array or scalar names (``np.random.get_state()`` in checkpoints before the random
-    state was stored as tensors): array reconstruction, ``ndarray``, ``dtype`` and the dtype classes."""
-    dtype_classes = [type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFDG"]
-    return [np.zeros(1).__reduce__()[0], np.float64(0).__reduce__()[0], np.ndarray, np.dtype, *dtype_classes]
-
-
-def numpy_arrays_allowed() -> AbstractContextManager:
-    """A context in which ``torch.load(weights_only=True)`` also accepts NumPy arrays and scalars (data only:
-    an object array's items still pass the same checks)."""
-    return torch.serialization.safe_globals(_numpy_array_globals())
-
-
 def _refusal_reason(err: Exception) -> str:
     """The part of torch's weights-only error that says what the file asked for."""
     text = str(err)
@@ -70,7 +55,7 @@ def load_torch_file(path: str | os.PathLike, what: str, remedy: str, trust_file:
 
     ``what`` names the kind of file in messages ("detector file", "checkpoint"), ``remedy`` says how to get a
     file that loads. A file that is not a complete archive raises a ValueError; one whose pickle names anything
-    beyond tensors, plain values and NumPy arrays raises :class:`UnsafeFileError` (nothing of it ran).
+    beyond tensors and plain values raises :class:`UnsafeFileError` (nothing of it ran).
     ``trust_file=True`` loads with ``weights_only=False``, which runs code from the file. ``mmap=True`` maps the
     tensors instead of reading them (a cheap check of the whole pickle before a long job starts)."""
     path = Path(path)
@@ -79,8 +64,7 @@ def load_torch_file(path: str | os.PathLike, what: str, remedy: str, trust_file:
     if trust_file:
         return torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
     try:
-        with numpy_arrays_allowed():
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         raise UnsafeFileError(
             f"{path}: refused to load this {what}: {_refusal_reason(err)}. An ssad {what} holds only tensors and "

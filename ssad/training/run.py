@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from ssad.cli.errors import ConfigError
 from ssad.cli.estimate import check_budget
 from ssad.config.validation import validate
-from ssad.deploy.safe_load import load_torch_file, numpy_arrays_allowed
+from ssad.deploy.safe_load import load_torch_file
 from ssad.method.batching import configure_accumulation
 from ssad.scoring.baselines import write_baselines
 from ssad.training.callbacks import AtomicCheckpointIO, CheckpointOnInterrupt
@@ -157,8 +157,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if ckpt:
         log.info("resuming from %s", ckpt)
     try:
-        with numpy_arrays_allowed():  # older checkpoints keep NumPy's random state as an array
-            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=not cfg.get("trust_file", False))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=not cfg.get("trust_file", False))
     except SystemExit as stop:
         signum = interrupting_signal(stop, trainer)
         if signum is None:
