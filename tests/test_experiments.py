@@ -1,5 +1,5 @@
 """Every ``experiment=`` preset, found by listing conf/experiment/ (a new preset is covered by being there),
-composes, passes the start-up checks and is built as training builds it (``ssad.train.build``: datamodule with
+composes, passes the start-up checks and is built as training builds it (``ssad.training.run.build``: datamodule with
 its augmentation and negative variant, network, callbacks, loggers, trainer) without reading its data; its views
 of two images go through the network, one view per resolution. A multirun preset's sweep over a config group
 (e.g. its negative variants) is checked choice by choice: composed, validated and its datamodule's views made."""

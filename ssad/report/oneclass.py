@@ -20,6 +20,7 @@ from ssad.report.published import _rows
 from ssad.report.runs import Run
 from ssad.report.tables import Cell, tex_escape, without_noise, write_formats
 from ssad.scoring.results import BASELINES, BASELINES_FILE
+from ssad.utils.tables import markdown_table
 
 MEAN = "mean"
 PUBLISHED_FILE = "oneclass_published.csv"
@@ -148,12 +149,11 @@ def _published_texts(entry: dict[str, str]) -> list[str]:
 def to_markdown(table: OneClassTable) -> str:
     """The class table, then the published entries (when there are any), then notes."""
     head = ["normal class", *(table.labels[c] for c in table.columns)]
-    lines = [f"**{table.title}**", "", "| " + " | ".join(head) + " |", "|---" + "|---:" * len(table.columns) + "|"]
-    lines += ["| " + " | ".join(table.row_texts(row)) + " |" for row in table.rows()]
+    lines = [f"**{table.title}**", "", *markdown_table(head, [table.row_texts(row) for row in table.rows()],
+                                                       align=["<", *">" * len(table.columns)])]
     if table.published:
-        lines += ["", "Published (as reported):", "", "| " + " | ".join(PUBLISHED_HEAD) + " |",
-                  "|---|---:|---|---|---|---|"]
-        lines += ["| " + " | ".join(_published_texts(p)) + " |" for p in table.published]
+        lines += ["", "Published (as reported):", "",
+                  *markdown_table(PUBLISHED_HEAD, [_published_texts(p) for p in table.published], align=list("<><<<<"))]
     return "\n".join([*lines, "", *table.notes, ""])
 
 
