@@ -137,10 +137,11 @@ def check_model_shapes(path: str, model: L.LightningModule, trust_file: bool = F
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the model of ``cfg``; returns a summary (variant, dataset, seed, run dir, final epoch)."""
-    L.seed_everything(cfg.seed, workers=True)
+    validate(cfg)  # every key and value first: a typo is reported before any estimate or data read
     output_dir = Path(cfg.paths.output_dir)
     ckpt = checkpoint_to_resume(cfg, output_dir)  # before any data is read: a bad checkpoint fails at once
     check_budget(cfg)  # before the model is built: a run that cannot fit or finish here stops with an estimate
+    L.seed_everything(cfg.seed, workers=True)  # after the estimate, which draws random numbers of its own
     datamodule, model, trainer = build(cfg)
     if ckpt:
         check_model_shapes(ckpt, model, bool(cfg.get("trust_file", False)))
