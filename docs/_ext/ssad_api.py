@@ -19,8 +19,8 @@ DIRECTIVE = re.compile(r"^```\{ssad-modules\}\s+(\S+)\s*\n((?::\w+:.*\n)*)```", 
 
 def package_modules(package: str, shallow: bool = False) -> list[str]:
     """``package`` and its modules, in the order pkgutil walks them (by name, a subpackage's modules after it).
-    ``shallow``: only the package and its plain modules (its subpackages have pages of their own). ``__main__`` modules are left out: importing one
-    runs its command."""
+    ``shallow``: only the package and its plain modules (its subpackages have pages of their own). ``__main__``
+    modules are left out: importing one runs its command."""
     root = importlib.import_module(package)
     names = [package]
     if shallow:
