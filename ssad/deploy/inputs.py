@@ -10,13 +10,24 @@ same PNG gets the same score whichever way it comes in.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from ssad.cli.errors import InputError, MissingFileError
-from ssad.data.readers.images import IMAGE_EXTENSIONS, list_images, load_images
+from ssad.cli.errors import ConfigError, InputError, MissingFileError
+from ssad.data.readers.images import (
+    DECODE_THREADS,
+    IMAGE_EXTENSIONS,
+    LISTED_BAD_FILES,
+    UnreadableFilesError,
+    _decode,
+    _report_unreadable,
+    list_images,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,35 +83,84 @@ def check_input(path: str | Path) -> Path:
     return path
 
 
-def read_npy(path: Path, size: int) -> np.ndarray:
-    """The images of a ``.npy`` array (any layout :func:`ssad.data.readers.arrays.npy` accepts) at ``size``, resized
-    by :func:`resize_to` with one warning in the log when their size differs."""
-    from ssad.data.readers.arrays import _as_chw, _npy_layout, _open_npy
+def _npy_chunks(path: Path, array: np.ndarray, layout: str, size: int,
+                chunk: int) -> Iterator[tuple[list[str], np.ndarray]]:
+    """Names and images of a memory-mapped array, ``chunk`` images at a time."""
+    from ssad.data.readers.arrays import _as_chw
 
-    array = _open_npy(path)
-    layout = _npy_layout(array, path)
-    found = npy_image_size(path)
-    if found is not None and found != (size, size):
-        log.warning("%s: images of size %d×%d resized to the detector's training size %d×%d (one bicubic "
-                    "interpolation); save them at that size to skip this", path, *found, size, size)
-    chunk = 4096
-    return np.concatenate([resize_to(np.ascontiguousarray(_as_chw(array[i:i + chunk], layout), np.uint8), size)
-                           for i in range(0, len(array), chunk)]) if len(array) else np.empty((0, 3, size, size),
-                                                                                               np.uint8)
+    for start in range(0, len(array), chunk):
+        part = resize_to(np.ascontiguousarray(_as_chw(array[start:start + chunk], layout), np.uint8), size)
+        yield [f"{path.name}[{i}]" for i in range(start, start + len(part))], part
 
 
-def read_input(path: str | Path, size: int, on_error: str = "raise") -> tuple[list[str], np.ndarray]:
-    """Names and uint8 images (N, 3, size, size) of a folder (recursive), one image file or a ``.npy`` array."""
+def _file_chunks(files: list[Path], root: Path, size: int, on_error: str,
+                 chunk: int) -> Iterator[tuple[list[str], np.ndarray]]:
+    """Names (relative to ``root``) and images of ``files``, ``chunk`` files at a time, decoded by a small thread
+    pool that reads the next chunk while the caller uses this one (two chunks in memory at most). Unreadable files:
+    ``on_error="raise"`` stops at the first chunk that holds any, listing them; ``"skip"`` leaves them out and warns
+    once at the end, listing all; an :class:`InputError` when none could be read."""
+    bad: dict[Path, str] = {}
+    read = 0
+    with ThreadPoolExecutor(max_workers=min(DECODE_THREADS, os.cpu_count() or 1)) as pool:
+        def submit(start: int) -> list[Future]:
+            return [pool.submit(_decode, f, size) for f in files[start:start + chunk]]
+
+        ahead = submit(0)
+        for start in range(0, len(files), chunk):
+            current, ahead = ahead, submit(start + chunk)
+            results = [future.result() for future in current]
+            kept = [i for i, r in enumerate(results) if not isinstance(r, str)]
+            found = {files[start + i]: r for i, r in enumerate(results) if isinstance(r, str)}
+            if found and on_error == "raise":
+                seen = start + len(results)
+                listed = "; ".join(f"{p} ({why})" for p, why in list(found.items())[:LISTED_BAD_FILES])
+                where = f"{len(files)}" if seen == len(files) else f"the first {seen} of {len(files)}"
+                raise UnreadableFilesError(f"{len(found)} of {where} image files could not be read: {listed}")
+            bad.update(found)
+            read += len(kept)
+            if kept:
+                images = np.stack([results[i] for i in kept])
+                yield [str(files[start + i].relative_to(root)) for i in kept], images
+    if bad:
+        _report_unreadable(bad, len(files), on_error)
+    if not read:
+        first = next(iter(bad.items()))
+        where = f" under {Path(os.path.commonpath(files))}" if len(files) > 1 else ""
+        raise InputError(f"none of the {len(files)} image files{where} could be read (e.g. {first[0]}: {first[1]}); "
+                         "repair them or point the path at a folder of readable images")
+
+
+def input_chunks(path: str | Path, size: int, on_error: str = "raise",
+                 chunk: int | None = None) -> tuple[int, Iterator[tuple[list[str], np.ndarray]]]:
+    """What :func:`read_input` reads, as a stream: the number of images (of files, for a folder: before decoding)
+    and an iterator over (names, uint8 images (n, 3, size, size)), ``chunk`` images at a time (None: all at once),
+    so that a folder or array of any size is scored in bounded memory. The input is checked (it exists, a folder
+    holds image files, an array's layout) before this returns; unreadable image files are found as they are read."""
+    if on_error not in ("raise", "skip"):
+        raise ConfigError(f"on_error={on_error!r}: choose 'raise' or 'skip'")
     path = check_input(path)
     if path.suffix.lower() == ".npy" and path.is_file():
-        images = read_npy(path, size)
-        return [f"{path.name}[{i}]" for i in range(len(images))], images
+        from ssad.data.readers.arrays import _npy_layout, _open_npy
+
+        array = _open_npy(path)
+        layout = _npy_layout(array, path)
+        found = npy_image_size(path)
+        if found is not None and found != (size, size):
+            log.warning("%s: images of size %d×%d resized to the detector's training size %d×%d (one bicubic "
+                        "interpolation); save them at that size to skip this", path, *found, size, size)
+        return len(array), _npy_chunks(path, array, layout, size, chunk or len(array))
     if path.is_file():
-        images, _ = load_images([path], size, on_error, desc="reading")
-        return [path.name], images
+        return 1, _file_chunks([path], path.parent, size, on_error, 1)
     files = list_images(path)
     if not files:
         raise InputError(f"input={path}: no image files in this folder or below it "
                          f"({', '.join(sorted(IMAGE_EXTENSIONS))}); point input= at the images")
-    images, kept = load_images(files, size, on_error, desc="reading")
-    return [str(files[i].relative_to(path)) for i in kept], images
+    return len(files), _file_chunks(files, path, size, on_error, chunk or len(files))
+
+
+def read_input(path: str | Path, size: int, on_error: str = "raise") -> tuple[list[str], np.ndarray]:
+    """Names and uint8 images (N, 3, size, size) of a folder (recursive), one image file or a ``.npy`` array, all
+    in memory (:func:`input_chunks` streams them)."""
+    _, chunks = input_chunks(path, size, on_error)
+    parts = list(chunks)
+    return [name for names, _ in parts for name in names], np.concatenate([images for _, images in parts])
