@@ -167,6 +167,9 @@ def test_detector_of_a_folder_run_is_calibrated_on_the_held_out_images(tmp_path,
     printed = capsys.readouterr().out
     assert "accepts 95% of the 20 in-distribution images of test" in printed
     assert "warning: the threshold was calibrated on only 20 in-distribution images (fewer than 200)" in printed
+    assert "how many it needs: docs/howto/own-images.md#threshold-calibration" in printed
+    page = (Path(__file__).resolve().parent.parent / "docs/howto/own-images.md").read_text(encoding="utf-8")
+    assert "(threshold-calibration)=" in page
     assert "held-out quality not measured: the run has no OOD sets" in printed
     detector = Detector.load(out, device="cpu")
     assert detector.meta["threshold_from"] == "test"

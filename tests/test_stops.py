@@ -74,6 +74,9 @@ def test_non_finite_loss_after_a_checkpoint_in_full_precision(tmp_path):
     message = str(err.value)
     assert f"{tmp_path}/run/checkpoints/last.ckpt holds the last good weights" in message
     assert "already computes in full precision (32-true)" in message and "=32-true tells" not in message
+    assert message.endswith("What to try: docs/howto/is-it-learning.md#non-finite-loss")  # an anchor the page has
+    page = (Path(__file__).resolve().parent.parent / "docs/howto/is-it-learning.md").read_text(encoding="utf-8")
+    assert "(non-finite-loss)=" in page
 
 
 def test_non_finite_loss_before_any_checkpoint_in_bf16(tmp_path):

@@ -97,7 +97,7 @@ class Detector(nn.Module):
         tpr = float(self.meta.get("threshold_tpr", 0.95))
         return (f"the threshold was calibrated on only {n} in-distribution images (fewer than {MIN_CALIBRATION}): "
                 f"the share of normal images it accepts is a guess, ±{100 * calibration_uncertainty(n, tpr):.0f} "
-                f"points around {100 * tpr:.0f}%. Hold out more images (data.holdout) and export again")
+                f"points around {100 * tpr:.0f}%; how many it needs: docs/howto/own-images.md#threshold-calibration")
 
     def threshold_at(self, tpr: float) -> float:
         """The threshold that accepts (calls in-distribution) ``tpr`` of the calibration images."""

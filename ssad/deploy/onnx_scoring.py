@@ -101,7 +101,7 @@ class OnnxDetector:
             return f"this detector file holds no calibration scores, so its threshold cannot be checked; {REEXPORT}"
         return (f"the threshold was calibrated on only {n} in-distribution images (fewer than {MIN_CALIBRATION}): "
                 f"the share of normal images it accepts is a guess, ±{100 * math.sqrt(tpr * (1 - tpr) / n):.0f} "
-                f"points around {100 * tpr:.0f}%. Hold out more images (data.holdout) and export again")
+                f"points around {100 * tpr:.0f}%; how many it needs: docs/howto/own-images.md#threshold-calibration")
 
     def threshold_at(self, tpr: float) -> float:
         """The threshold that accepts ``tpr`` of the calibration images."""

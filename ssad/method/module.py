@@ -252,13 +252,13 @@ def nonfinite_loss_message(trainer: L.Trainer, loss: float) -> str:
     else:
         lines.append("No checkpoint was written yet (the first is written at the end of epoch 1): start again after "
                      "a change.")
-    lines.append("Try a lower optim.base_lr or a higher model.warmup_teacher_temp.")
     precision = str(trainer.precision)
     if precision in ("32-true", "32", "64-true", "64"):
         lines.append(f"The run already computes in full precision ({precision}), so rounding is not the cause.")
     else:
         lines.append(f"This run uses trainer.precision={precision}: trainer.precision=32-true tells whether "
                      "rounding is the cause.")
+    lines.append("What to try: docs/howto/is-it-learning.md#non-finite-loss")
     return " ".join(lines)
 
 

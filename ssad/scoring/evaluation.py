@@ -40,10 +40,10 @@ def ood_skipped_reason(set_names: Iterable[str], add_with: str = "+data.ood") ->
 
 
 def below_chance_note(results: Mapping, temperature: float) -> str | None:
-    """A note naming the OOD sets whose AUROC is below 50%, and what it means: Eq. 6 finds their images more
-    typical of the training images than the in-distribution test images; with the AUROCs of Eq. 6's two limits
-    where the results have them (nearest neighbour, τ → 0; cosine to the mean training feature, τ → ∞). None
-    when there is no such set."""
+    """A note naming the OOD sets whose AUROC is below 50% (Eq. 6 finds their images more typical of the training
+    images than the in-distribution test images), with the AUROCs of Eq. 6's two limits where the results have
+    them (nearest neighbour, τ → 0; mean training feature, τ → ∞) and the docs page on what to do. None when there
+    is no such set."""
     low = {name: m["auroc"] for name, m in (results.get("ood") or {}).items()
            if m.get("auroc") is not None and m["auroc"] < 0.5}
     if not low:
@@ -55,18 +55,12 @@ def below_chance_note(results: Mapping, temperature: float) -> str | None:
         return ", ".join(shown)
 
     sets = ", ".join(f"{name} ({100 * auroc:.1f})" for name, auroc in low.items())
-    nearest, middle = limit(NN_AUROC), limit(MEAN_AUROC)
-    nearest = f": AUROC-1NN {nearest}" if nearest else ""
-    middle = f" (Eq. 6 as τ → ∞, the cosine to the mean training feature: AUROC-mean {middle})" if middle else ""
-    return (f"AUROC below 50 on {sets}: Eq. 6 scores these images as more typical of the training images than the "
-            f"in-distribution test images. At τ={temperature} Eq. 6 sums over all training features (a density), so "
-            f"a set that lies in the middle of the feature cloud can score so{middle}; the nearest training feature "
-            f"alone (Eq. 6 as τ → 0{nearest}) shows whether the features separate it. "
-            "To score with a smaller τ: eval.settings.temperature=0.0025 "
-            "(docs/quickstart.md \"Why MNIST scores below 50\"); "
-            "to train the small CNN with features spread further over the sphere (shape data such as digits): "
-            "model.backbone.feature_shift=1 (docs/results/centring.md \"Feature shift\"), or experiment=demo_shapes in "
-            "place of experiment=demo (docs/quickstart.md \"Shape data\").")
+    limits = [f"Eq. 6 as τ → 0: AUROC-1NN {limit(NN_AUROC)}" if limit(NN_AUROC) else "",
+              f"as τ → ∞: AUROC-mean {limit(MEAN_AUROC)}" if limit(MEAN_AUROC) else ""]
+    limits_text = "; ".join(part for part in limits if part)
+    return (f"AUROC below 50 on {sets}: Eq. 6 at τ={temperature} scores these images as more typical of the training "
+            f"images than the in-distribution test images{f' ({limits_text})' if limits_text else ''}. "
+            "What it means and the ways out: docs/howto/is-it-learning.md#below-chance")
 
 
 def evaluate_features(
