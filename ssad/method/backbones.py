@@ -14,6 +14,9 @@ import timm
 import torch
 from torch import Tensor, nn
 
+from ssad.cli.errors import ConfigError
+from ssad.method.pretrained import load_pretrained
+
 
 def vit_backbone(
     name: str = "vit_small_patch16_224",
@@ -21,6 +24,7 @@ def vit_backbone(
     patch_size: int = 16,
     drop_path_rate: float = 0.1,
     fused_attn: bool = True,
+    pretrained: bool | str | None = None,
     **kwargs,
 ) -> nn.Module:
     """A timm ViT returning the CLS feature f (``num_classes=0``), accepting any view size.
@@ -28,6 +32,8 @@ def vit_backbone(
     ``dynamic_img_size`` lets one network take 256×256 global and 128×128 local views (position
     embeddings interpolated). ``fused_attn`` selects PyTorch's scaled-dot-product attention kernel.
     Extra keyword arguments (embed_dim, depth, num_heads, ...) override timm's defaults for ``name``.
+    ``pretrained`` (beyond the paper, which trains from scratch): null, true (timm's weights for ``name``), a hub
+    name or a local weights file (:mod:`ssad.method.pretrained`); position embeddings are resampled to ``img_size``.
     """
     model = timm.create_model(
         name,
@@ -42,16 +48,19 @@ def vit_backbone(
     for module in model.modules():
         if hasattr(module, "fused_attn"):
             module.fused_attn = fused_attn
-    return model
+    sizes = "".join(f", {key}={value}" for key, value in {"patch_size": patch_size, **kwargs}.items())
+    return load_pretrained(model, pretrained, name, f"vit_backbone({name}{sizes})")
 
 
-def resnet18_cifar(drop_path_rate: float = 0.0) -> nn.Module:
+def resnet18_cifar(drop_path_rate: float = 0.0, pretrained: bool | str | None = None) -> nn.Module:
     """timm's ResNet-18 with the CIFAR stem (3×3 stride-1 first convolution, no max-pool), as in CSI, SSD and
-    OpenOOD's CIFAR baselines; f = the global-average-pooled 512-d output of the last stage."""
+    OpenOOD's CIFAR baselines; f = the global-average-pooled 512-d output of the last stage. ``pretrained``: as
+    :func:`vit_backbone`'s (true: timm's ``resnet18``); ImageNet weights leave the 3×3 first convolution as
+    initialised (theirs is 7×7)."""
     model = timm.create_model("resnet18", pretrained=False, num_classes=0, drop_path_rate=drop_path_rate)
     model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()
-    return model
+    return load_pretrained(model, pretrained, "resnet18", "resnet18_cifar")
 
 
 class SmallCNN(nn.Module):
@@ -93,8 +102,14 @@ class SmallCNN(nn.Module):
         return self.norm(self.features(x).mean(dim=(-2, -1)))
 
 
-def small_cnn(width: int = 32, depth: int = 4, layer_norm: bool = False, feature_shift: float = 0.0) -> nn.Module:
-    """:class:`SmallCNN` (builder for the registry and the configs)."""
+def small_cnn(width: int = 32, depth: int = 4, layer_norm: bool = False, feature_shift: float = 0.0,
+              pretrained: bool | str | None = None) -> nn.Module:
+    """:class:`SmallCNN` (builder for the registry and the configs). It has no pretrained weights: ``pretrained``
+    must stay null."""
+    if pretrained not in (None, False):
+        raise ConfigError(f"model.backbone.pretrained={pretrained}: the small CNN (small_cnn) has no pretrained "
+                          "weights; leave it null, or choose a timm backbone that has them (model=resnet18 or "
+                          "model=vit_small)")
     return SmallCNN(width, depth, layer_norm, feature_shift)
 
 
@@ -147,7 +162,9 @@ def builder_name(target: str) -> str:
 
 
 def build_backbone(builder: str, **kwargs: Any) -> nn.Module:
-    """Rebuild a backbone from its registry name and plain arguments."""
+    """Rebuild a backbone from its registry name and plain arguments. Its weights come from the file being loaded
+    (a detector, a checkpoint), so ``pretrained`` is not applied: nothing is downloaded or read."""
     if builder not in BACKBONES:
         raise ValueError(f"unknown backbone {builder!r}; ssad builds {', '.join(BACKBONES)}")
+    kwargs.pop("pretrained", None)
     return BACKBONES[builder](**kwargs)
