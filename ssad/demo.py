@@ -1,11 +1,11 @@
 """Quick-start: train a small detector on embedded data (CPU) for a few negative variants.
 
 Runs ``python -m ssad.scoring.baselines experiment=demo`` (raw pixels and the untrained network, as built and with its
-BatchNorm statistics measured, scored with the same Eq. 6), then ``python -m ssad.train experiment=demo
-negatives=V`` for each variant V, side by side (:func:`train_side_by_side`; their training curves draw the baselines
-as reference lines), prints per variant its losses and final metrics beside the baselines, says how far training
-moved each OOD set against them, then runs ``python -m ssad.report`` on the sweep folder (tables with the baselines
-as columns, figures).
+BatchNorm statistics measured, scored with the same Eq. 6), then one sweep ``python -m ssad.train --multirun
+experiment=demo negatives=V1,V2,...`` through Hydra's joblib launcher, the variants in parallel, each with its share
+of the CPU threads (:func:`train_sweep`; their training curves draw the baselines as reference lines), prints per
+variant its losses and final metrics beside the baselines, says how far training moved each OOD set against them,
+then runs ``python -m ssad.report`` on the sweep folder (tables with the baselines as columns, figures).
 Usage: ``python -m ssad.demo [variants...] [overrides...]``, e.g. ``python -m ssad.demo
 none rot_indist data=fashion_mnist`` (every ``KEY=VALUE`` goes to both commands; ``experiment=NAME`` replaces the
 quick-start preset, e.g. ``experiment=demo_shapes``).
@@ -17,6 +17,8 @@ import csv
 import json
 import os
 import re
+import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -36,21 +38,24 @@ from ssad.scoring.summary import baseline_gains
 from ssad.utils.tables import console_table, percent
 
 VARIANTS = ["none", "rot_indist"]
-DEMO_ARGUMENTS = [("VARIANT", f"a negatives preset to train (conf/negatives/; default: {' '.join(VARIANTS)}), side by "
-                   "side"),
+DEMO_ARGUMENTS = [("VARIANT", f"a negatives preset to train (conf/negatives/; default: {' '.join(VARIANTS)}), in "
+                   "parallel"),
                   ("KEY=VALUE", "an override for both ssad.scoring.baselines and ssad.train, e.g. data=fashion_mnist"),
                   ("experiment=NAME", "replaces the quick-start preset experiment=demo, e.g. experiment=demo_shapes")]
 
 
-BAR = re.compile(r"Epoch (\d+):\s+\d+%\|[^|]*\|\s*(\d+)/(\d+)")  # Lightning's progress bar: epoch, step/steps
-BAR_CHARS = 200  # longer than the part of one bar update that BAR reads
-TAIL_LINES = 30  # of a failed run's console output, printed
+STEPS_LINE = re.compile(r"(\d+) optimiser steps an epoch")  # said in train.log when training starts
+CSV_TAIL_BYTES = 8192  # of a job's csv/metrics.csv, read for its last logged step (several rows)
+TAIL_LINES = 30  # of a failed job's train.log and of the sweep's console output, printed
 NOTE_EVERY_S = 30  # where the output is no terminal (a log, CI), a line of progress this often instead of bars
 
 
 def run(cmd: list[str]) -> None:
-    print("$", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    """Run ``cmd`` in the foreground; where it fails, exit with its exit code."""
+    print("$", shlex.join(cmd), flush=True)
+    code = subprocess.run(cmd).returncode
+    if code:
+        sys.exit(code)
 
 
 def configured_epochs(config: Path) -> int | None:
@@ -63,78 +68,113 @@ def configured_epochs(config: Path) -> int | None:
         return None
 
 
-class RunProgress:
-    """How much of its training a run has done (0 to 1): the last update of Lightning's epoch bar in the run's
-    console output, read as the file grows (so the long bars of an evaluation on a large set do not hide it), over
-    ``trainer.max_epochs`` of its ``.hydra/config.yaml`` (0 until both are there)."""
+def steps_per_epoch(train_log: Path) -> int | None:
+    """Optimiser steps an epoch, as the run's ``train.log`` says when training starts (None before)."""
+    try:
+        found = STEPS_LINE.findall(train_log.read_text(errors="replace"))
+    except OSError:
+        return None
+    return int(found[-1]) if found else None
 
-    def __init__(self, console: Path, run_dir: Path) -> None:
-        self.console, self.config = console, run_dir / ".hydra" / "config.yaml"
-        self.read, self.carry, self.last, self.max_epochs = 0, "", None, None
+
+def last_logged_step(metrics_csv: Path) -> int | None:
+    """The last optimiser step in a run's CSV log (Lightning's CSVLogger, written at every logged step), read from
+    the header and the file's last :data:`CSV_TAIL_BYTES`; rows the logger is still writing are skipped."""
+    try:
+        with metrics_csv.open("rb") as f:
+            header = f.readline().decode("utf-8", "replace")
+            body = f.tell()
+            start = max(body, f.seek(0, os.SEEK_END) - CSV_TAIL_BYTES)
+            f.seek(start)
+            lines = f.read().decode("utf-8", "replace").split("\n")[:-1]  # the last piece is no whole line yet
+    except OSError:
+        return None
+    columns = header.rstrip("\n").split(",")
+    if not header.endswith("\n") or "step" not in columns:
+        return None
+    rows = [row for row in csv.reader(lines[1:] if start > body else lines) if len(row) == len(columns)]
+    steps = [int(row[columns.index("step")]) for row in rows if row[columns.index("step")].isdigit()]
+    return max(steps, default=None)
+
+
+class RunProgress:
+    """How much of its training a job of the sweep has done (0 to 1), read from its run folder as it grows: the last
+    logged optimiser step of ``csv/metrics.csv`` over the run's steps (the steps an epoch that ``train.log`` states,
+    × ``trainer.max_epochs`` of ``.hydra/config.yaml``); 0 until all three are there."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir, self.steps, self.max_epochs = run_dir, None, None
 
     def fraction(self) -> float:
-        if self.console.is_file():
-            with self.console.open("rb") as f:
-                f.seek(self.read)
-                new = f.read()
-            self.read += len(new)
-            text = self.carry + new.decode("utf-8", "replace")
-            self.last = ([tuple(map(int, m)) for m in BAR.findall(text)] or [self.last])[-1]
-            self.carry = text[-BAR_CHARS:]  # an update cut in two by this read is found whole by the next
-        if self.max_epochs is None and self.config.is_file():
-            self.max_epochs = configured_epochs(self.config)
-        if self.last is None or self.max_epochs is None:
+        if self.max_epochs is None:
+            self.max_epochs = configured_epochs(self.run_dir / ".hydra" / "config.yaml")
+        if self.steps is None:
+            self.steps = steps_per_epoch(self.run_dir / "train.log")
+        step = last_logged_step(self.run_dir / "csv" / "metrics.csv")
+        if step is None or not self.steps or not self.max_epochs:
             return 0.0
-        epoch, step, steps = self.last
-        return min(1.0, (epoch + step / max(steps, 1)) / self.max_epochs)
+        return min(1.0, (step + 1) / (self.steps * self.max_epochs))
 
 
-def train_side_by_side(commands: dict[str, list[str]], run_dirs: dict[str, Path], console_dir: Path) -> None:
-    """Run the training commands at the same time, as many as there are CPUs, each with its share of them as
-    PyTorch threads: on 2 cores the quick-start's two single-threaded runs end 1.2× sooner than one after the
-    other on 2 threads each (7.8 vs 9.2 min; a small CNN on batches of 32 gives a second thread little to do, and
-    more threads than cores are slower still). Each run's console output goes to ``console_dir/NAME.log``; one bar
-    per run shows its progress on a terminal, a line every :data:`NOTE_EVERY_S` seconds elsewhere. Every run ends
-    before this returns; if any failed, prints the end of its output and exits with its exit code."""
-    jobs = max(1, min(len(commands), available_cpus()))
-    threads = str(max(1, available_cpus() // jobs))
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-    console_dir.mkdir(parents=True, exist_ok=True)
-    for name, cmd in commands.items():
-        print("$", " ".join(cmd), f"> {console_dir / name}.log", flush=True)
-    waiting, running, failed, done = list(commands), {}, {}, dict.fromkeys(commands, 0)
-    progress = {name: RunProgress(console_dir / f"{name}.log", run_dirs[name]) for name in commands}
+def sweep_command(variants: list[str], overrides: list[str], sweep_dir: Path, n_jobs: int) -> list[str]:
+    """``python -m ssad.train --multirun`` over the variants (``negatives=V1,V2,...``) through Hydra's joblib
+    launcher, ``n_jobs`` at a time, each job in ``sweep_dir/V`` (the negatives preset's name)."""
+    return [sys.executable, "-m", "ssad.train", "--multirun", *overrides, f"negatives={','.join(variants)}",
+            "hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}", f"hydra.sweep.dir={sweep_dir}",
+            "hydra.sweep.subdir=${hydra:runtime.choices.negatives}"]
+
+
+def console_tail(console: Path, lines: int = TAIL_LINES) -> list[str]:
+    """The last ``lines`` lines of a console output, each as a terminal shows it (the text after its last ``\\r``:
+    a progress bar's final state, not every update)."""
+    text = console.read_bytes().decode("utf-8", "replace") if console.is_file() else ""  # its \r kept as they are
+    shown = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    return [line for line in shown if line.strip()][-lines:]
+
+
+def train_sweep(cmd: list[str], run_dirs: dict[str, Path], console: Path) -> None:
+    """Run the sweep command (:func:`sweep_command`; its console output, every job's, to ``console``) and show each
+    job's progress from its run folder (:class:`RunProgress`): a bar per job on a terminal, a line every
+    :data:`NOTE_EVERY_S` seconds elsewhere. Returns once the sweep ended and every job wrote its ``results.json``;
+    otherwise prints the end of each unfinished job's ``train.log`` and of the console output and exits with the
+    sweep's exit code (1 where it was 0)."""
+    print("$", shlex.join(cmd), f"> {console}", flush=True)
+    progress = {name: RunProgress(run_dir) for name, run_dir in run_dirs.items()}
+    done = dict.fromkeys(run_dirs, 0)
     interactive, started, noted = sys.stderr.isatty(), time.time(), time.time()
     bars = {name: tqdm(total=100, desc=f"{name:<12}", position=i, disable=not interactive,
-                       bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}") for i, name in enumerate(commands)}
+                       bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}") for i, name in enumerate(run_dirs)}
+    with console.open("wb") as out:  # its own session: an interrupted demo ends the launcher's workers too
+        sweep = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        while waiting or running:
-            while waiting and len(running) < jobs:
-                name = waiting.pop(0)
-                with (console_dir / f"{name}.log").open("wb") as out:
-                    running[name] = subprocess.Popen(commands[name], stdout=out, stderr=subprocess.STDOUT, env=env)
+        while True:
             time.sleep(1)
-            for name in list(running):
-                code = running[name].poll()
-                done[name] = 100 if code == 0 else round(100 * progress[name].fraction())
+            ended = sweep.poll() is not None
+            for name, run_dir in run_dirs.items():
+                finished = (run_dir / "results.json").is_file()  # never back: a log being rewritten reads as 0
+                done[name] = 100 if finished else max(done[name], round(100 * progress[name].fraction()))
                 bars[name].update(done[name] - bars[name].n)
-                if code is not None:
-                    del running[name]
-                    failed.update({name: code} if code else {})
-            if not interactive and (time.time() - noted >= NOTE_EVERY_S or not running):
+            if not interactive and (ended or time.time() - noted >= NOTE_EVERY_S):
                 noted = time.time()
                 print(f"training {(noted - started) / 60:.1f} min: "
                       + ", ".join(f"{name} {pct}%" for name, pct in done.items()), flush=True)
+            if ended:
+                break
     finally:
-        for process in running.values():
-            process.terminate()
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGTERM)
+            sweep.wait()
         for bar in bars.values():
             bar.close()
-    for name, code in failed.items():
-        tail = (console_dir / f"{name}.log").read_text(errors="replace").splitlines()[-TAIL_LINES:]
-        print(f"\n{name} failed (exit code {code}); the end of {console_dir / name}.log:", *tail, sep="\n")
-    if failed:
-        sys.exit(next(iter(failed.values())))
+    unfinished = [name for name, run_dir in run_dirs.items() if not (run_dir / "results.json").is_file()]
+    if sweep.returncode == 0 and not unfinished:
+        return
+    for name in unfinished:
+        log = run_dirs[name] / "train.log"
+        print(f"\n{name} did not finish; the end of {log}:", *console_tail(log), sep="\n")
+    print(f"\nthe sweep ended with exit code {sweep.returncode}; the end of its console output {console}:",
+          *console_tail(console), sep="\n")
+    sys.exit(sweep.returncode or 1)
 
 
 def _pct(x: float | None) -> str:
@@ -208,9 +248,9 @@ def main(variants: list[str], overrides: list[str]) -> None:
     sweep_dir = new_sweep_dir(Path("outputs") / preset.removeprefix("experiment="), time.strftime("%Y-%m-%d_%H-%M-%S"))
     run([sys.executable, "-m", "ssad.scoring.baselines", *overrides, f"hydra.run.dir={sweep_dir}"])
     baselines_file = sweep_dir.resolve() / "baselines.json"
-    train_side_by_side({v: [sys.executable, "-m", "ssad.train", *overrides, f"negatives={v}",
-                            f"eval.baselines={baselines_file}", f"hydra.run.dir={sweep_dir / v}"] for v in variants},
-                       {v: sweep_dir / v for v in variants}, sweep_dir / "console")
+    n_jobs = max(1, min(len(variants), available_cpus()))  # each job torch threads = CPUs // n_jobs (JobThreads)
+    train_sweep(sweep_command(variants, [*overrides, f"eval.baselines={baselines_file}"], sweep_dir, n_jobs),
+                {v: sweep_dir / v for v in variants}, sweep_dir / "console.log")
     results = {v: json.loads((sweep_dir / v / "results.json").read_text()) for v in variants}
     baselines = json.loads((sweep_dir / "baselines.json").read_text())
     print(f"\nQuick-start ({results[variants[0]]['dataset']}): AUROC (%) per OOD set, higher is better. "
@@ -235,8 +275,8 @@ def main(variants: list[str], overrides: list[str]) -> None:
     if not any(m["auroc"] > untrained[name]["auroc"] for r in results.values() for name, m in r["ood"].items()):
         print("\nHere training beat the untrained network on no OOD set: README \"Is it learning?\" says what to "
               "look at (collapse warnings in results.json, plots/training_curves.png).")
-    print(f"\nrun directories (results.json, metrics.jsonl, plots/, checkpoints/): {sweep_dir}; each run's console "
-          f"output: {sweep_dir / 'console'}\n")
+    print(f"\nrun directories (results.json, metrics.jsonl, train.log, plots/, checkpoints/): {sweep_dir}; the "
+          f"training sweep's console output: {sweep_dir / 'console.log'}\n")
     report([str(sweep_dir)])
     print(f"\ndemo finished in {(time.time() - started) / 60:.1f} min")
 
@@ -247,4 +287,4 @@ if __name__ == "__main__":
         print(script_help(__doc__, "python -m ssad.demo [VARIANT ...] [KEY=VALUE ...]",
                           "python -m ssad.demo none rot_indist data=fashion_mnist", DEMO_ARGUMENTS))
         sys.exit(0)
-    main([a for a in args if "=" not in a] or VARIANTS, [a for a in args if "=" in a])
+    main(list(dict.fromkeys(a for a in args if "=" not in a)) or VARIANTS, [a for a in args if "=" in a])
