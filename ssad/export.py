@@ -18,6 +18,7 @@ from ssad.cli.outcome import compare, export_lines, read_baselines, run_baseline
 from ssad.config.keys import CONFIG_DIR
 from ssad.config.validation import validate
 from ssad.deploy.checkpoints import load_checkpoint, rebuild_datamodule
+from ssad.deploy.coreset import k_center_greedy
 from ssad.deploy.detector import Detector
 from ssad.deploy.inputs import thumbnails
 from ssad.deploy.onnx_export import export_format, export_onnx
@@ -31,6 +32,30 @@ from ssad.utils.files import check_writable
 
 def _images(dataset) -> torch.Tensor:
     return torch.from_numpy(np.array(dataset.images))  # a copy: a cached set is a read-only memory map
+
+
+def bank_rows(features: torch.Tensor, bank_size: int | None, seed: int) -> torch.Tensor | None:
+    """The rows of the training ``features`` that make the detector's bank: None (all of them) without ``bank_size``
+    or when it is not below their count, else ``bank_size`` rows chosen by k-center greedy coreset selection
+    (:func:`ssad.deploy.coreset.k_center_greedy`, seeded by the run's seed)."""
+    if bank_size is None or bank_size >= len(features):
+        return None
+    return k_center_greedy(features, bank_size, seed)
+
+
+def leave_one_out_calibration(detector: Detector, features: torch.Tensor,
+                              kept: torch.Tensor | None) -> torch.Tensor | None:
+    """The published scores of every training image against the detector's bank without itself (a threshold without
+    a test set): the bank's rows leave-one-out and, for a coreset, the rows it left out against the whole bank, as
+    the bank's fp16 features; None when the OOD score has no leave-one-out form."""
+    scores = detector.leave_one_out_scores()
+    if scores is None or kept is None:
+        return scores
+    left = torch.ones(len(features), dtype=torch.bool)
+    left[kept] = False
+    scorer = detector.fitted_scorer()
+    rest = scorer.score(features[left].half().float().to(detector.bank.device))
+    return torch.cat([scores, scorer.readable(rest.cpu())])
 
 
 def held_out_quality(detector: Detector, sets: Mapping[str, Any], batch_size: int = 256,
@@ -54,6 +79,10 @@ def export_report(detector: Detector, out: str) -> str:
     meta, n = detector.meta, detector.calibration_size
     lines = [f"wrote {out}: threshold {detector.threshold:.4g} on the anomaly score {detector.scorer.published} "
              f"accepts {100 * meta['threshold_tpr']:g}% of the {n} in-distribution images of {meta['threshold_from']}"]
+    bank = meta.get("bank") or {}
+    if bank.get("selection", "all") != "all":
+        lines.append(f"bank: {bank['rows']} of the {bank['training_images']} training features, chosen by "
+                     f"{bank['selection']}")
     note = detector.calibration_note()
     if note:
         lines.append(f"warning: {note}")
@@ -70,7 +99,8 @@ def export_report(detector: Detector, out: str) -> str:
 
 
 def export_detector(cfg: DictConfig) -> Detector:
-    """Teacher backbone + fp16 bank of the training features + the threshold at ``tpr`` of the test set
+    """Teacher backbone + fp16 bank of the training features (all, or ``cfg.bank_size`` of them chosen by k-center
+    greedy coreset selection: :func:`bank_rows`) + the threshold at ``tpr`` of the test set
     (of the training set scored leave-one-out when the run has no test set), on the anomaly score that the OOD
     score ``cfg.scorer`` publishes (Eq. 6: R = 1 − τ·log(−S)). The calibration scores come from the detector itself
     (its fp16 bank, its preprocessing), so it accepts exactly ``tpr`` of them. Prints the threshold, how many
@@ -90,19 +120,23 @@ def export_detector(cfg: DictConfig) -> Detector:
     datamodule = rebuild_datamodule(run_cfg.data, cfg.ckpt, bool(cfg.get("trust_file", False)))
     sets = datamodule.eval_sets()
     view_size = run_cfg.eval.size if cfg.eval.size is None else cfg.eval.size
-    bank, _ = network_features(model.teacher, sets["train"], view_size, settings)
+    features, _ = network_features(model.teacher, sets["train"], view_size, settings)
+    kept = bank_rows(features, cfg.get("bank_size"), int(run_cfg.seed))
+    bank = features if kept is None else features[kept]
     backbone_args = OmegaConf.to_container(run_cfg.model.backbone, resolve=True)  # plain values only
     del backbone_args["_target_"]
     backbone_args["builder"] = builder_name(run_cfg.model.backbone._target_)
     source = "test" if "test" in sets else "train (leave-one-out)"
     meta = {"dataset": run_cfg.data.name, "variant": run_cfg.negatives.name, "seed": run_cfg.seed,
-            "checkpoint": str(cfg.ckpt), "threshold_tpr": cfg.tpr, "threshold_from": source}
+            "checkpoint": str(cfg.ckpt), "threshold_tpr": cfg.tpr, "threshold_from": source,
+            "bank": {"rows": len(bank), "training_images": len(features),
+                     "selection": "all" if kept is None else "k-center greedy coreset (cosine)"}}
     detector = Detector(model.teacher.backbone, bank, backbone_args, datamodule.size, view_size,
                         settings.temperature, threshold=math.nan, meta=meta, scorer=scorer).to(device)
     if "test" in sets:
         calibration = detector.score(_images(sets["test"]), settings.batch_size, progress=settings.progress)
     else:
-        calibration = detector.leave_one_out_scores()
+        calibration = leave_one_out_calibration(detector, features, kept)
         if calibration is None:
             raise ConfigError(f"the run has no test set to calibrate the threshold on, and {scorer!r} has no "
                               "leave-one-out form for the training images; hold out a test set (data.holdout=0.1 "
@@ -116,7 +150,8 @@ def export_detector(cfg: DictConfig) -> Detector:
         detector.meta["baselines"] = compare({k: q["auroc"] for k, q in detector.meta["held_out_quality"].items()},
                                              baselines)
     if file_format == "pt":  # the HTML report's nearest training images
-        found = thumbnails(_images(sets["train"]).numpy(), int(cfg.get("thumbnails_max", 20000)))
+        train = _images(sets["train"]).numpy()
+        found = thumbnails(train if kept is None else train[kept.numpy()], int(cfg.get("thumbnails_max", 20000)))
         detector.thumbnails = None if found is None else torch.from_numpy(found)
     with disk_full_reported(cfg.out, "out"):
         if file_format == "onnx":

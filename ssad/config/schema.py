@@ -324,6 +324,8 @@ class ExportSchema(EvaluateSchema):
     tpr: float = checked(SHARE, "the threshold accepts this share of the in-distribution test set")
     format: str | None = checked(one_of("pt", "onnx"), "the detector's format: pt or onnx (null: by out's suffix)")
     thumbnails_max: int = checked(NON_NEGATIVE_INT, "a .pt keeps training thumbnails up to this bank size")
+    bank_size: int | None = checked(POSITIVE_INT, "keep this many training features, chosen by k-center greedy "
+                                    "coreset selection (null: all)")
 
 
 @dataclass
