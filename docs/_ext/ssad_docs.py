@@ -143,8 +143,8 @@ def header_comment(lines: list[str]) -> str:
 
 def first_sentence(text: str) -> str:
     """``text`` up to its first full stop followed by a space (or all of it)."""
-    # not at "et al.", "Rot. 360", "Eq. 6", "e.g.", "i.e." or "..."
-    match = re.search(r"(?<!\bal)(?<!\bRot)(?<!\bEq)(?<!e\.g)(?<!i\.e)(?<!\.\.)\.(\s|$)", text)
+    # not at "et al.", "Rot. 360", "Eq. 6", "Eqs. 3-5", "e.g.", "i.e." or "..."
+    match = re.search(r"(?<!\bal)(?<!\bRot)(?<!\bEq)(?<!\bEqs)(?<!e\.g)(?<!i\.e)(?<!\.\.)\.(\s|$)", text)
     return text[: match.start() + 1] if match else text
 
 
@@ -212,19 +212,32 @@ class Modules(ConfigKeys):
 
     def run(self) -> list[nodes.Node]:
         package = self.arguments[0]
-        depth = package.count(".")
-        lines: list[str] = []
+        result: list[nodes.Node] = []
+        sections: dict[str, nodes.section] = {}  # module name -> its section, so a subpackage's modules nest in it
         for name in package_modules(package, shallow="shallow" in self.options):
-            if name != package:
-                lines += [f"{'#' * min(2 + name.count('.') - depth - 1, 4)} `{name}`", ""]
-            self.env.note_dependency(importlib.import_module(name).__file__)
+            module = importlib.import_module(name)
+            self.env.note_dependency(module.__file__)
             # a package's __all__ re-exports what its modules define: documented there, not twice
-            options = ["   :ignore-module-all:"] if hasattr(importlib.import_module(name), "__path__") else []
+            options = ["   :ignore-module-all:"] if hasattr(module, "__path__") else []
             # autodoc writes reStructuredText: parsed as such inside an eval-rst block, not as MyST
-            lines += ["```{eval-rst}", f".. automodule:: {name}", *options, "```", ""]
-        container = nodes.container()
-        nested_parse_with_titles(self.state, StringList(lines, source=package), container)
-        return container.children
+            lines = ["```{eval-rst}", f".. automodule:: {name}", *options, "```"]
+            if name == package:  # the page's own package: its docstring under the page title
+                container = nodes.container()
+                nested_parse_with_titles(self.state, StringList(lines, source=package), container)
+                result += container.children
+                continue
+            section = nodes.section()
+            section += nodes.title("", "", nodes.literal(name, name))
+            section["names"].append(nodes.fully_normalize_name(name))
+            self.state.document.note_implicit_target(section, section)
+            nested_parse_with_titles(self.state, StringList(lines, source=package), section)
+            parent = sections.get(name.rsplit(".", 1)[0])
+            if parent is not None:
+                parent += section
+            else:
+                result.append(section)
+            sections[name] = section
+        return result
 
 
 class PublicApi(ConfigKeys):
@@ -235,16 +248,16 @@ class PublicApi(ConfigKeys):
     def run(self) -> list[nodes.Node]:
         import ssad
 
-        lines = ["| name | what it is | defined in |", "|---|---|---|"]
+        lines = ["| name (links to its definition) | what it is (its docstring's first sentence) |", "|---|---|"]
         for name in ssad.__all__:
             value = getattr(ssad, name)
             if name == "__version__":
-                lines.append(f"| `ssad.__version__` | the package's version, `{value}` | `ssad/__init__.py` |")
+                lines.append(f"| `ssad.__version__` | the package's version, `{value}` |")
                 continue
             module = value.__module__
             summary = (inspect.getdoc(value) or "").split("\n\n")[0].replace("\n", " ")
-            lines.append(f"| `ssad.{name}` | {_cell(first_sentence(summary))} | "
-                         f"{{py:obj}}`{module}.{name} <{module}.{name}>` |")
+            summary = re.sub(r":\w+:`~?([^`]+)`", r"`\1`", summary)  # reST roles as code in this Markdown table
+            lines.append(f"| {{py:obj}}`ssad.{name} <{module}.{name}>` | {_cell(first_sentence(summary))} |")
             self.env.note_dependency(sys.modules[module].__file__)
         container = nodes.container()
         nested_parse_with_titles(self.state, StringList(lines, source="ssad.__all__"), container)
