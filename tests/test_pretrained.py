@@ -132,6 +132,17 @@ def test_unreadable_or_pickled_files_are_refused(tmp_path):
         ssad_vit(str(garbage))
 
 
+def test_a_model_built_for_shapes_only_reads_nothing(tmp_path):
+    with torch.device("meta"):  # as the run's estimate builds it: no file is read (this one does not exist)
+        model = ssad_vit(str(tmp_path / "absent.pth"))
+    assert all(p.is_meta for p in model.parameters())
+
+
+def test_an_unknown_hub_name_is_refused_before_any_download():
+    with pytest.raises(ConfigError, match="timm could not provide the weights 'no_such_model'.*give that path"):
+        ssad_vit("timm:no_such_model")
+
+
 def test_the_small_cnn_has_no_pretrained_weights(tmp_path):
     with pytest.raises(ConfigError, match="small CNN .* has no pretrained weights"):
         small_cnn(pretrained=True)

@@ -160,9 +160,10 @@ def load_weights(model: nn.Module, state: Mapping[str, Tensor], source: str, mod
 
 def load_pretrained(model: nn.Module, value: Any, default_hub: str, model_name: str) -> nn.Module:
     """Initialise ``model`` from ``value`` (``model.backbone.pretrained``, :func:`pretrained_source`); ``default_hub``
-    is the timm name ``true`` stands for. Returns ``model``."""
+    is the timm name ``true`` stands for. Returns ``model``. A model built on the meta device (shapes only, as a
+    run's estimate builds it) has no values to fill: nothing is read or downloaded for it."""
     source = pretrained_source(value, default_hub)
-    if source is None:
+    if source is None or any(p.is_meta for p in model.parameters()):
         return model
     kind, where = source
     if kind == "hub":
