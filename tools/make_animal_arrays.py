@@ -1,5 +1,5 @@
 """Write the animal silhouettes of the ``animal-mnist`` PyPI package as class-split ``.npy`` files: the second
-labelled set the quick-start preset is checked on (docs/quickstart.md; not shipped with ssad).
+labelled set the quick-start preset is checked on (docs/results/other-data.md; not shipped with ssad).
 
 The package (MIT licence) holds 10,000 gray 28×28 silhouettes, 1,000 per class (bear, bird, cat, cow, dog,
 elephant, giraffe, horse, sheep, zebra: labels 0–9) as two gzipped NumPy pickles. They are read with ssad's

