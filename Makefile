@@ -23,7 +23,7 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
-# the quick-start preset learns on a real labelled set (the embedded Fashion-MNIST subset, class-split command; ~3 min)
+# the quick-start preset learns on a real labelled set (the embedded Fashion-MNIST subset, class-split command; ~5 min)
 test-learning: setup
 	$(BIN)/python -m pytest -m learning
 

@@ -1,19 +1,22 @@
-"""The quick-start learns, in the suite: the demo preset (small CNN) on the embedded Fashion-MNIST subset (class-split)
-as vanilla DINO (``none``: no negative views, half the images a step of ``rot_indist``), cut to 6 epochs (468
-steps, ~1.5 min on 2 cores; at 4 epochs neither variant is yet above the untrained network), lifts near-OOD AUROC
-above the untrained network scored the same way (``ssad.scoring.baselines``, which the preset runs first). Seeded; the
-12-epoch run of the docs is ``make test-learning`` (tests/test_learning.py). The clothes rather than the
-demo's own digits: their near-OOD set has labels with one known hardest class (shirts), checked below.
+"""The quick-start learns (``make test-learning``, which CI runs after the suite): the demo preset (small CNN) on
+the embedded Fashion-MNIST subset (class-split) as vanilla DINO (``none``: no negative views, half the images a step
+of ``rot_indist``), cut to 6 epochs (468 steps, ~1.5 min on 2 cores; at 4 epochs neither variant is yet above the
+untrained network), lifts near-OOD AUROC above the untrained network scored the same way (``ssad.scoring.baselines``,
+which the preset runs first). Seeded; the 12-epoch run of the docs is tests/test_learning.py. The clothes rather than
+the demo's own digits: their near-OOD set has labels with one known hardest class (shirts), checked below.
 """
 
 import json
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_dir
 
 from ssad.config.keys import CONFIG_DIR
 from ssad.training.run import train
 from tests.conftest import QUIET
+
+pytestmark = pytest.mark.learning  # minutes of training: outside make test's 10-minute budget
 
 
 def test_six_epochs_of_the_quick_start_beat_the_untrained_network_on_near_ood(tmp_path: Path):
