@@ -14,7 +14,6 @@ images, in [0, 2], higher = more anomalous, the same ranking as S. Usage, withou
 
 from __future__ import annotations
 
-import math
 import pickle
 import sys
 import warnings
@@ -26,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from ssad.cli.errors import ConfigError, InputError, MissingFileError, UserError
+from ssad.deploy.calibration import calibration_note
 from ssad.deploy.inputs import read_input, resize_to
 from ssad.deploy.safe_load import load_torch_file
 from ssad.method.backbones import build_backbone
@@ -36,7 +36,6 @@ from ssad.utils.console import progress_bar
 from ssad.utils.files import save_atomic
 
 FORMAT = "ssad-detector-v2"  # threshold and calibration scores as R
-MIN_CALIBRATION = 200  # in-distribution images below which a threshold is called a guess (README)
 REEXPORT = ("export it again from its training checkpoint: "
             "`python -m ssad.export ckpt=<run dir>/checkpoints/last.ckpt out=detector.pt`")
 
@@ -49,12 +48,6 @@ def _stacklevel_outside_ssad() -> int:
     while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(inside):
         frame, level = frame.f_back, level + 1
     return level
-
-
-def calibration_uncertainty(n: int, tpr: float) -> float:
-    """The standard error of the share of in-distribution images that a threshold set at ``tpr`` on ``n``
-    calibration images accepts on new ones (binomial: √(tpr·(1 − tpr)/n))."""
-    return math.sqrt(tpr * (1 - tpr) / max(n, 1))
 
 
 class Detector(nn.Module):
@@ -89,15 +82,7 @@ class Detector(nn.Module):
     def calibration_note(self) -> str | None:
         """A warning when the threshold rests on fewer than :data:`MIN_CALIBRATION` in-distribution images,
         else None."""
-        n = self.calibration_size
-        if n >= MIN_CALIBRATION:
-            return None
-        if n == 0:
-            return f"this detector file holds no calibration scores, so its threshold cannot be checked; {REEXPORT}"
-        tpr = float(self.meta.get("threshold_tpr", 0.95))
-        return (f"the threshold was calibrated on only {n} in-distribution images (fewer than {MIN_CALIBRATION}): "
-                f"the share of normal images it accepts is a guess, ±{100 * calibration_uncertainty(n, tpr):.0f} "
-                f"points around {100 * tpr:.0f}%; how many it needs: docs/howto/own-images.md#threshold-calibration")
+        return calibration_note(self.calibration_size, float(self.meta.get("threshold_tpr", 0.95)), REEXPORT)
 
     def threshold_at(self, tpr: float) -> float:
         """The threshold that accepts (calls in-distribution) ``tpr`` of the calibration images."""

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from ssad.cli.errors import ConfigError, InputError, MissingFileError
+from ssad.deploy.calibration import calibration_note
 
-MIN_CALIBRATION = 200  # as ssad.deploy.detector: fewer in-distribution images make the threshold a guess
 REEXPORT = "export it again: `python -m ssad.export ckpt=<run dir>/checkpoints/last.ckpt out=detector.onnx`"
 
 
@@ -94,14 +94,7 @@ class OnnxDetector:
 
     def calibration_note(self) -> str | None:
         """A warning when the threshold rests on fewer than :data:`MIN_CALIBRATION` in-distribution images."""
-        n, tpr = self.calibration_size, self.meta["threshold_tpr"]
-        if n >= MIN_CALIBRATION:
-            return None
-        if n == 0:
-            return f"this detector file holds no calibration scores, so its threshold cannot be checked; {REEXPORT}"
-        return (f"the threshold was calibrated on only {n} in-distribution images (fewer than {MIN_CALIBRATION}): "
-                f"the share of normal images it accepts is a guess, ±{100 * math.sqrt(tpr * (1 - tpr) / n):.0f} "
-                f"points around {100 * tpr:.0f}%; how many it needs: docs/howto/own-images.md#threshold-calibration")
+        return calibration_note(self.calibration_size, self.meta["threshold_tpr"], REEXPORT)
 
     def threshold_at(self, tpr: float) -> float:
         """The threshold that accepts ``tpr`` of the calibration images."""
