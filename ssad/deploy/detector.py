@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ssad.cli.errors import ConfigError, InputError, MissingFileError, UserError
-from ssad.deploy.calibration import calibration_note
+from ssad.cli.errors import InputError, MissingFileError, UserError
+from ssad.deploy.calibration import calibration_note, check_threshold_request
 from ssad.deploy.inputs import read_input, resize_to
 from ssad.deploy.safe_load import load_torch_file
 from ssad.method.backbones import build_backbone
@@ -86,11 +86,7 @@ class Detector(nn.Module):
 
     def threshold_at(self, tpr: float) -> float:
         """The threshold that accepts (calls in-distribution) ``tpr`` of the calibration images."""
-        if not 0 < tpr <= 1:
-            raise ConfigError(f"tpr={tpr} must be a share in (0, 1], e.g. 0.95 or 0.99")
-        if self.calibration is None:
-            raise InputError(f"this detector file holds no calibration scores, so tpr= cannot pick a threshold; "
-                             f"{REEXPORT}")
+        check_threshold_request(tpr, self.calibration is not None, REEXPORT)
         return threshold_at_tpr(self.calibration, tpr)
 
     @torch.no_grad()

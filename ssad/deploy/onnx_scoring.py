@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ssad.cli.errors import ConfigError, InputError, MissingFileError
-from ssad.deploy.calibration import calibration_note
+from ssad.cli.errors import InputError, MissingFileError
+from ssad.deploy.calibration import calibration_note, check_threshold_request
 
 REEXPORT = "export it again: `python -m ssad.export ckpt=<run dir>/checkpoints/last.ckpt out=detector.onnx`"
 
@@ -98,11 +98,7 @@ class OnnxDetector:
 
     def threshold_at(self, tpr: float) -> float:
         """The threshold that accepts ``tpr`` of the calibration images."""
-        if not 0 < tpr <= 1:
-            raise ConfigError(f"tpr={tpr} must be a share in (0, 1], e.g. 0.95 or 0.99")
-        if self.calibration is None:
-            raise InputError(f"this detector file holds no calibration scores, so tpr= cannot pick a threshold; "
-                             f"{REEXPORT}")
+        check_threshold_request(tpr, self.calibration is not None, REEXPORT)
         return threshold_at_tpr(self.calibration, tpr)
 
     def run(self, images: np.ndarray, batch_size: int = 256, threshold: float | None = None) -> dict[str, np.ndarray]:
