@@ -39,22 +39,34 @@ def empty_tables_reason(runs: Sequence[Run]) -> str | None:
             "images)")
 
 
+def variant_runs(runs: Sequence[Run]) -> list[Run]:
+    """The runs that Tables 1 and 2, the OOD-group tables and the figures are made of: all but the one-class runs
+    (``data.normal_class``, reported in ``oneclass.*`` only) and their baselines."""
+    return [r for r in runs if r.normal_class is None]
+
+
 def write_report(runs: Sequence[Run], out: str | os.PathLike, metric: str = "auroc") -> list[Path]:
     """Write the tables (Markdown, LaTeX, CSV) and figures (PNG) of ``runs`` to ``out``; returns the paths. Empty
     tables say why in their notes (:func:`empty_tables_reason`). Runs that group their OOD sets
     (``data.ood_groups``, e.g. ``data=openood_cifar10``) add ``ood_groups.*``: each group's mean AUROC beside the
-    OpenOOD v1.5 leaderboard."""
+    OpenOOD v1.5 leaderboard. One-class runs (``data.normal_class``) go to ``oneclass.*`` only: a sweep of them
+    alone writes no Table 1 or 2 and no figures, whose rows and points would mix the normal classes."""
     out = Path(out)
-    table2, table1 = build_tables(runs, metric)
-    reason = empty_tables_reason(runs)
+    paths = write_oneclass_tables(build_oneclass_tables(list(runs)), out)  # runs of data.normal_class: oneclass.*
+    variants = variant_runs(runs)
+    if all(r.variant in BASELINES for r in variants):
+        if paths:
+            return paths
+        variants = list(runs)  # one-class runs without a folder to read (W&B): the tables as they come
+    table2, table1 = build_tables(variants, metric)
+    reason = empty_tables_reason(variants)
     if reason:
         table2.notes.append(f"Note: {reason}.")
-    table2.notes += report_notes(runs)  # a trained teacher below its untrained network, in plain words
-    paths = write_tables([table2], out, "table2") + (write_tables(table1, out, "table1") if table1 else [])
-    paths += write_group_tables(build_group_tables(runs), out)
-    paths += write_oneclass_tables(build_oneclass_tables(runs), out)  # runs of data.normal_class: oneclass.*
-    return paths + [figure2(runs, table2.in_dist, out / "figure2.png"),
-                    figure3(runs, table2.in_dist, out / "figure3.png")]
+    table2.notes += report_notes(variants)  # a trained teacher below its untrained network, in plain words
+    paths = (write_tables([table2], out, "table2") + (write_tables(table1, out, "table1") if table1 else [])
+             + write_group_tables(build_group_tables(variants), out) + paths)
+    return paths + [figure2(variants, table2.in_dist, out / "figure2.png"),
+                    figure3(variants, table2.in_dist, out / "figure3.png")]
 
 
 def looks_like_wandb_project(source: str) -> bool:
@@ -103,6 +115,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     counted = (f"{trained} run{'s' * (trained != 1)}"
                + (f" + {baselines} baseline{'s' * (baselines != 1)}" if baselines else ""))
     print(f"{counted} ({missing} missing); wrote", *map(str, paths), sep="\n  ")
-    reason = empty_tables_reason(runs)
+    reason = empty_tables_reason(variant_runs(runs) or runs) if any(p.stem == "table2" for p in paths) else None
     if reason:
         print(f"note: {reason}")

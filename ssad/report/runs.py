@@ -30,6 +30,7 @@ class Run:
     negative_sources: frozenset[str] = field(default_factory=frozenset)
     label: str | None = None  # the negatives preset's display name, when its config gives one
     ood_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)  # data.ood_groups: e.g. near, far
+    normal_class: int | None = None  # data.normal_class of a one-class run (its baselines' too); None otherwise
 
     def value(self, key: str, metric: str | None = None) -> float | None:
         """``metric`` of OOD set ``key`` (or of ``"average"``); with no metric, a run-level scalar such as
@@ -48,9 +49,10 @@ def make_run(source: str, config: Mapping[str, Any], results: dict[str, Any] | N
         sources = {"imagenet"} if "imgn" in variant else set()
     seed = meta.get("seed", config.get("seed"))
     groups = {str(g): tuple(sets) for g, sets in (data.get("ood_groups") or {}).items()}
+    normal = data.get("normal_class")
     return Run(source, variant, str(meta.get("dataset") or data.get("name") or "unknown"),
                None if seed is None else int(seed), results, tuple(data.get("ood") or ()), frozenset(sources),
-               negatives.get("label"), groups)
+               negatives.get("label"), groups, None if normal is None else int(normal))
 
 
 def _drop_superseded(runs: list[Run]) -> list[Run]:
@@ -98,7 +100,8 @@ def collect_baselines(root: Path, runs: Sequence[Run]) -> list[Run]:
     """The baselines (``python -m ssad.scoring.baselines``: raw pixels, the untrained network as built and with its
     BatchNorm statistics measured) as runs of their own: ``root/baselines.json``'s columns for the sweep's most
     common in-distribution set; without that file, the runs' own (``eval.baselines=auto``), one per
-    in-distribution set and seed, so that a seed sweep's tables give them as mean ± std over the seeds too."""
+    in-distribution set and seed, so that a seed sweep's tables give them as mean ± std over the seeds too. Those
+    of one-class runs (``data.normal_class``) are kept apart from the others' and carry the first such run's class."""
     path = root / BASELINES_FILE
     if path.is_file() and runs:
         dataset = Counter(r.dataset for r in runs).most_common(1)[0][0]
@@ -107,14 +110,15 @@ def collect_baselines(root: Path, runs: Sequence[Run]) -> list[Run]:
     for run in runs:
         file = Path(run.source) / BASELINES_FILE
         if file.is_file():
-            own.setdefault((run.dataset, run.seed), file)
-    return [b for (dataset, seed), file in own.items() for b in _baseline_runs(file, dataset, seed)]
+            own.setdefault((run.dataset, run.seed, run.normal_class is not None), (file, run.normal_class))
+    return [b for (dataset, seed, _), (file, normal) in own.items()
+            for b in _baseline_runs(file, dataset, seed, normal)]
 
 
-def _baseline_runs(path: Path, dataset: str, seed: int | None) -> list[Run]:
+def _baseline_runs(path: Path, dataset: str, seed: int | None, normal_class: int | None = None) -> list[Run]:
     baselines = json.loads(path.read_text())
-    return [Run(str(path), key, dataset, seed, baselines[key], label=label) for key, label in BASELINES.items()
-            if key in baselines]
+    return [Run(str(path), key, dataset, seed, baselines[key], label=label, normal_class=normal_class)
+            for key, label in BASELINES.items() if key in baselines]
 
 
 def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
