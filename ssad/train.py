@@ -16,9 +16,8 @@ from ssad.cli.errors import user_errors
 from ssad.cli.help import command_help
 from ssad.cli.outcome import read_baselines, training_end
 from ssad.config.keys import CONFIG_DIR
-from ssad.data.sources import label_names
 from ssad.scoring.results import baselines_path
-from ssad.scoring.summary import baseline_gains, results_table
+from ssad.scoring.summary import baseline_gains, evaluated_label_names, results_table
 from ssad.training.run import train_in_run_dir
 
 
@@ -34,7 +33,7 @@ def main(cfg: DictConfig) -> None:
     if final.exists():  # the last evaluation, as ssad.evaluate prints it, and what it gained over the baselines
         results = json.loads(final.read_text())
         rank_zero_info(f"final evaluation (epoch {results.get('epoch')}), {final}:\n"
-                       f"{results_table(results, label_names(cfg.data.get('ood')), cfg.eval.settings.temperature)}")
+                       f"{results_table(results, evaluated_label_names(cfg.data), cfg.eval.settings.temperature)}")
         baselines = baselines_path(cfg.eval.get("baselines"), run_dir)
         if baselines is not None and baselines.is_file() and results.get("ood"):
             gains = baseline_gains({cfg.negatives.name: results}, json.loads(baselines.read_text()))

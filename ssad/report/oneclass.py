@@ -20,6 +20,7 @@ from ssad.report.published import _rows
 from ssad.report.runs import Run
 from ssad.report.tables import Cell, tex_escape, without_noise, write_formats
 from ssad.scoring.results import BASELINES, BASELINES_FILE
+from ssad.scoring.summary import evaluated_label_names
 from ssad.utils.tables import markdown_table
 
 MEAN = "mean"
@@ -80,7 +81,7 @@ def one_class_runs(runs: list[Run]) -> list[OneClassRun]:
         data = _config(run).get("data") or {}
         if data.get("normal_class") is None:
             continue
-        names = ((data.get("test") or {}).get("label_names") or (data.get("train") or {}).get("label_names"))
+        names = evaluated_label_names(data).get(OTHERS)
         value = run.value(OTHERS, "auroc")
         values = {run.variant: None if value is None else 100 * value}
         baselines_file = Path(run.source) / BASELINES_FILE

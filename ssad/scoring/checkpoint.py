@@ -10,13 +10,12 @@ from omegaconf import DictConfig
 
 from ssad.cli.checks import disk_full_reported, readable_checkpoint
 from ssad.config.validation import validate
-from ssad.data.sources import label_names
 from ssad.deploy.checkpoints import load_checkpoint, rebuild_datamodule
 from ssad.scoring.evaluation import EvalSettings, evaluate_network, ood_skipped_reason
 from ssad.scoring.features import resolve_device
 from ssad.scoring.plots import plot_scores
 from ssad.scoring.scores import build_scorer
-from ssad.scoring.summary import results_table
+from ssad.scoring.summary import evaluated_label_names, results_table
 from ssad.utils.files import check_writable, write_json_atomic
 
 
@@ -51,5 +50,5 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, Any]:
         plot_scores(scores, results, out.parent / "plots", f"{run_cfg.data.name} / {run_cfg.negatives.name}",
                     settings.temperature, scorer)
     print(f"{checkpoint} ({run_cfg.data.name} / {run_cfg.negatives.name}, seed {run_cfg.seed}):\n"
-          f"{results_table(results, label_names(run_cfg.data.ood), settings.temperature)}\nwrote {out}")
+          f"{results_table(results, evaluated_label_names(run_cfg.data), settings.temperature)}\nwrote {out}")
     return results

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ssad.data.oneclass import OTHERS
+from ssad.data.sources import label_names, plain
 from ssad.scoring.evaluation import below_chance_note
 from ssad.scoring.results import BASELINES, BY_LABEL, LIMITS, MEAN_AUROC, METRICS, NN_AUROC, label_title
 from ssad.utils.tables import console_table, percent
@@ -18,6 +20,30 @@ LIMIT_LEGENDS = {  # what each limit column means, printed under the table
                 "τ → ∞: how far an image lies from the middle of the feature cloud"}
 MAX_LABELS_SHOWN = 12  # an OOD set with more labels (CIFAR100) prints its lowest AUROCs by label
 METRIC_WIDTH = 8  # the narrowest metric column
+
+
+SELECTION_KEYS = ("name", "split", "classes", "per_class", "label_names")  # which images of a source, not its labels
+
+
+def evaluated_label_names(data: Mapping[str, Any] | None) -> dict[str, list[str]]:
+    """The label names of each OOD set that a run of the data config ``data`` scores by label (set → names, for
+    :func:`results_table`): those its ``data.ood`` specs give. Under the one-class protocol (``data.normal_class``)
+    the only OOD set is :data:`ssad.data.oneclass.OTHERS`, the other classes of ``data.train``'s source: named by
+    ``data.test``'s or ``data.train``'s ``label_names``, else by those of a ``data.ood`` spec of the same source
+    (e.g. ``data=glyphs``, whose letters are named on its OOD set)."""
+    data = plain(data) or {}
+    if data.get("normal_class") is None:
+        return label_names(data.get("ood"))
+    train, test = data.get("train") or {}, data.get("test") or {}
+    names = test.get("label_names") or train.get("label_names")
+    if not names:
+        def source(spec: Mapping[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in spec.items() if k not in SELECTION_KEYS}
+
+        same = [spec["label_names"] for spec in (data.get("ood") or {}).values()
+                if isinstance(spec, Mapping) and spec.get("label_names") and source(spec) == source(train)]
+        names = same[0] if same else None
+    return {OTHERS: list(names)} if names else {}
 
 
 def results_table(results: Mapping[str, Any], names: Mapping[str, Sequence[str]] | None = None,
