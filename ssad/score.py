@@ -26,7 +26,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from ssad.cli.checks import check_config_dirs, disk_full_reported
-from ssad.cli.errors import user_errors
+from ssad.cli.errors import InputError, user_errors
 from ssad.cli.help import command_help
 from ssad.config.keys import CONFIG_DIR
 from ssad.config.validation import validate
@@ -79,7 +79,15 @@ def load_detector(cfg: DictConfig) -> Any:
     :class:`~ssad.deploy.detector.Detector` (PyTorch imported here, only for it)."""
     if is_onnx(cfg.detector):
         return OnnxDetector(cfg.detector)
-    from ssad.deploy.detector import Detector
+    try:
+        from ssad.deploy.detector import Detector
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] not in ("torch", "timm", "torchvision"):
+            raise
+        raise InputError(f"detector={cfg.detector}: scoring a .pt detector needs PyTorch and timm, and {err.name} "
+                         "is not installed here; pip install ssad (with its dependencies), or export the detector "
+                         "to ONNX where PyTorch is (python -m ssad.export ckpt=... out=detector.onnx) and score "
+                         "the .onnx file here") from err
 
     return Detector.load(cfg.detector, device=cfg.device, trust_file=bool(cfg.get("trust_file", False)))
 

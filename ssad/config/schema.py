@@ -42,7 +42,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from ssad.cli.errors import UserError
-from ssad.scoring.metrics import MIN_TEMPERATURE
+from ssad.scoring.limits import MIN_TEMPERATURE
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ssad.cli.errors import UserError
 
@@ -58,6 +57,8 @@ def load_torch_file(path: str | os.PathLike, what: str, remedy: str, trust_file:
     beyond tensors and plain values raises :class:`UnsafeFileError` (nothing of it ran).
     ``trust_file=True`` loads with ``weights_only=False``, which runs code from the file. ``mmap=True`` maps the
     tensors instead of reading them (a cheap check of the whole pickle before a long job starts)."""
+    import torch  # here: the data pickles are read without PyTorch (the .npy reader of an .onnx detector's scoring)
+
     path = Path(path)
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path} is not a readable {what} (not a complete torch.save archive); {remedy}")

@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ssad.scoring.limits import MIN_TEMPERATURE
+
 if TYPE_CHECKING:  # the scores build on these functions
     from ssad.scoring.scores.base import Scorer
 
-# Eq. 6's smallest usable τ: exp(cos/τ) must stay below float64's largest value, e^709.8
-MIN_TEMPERATURE = 1 / 700
 
 
 def _check_matrix(name: str, x: Tensor, min_rows: int = 1) -> None:

@@ -13,8 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ssad.cli.errors import InputError
 
 
@@ -56,6 +54,8 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
 
 def save_atomic(path: str | os.PathLike, obj: Any) -> Path:
     """``torch.save`` through :func:`atomic_path`."""
+    import torch  # here: the other helpers serve code without PyTorch (scoring an .onnx detector)
+
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
     return Path(path)

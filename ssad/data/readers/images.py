@@ -17,8 +17,6 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from ssad.cli.errors import ConfigError, InputError, MissingFileError, UserError
@@ -40,6 +38,9 @@ def resize_images(images: np.ndarray, size: int) -> np.ndarray:
     """uint8 N×3×h×w → N×3×size×size by bicubic interpolation (torch, antialiased when shrinking), rounded
     and clamped to uint8. Works through chunks of bounded memory, so ``images`` may be a memory map.
     Identity (a contiguous copy) when the images already have that size."""
+    import torch  # here: the image files are read without PyTorch (scoring an .onnx detector)
+    import torch.nn.functional as F
+
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"resize_images expects N×3×h×w images, got shape {images.shape}")
     height, width = images.shape[-2:]
