@@ -18,6 +18,10 @@ def hydra_ready() -> None:
     prepare_hydra()
 
 
+# How long a command run by a test may take before the test calls it hung: generous, so that a machine loaded by
+# other work (CI beside other jobs) slows the suite down but never fails it.
+HANG_S = 3600
+
 # No progress bars, model summary, plots or logger: what a test run prints and writes beyond its results.
 QUIET = [
     "++trainer.enable_progress_bar=false",

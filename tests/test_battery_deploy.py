@@ -27,7 +27,7 @@ import ssad.report.cli
 import ssad.score
 from ssad.export import export_detector
 from ssad.training.run import train
-from tests.conftest import compose_cfg, compose_command
+from tests.conftest import HANG_S, compose_cfg, compose_command
 
 OLD = "file,score,anomalous\nkept.png,0.5,0\n"  # an earlier output that a failed command must leave as it was
 
@@ -172,7 +172,7 @@ def test_a_crafted_detector_file_runs_nothing_through_the_real_command(made, tmp
     env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "SSAD_VERBOSE")}
     proc = subprocess.run([sys.executable, "-m", "ssad.score", f"detector={made}/crafted.pt",
                            f"input={made}/one.png", f"out={tmp_path}/s.csv"], capture_output=True, text=True,
-                          cwd=tmp_path, env=env, timeout=300)
+                          cwd=tmp_path, env=env, timeout=HANG_S)
     assert_one_error(proc.returncode, proc.stdout + proc.stderr, "crafted.pt", "refused", "system",
                      "nothing of it was run", "trust_file=true")
     assert not (made / "RAN").exists() and not (tmp_path / "s.csv").exists()

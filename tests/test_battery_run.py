@@ -31,7 +31,7 @@ from ssad.training.callbacks import DiskFullError, drop_records_after
 from ssad.training.run import checkpoint_to_resume, train
 from ssad.training.rundir import RunDirBusyError, RunLock
 from ssad.utils.files import append_jsonl, read_jsonl
-from tests.conftest import QUIET, TINY, TINY_VIT, compose_cfg
+from tests.conftest import HANG_S, QUIET, TINY, TINY_VIT, compose_cfg
 from tests.test_train import assert_same_weights
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ def run_train(cwd: Path, *overrides: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run([sys.executable, "-m", "ssad.train", *overrides], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=HANG_S)
 
 
 def run_main(monkeypatch, capsys, *overrides: str) -> subprocess.CompletedProcess:

@@ -22,6 +22,7 @@ from ssad.bench.presets import EVAL_IMAGES, TRAIN_IMAGES
 from ssad.bench.table import format_table
 from ssad.method.backbones import vit_backbone
 from ssad.method.heads import DINOHead, MultiCropNetwork
+from tests.conftest import HANG_S
 
 TINY_VIT = {"name": "vit_tiny_patch16_224", "img_size": 16, "patch_size": 4, "embed_dim": 24, "depth": 2,
             "num_heads": 2, "drop_path_rate": 0.0}
@@ -267,6 +268,6 @@ def test_bench_command_tiny_other_backbones(model: str, builder: str, extra: lis
 def test_python_dash_m_ssad_bench_runs_the_command():
     """``python -m ssad.bench`` (the package's __main__) is the command line of ssad.bench.cli."""
     proc = subprocess.run([sys.executable, "-m", "ssad.bench", "--help"], capture_output=True, text=True,
-                          cwd=Path(__file__).parent.parent, timeout=300)
+                          cwd=Path(__file__).parent.parent, timeout=HANG_S)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: python -m ssad.bench") and "--preset {paper,tiny}" in proc.stdout

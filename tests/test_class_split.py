@@ -16,7 +16,7 @@ from ssad.data.readers.glyphs import glyphs
 from ssad.data.sources import ArraySet, check_source, label_names
 from ssad.report import main as report
 from ssad.scoring.baselines import calibrate_batchnorm, compute_baselines
-from tests.conftest import QUIET, compose_cfg
+from tests.conftest import HANG_S, QUIET, compose_cfg
 
 ROOT = Path(__file__).parent.parent
 # small enough for seconds on a CPU; everything else is experiment=demo as a user would run it
@@ -55,7 +55,7 @@ def test_train_and_baselines_on_a_labelled_array_set_from_the_command_line(tmp_p
     printed = {}
     for module, folder in (("ssad.train", run), ("ssad.scoring.baselines", scored)):
         proc = subprocess.run([sys.executable, "-m", module, *class_split_overrides(tmp_path), *SMALL,
-                               f"hydra.run.dir={folder}"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+                               f"hydra.run.dir={folder}"], cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
         assert proc.returncode == 0, proc.stderr[-3000:]
         printed[module] = proc.stdout + proc.stderr
     results = json.loads((run / "results.json").read_text())

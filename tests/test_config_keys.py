@@ -13,7 +13,7 @@ from hydra.errors import ConfigCompositionException
 
 from ssad.config.keys import CONFIG_DIR, check_keys
 from ssad.config.validation import validate
-from tests.conftest import compose_cfg, compose_command
+from tests.conftest import HANG_S, compose_cfg, compose_command
 
 OPTIM_KEYS = "base_lr, clip_grad, clip_mode, effective_batch, freeze_last_layer, min_lr, optimizer, warmup_epochs"
 
@@ -89,7 +89,7 @@ def _train_cli(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "SSAD_DATA": str(tmp_path / "data"), "HYDRA_FULL_ERROR": "0"}
     return subprocess.run([sys.executable, "-m", "ssad.train", f"hydra.run.dir={tmp_path}/outputs/run",
                            "logger=none", *overrides], capture_output=True, text=True, cwd=tmp_path, env=env,
-                          timeout=300)
+                          timeout=HANG_S)
 
 
 def test_command_line_refuses_both_ways_and_leaves_no_run_folder(tmp_path):

@@ -15,6 +15,7 @@ from omegaconf import open_dict
 from ssad.cli.estimate import BudgetError, Estimate, check_budget, duration, estimate, model_costs
 from ssad.config import schema
 from ssad.config.keys import CONFIG_DIR
+from tests.conftest import HANG_S
 
 
 def train_config(*overrides: str):
@@ -74,7 +75,7 @@ def test_paper_command_on_a_cpu_stops_with_exit_2(tmp_path) -> None:
     error line, and the run folder removed."""
     run_dir = tmp_path / "run"
     done = subprocess.run([sys.executable, "-m", "ssad.train", f"hydra.run.dir={run_dir}", "trainer.accelerator=cpu",
-                           "logger=none"], capture_output=True, text=True, timeout=300)
+                           "logger=none"], capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 2, done.stderr[-2000:]
     error = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "days" in error[0] and "experiment=demo" in error[0], done.stderr[-2000:]

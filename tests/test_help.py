@@ -11,6 +11,7 @@ import pytest
 
 from ssad.cli.help import help_text, own_keys, schema_doc
 from ssad.config.keys import CONFIG_DIR
+from tests.conftest import HANG_S
 
 # per command: keys its help must name, each with a word of its meaning
 OWN_KEYS = {
@@ -103,7 +104,7 @@ def test_own_keys_reads_nested_keys_and_named_mappings() -> None:
 
 
 def test_help_through_python_m() -> None:
-    done = subprocess.run([sys.executable, "-m", "ssad.score", "-h"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "ssad.score", "-h"], capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("Score new images") and "== Config ==" not in done.stdout
 

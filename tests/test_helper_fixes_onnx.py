@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ssad.score import score_images
-from tests.conftest import compose_command
+from tests.conftest import HANG_S, compose_command
 from tests.test_public_api import BLOCKER
 
 pytest.importorskip("onnxruntime")
@@ -54,7 +54,7 @@ def test_scoring_an_onnx_detector_imports_no_torch(onnx_detector: Path, tmp_path
         args = [f"detector={onnx_detector}", f"input={source}", f"out={tmp_path}/{name}.csv",
                 f"histogram={tmp_path}/{name}.png", f"report={tmp_path}/{name}_report", "tpr=0.9", "device=cpu"]
         done = subprocess.run([sys.executable, "-c", BLOCKER + SCORE, ",".join(TORCH), *args], cwd=ROOT,
-                              capture_output=True, text=True, timeout=300)
+                              capture_output=True, text=True, timeout=HANG_S)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "loaded: []" in done.stdout, done.stdout[-2000:]
         assert (tmp_path / f"{name}.png").is_file() and (tmp_path / f"{name}_report" / "index.html").is_file()
@@ -67,7 +67,7 @@ def test_scoring_an_onnx_detector_imports_no_torch(onnx_detector: Path, tmp_path
 
 def test_the_blocker_blocks_torch() -> None:
     done = subprocess.run([sys.executable, "-c", BLOCKER + "import torch", ",".join(TORCH)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode != 0 and "No module named 'torch'" in done.stderr
 
 
@@ -76,7 +76,7 @@ def test_a_pt_detector_without_torch_is_one_error_line_naming_the_onnx_way(tmp_p
     (tmp_path / "detector.pt").write_bytes(b"")  # never read: the missing PyTorch is found first
     args = [f"detector={tmp_path}/detector.pt", f"input={image}", f"out={tmp_path}/s.csv"]
     done = subprocess.run([sys.executable, "-c", BLOCKER + SCORE, ",".join(TORCH), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
     assert done.stderr.startswith("error: detector=") and "torch is not installed" in done.stderr
     assert "out=detector.onnx" in done.stderr and not (tmp_path / "s.csv").exists()

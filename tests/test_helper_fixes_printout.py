@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from ssad.data.oneclass import OTHERS
 from ssad.scoring.checkpoint import evaluate_checkpoint
 from ssad.scoring.summary import evaluated_label_names, results_table
-from tests.conftest import QUIET, TINY_VIT, compose_cfg, compose_command
+from tests.conftest import HANG_S, QUIET, TINY_VIT, compose_cfg, compose_command
 
 ROOT = Path(__file__).parent.parent
 FASHION = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
@@ -25,7 +25,7 @@ def test_training_and_evaluation_print_the_other_classes_by_name(tmp_path: Path,
            "data.size=16", "data.batch_size=16", "augment.global_size=16", "augment.local_size=8", "augment.n_local=2",
            *TINY_VIT, "trainer.max_epochs=1", "++trainer.limit_train_batches=1", "data.epoch_size=16",
            "eval.baselines=null", *QUIET, f"paths.data_dir={tmp_path}/data", f"hydra.run.dir={run}"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
     assert proc.returncode == 0, proc.stderr[-3000:]
     printed = proc.stdout + proc.stderr
     line = next(x for x in printed.splitlines() if x.startswith(f"AUROC by label, {OTHERS}:"))

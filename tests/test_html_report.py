@@ -16,7 +16,7 @@ from PIL import Image
 
 from ssad.deploy.detector import Detector
 from ssad.score import score_images
-from tests.conftest import compose_command
+from tests.conftest import HANG_S, compose_command
 from tests.test_onnx import random_images, tiny_detector
 
 
@@ -105,7 +105,7 @@ def test_report_renders_offline_in_headless_chromium(tmp_path):
                            "--disable-background-networking", "--disable-component-update", "--disable-sync",
                            f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2000",
                            f"--screenshot={shot}", (tmp_path / "report" / "index.html").as_uri()],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
     with Image.open(shot) as page:
         colours = page.convert("RGB").getcolors(maxcolors=1 << 20)

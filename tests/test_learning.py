@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ssad.data.readers.embedded import fashion_mnist_subset
-from tests.conftest import QUIET
+from tests.conftest import HANG_S, QUIET
 from tests.test_class_split import class_split_overrides
 
 ROOT = Path(__file__).parent.parent
@@ -35,7 +35,7 @@ def test_demo_preset_learns_on_fashion_mnist_beyond_the_untrained_network(tmp_pa
     common = [*class_split_overrides(tmp_path), *QUIET, f"hydra.run.dir={run}"]
     # experiment=demo scores its baselines (ssad.scoring.baselines) into the run folder before it trains
     proc = subprocess.run([sys.executable, "-m", "ssad.train", *common], cwd=ROOT, capture_output=True, text=True,
-                          timeout=900)
+                          timeout=HANG_S)
     assert proc.returncode == 0, proc.stderr[-3000:]
     trained = json.loads((run / "results.json").read_text())["ood"]["near"]["auroc"]
     baselines = json.loads((run / "baselines.json").read_text())

@@ -22,7 +22,7 @@ from ssad.report import main as report
 from ssad.report.oneclass import MEAN, OneClassRun, build_oneclass_table, to_latex, to_markdown
 from ssad.report.published import _rows
 from ssad.training.threads import threads_per_job
-from tests.conftest import QUIET, compose_cfg
+from tests.conftest import HANG_S, QUIET, compose_cfg
 from tests.test_formats import random_images, write_pickle
 
 ROOT = Path(__file__).parent.parent
@@ -104,7 +104,7 @@ def test_two_classes_side_by_side_through_the_joblib_launcher_then_the_one_class
     cmd = [sys.executable, "-m", "ssad.train", "experiment=oneclass_digits", "data.normal_class=0,1",
            "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *tiny, f"paths.data_dir={tmp_path}/data",
            f"hydra.sweep.dir={sweep}"]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = {k: sweep / f"digits-class{k}-rot_indist-seed0" for k in (0, 1)}
     threads = threads_per_job(2, available_cpus())

@@ -19,7 +19,7 @@ from ssad.deploy.detector import Detector
 from ssad.deploy.inputs import read_input, resize_to
 from ssad.method.backbones import build_backbone
 from ssad.score import score_images
-from tests.conftest import compose_command
+from tests.conftest import HANG_S, compose_command
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -135,7 +135,7 @@ def test_score_command_reads_onnx_and_the_stand_alone_script_agrees(tmp_path):
     assert scores == sorted(scores, reverse=True) and [r["rank"] for r in pt] == [str(i) for i in range(1, 7)]
 
     done = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "detector.onnx"), str(folder),
-                           str(tmp_path / "script.csv")], capture_output=True, text=True, timeout=120)
+                           str(tmp_path / "script.csv")], capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr
     script = _rows(tmp_path / "script.csv")
     assert [r["file"] for r in script] == [r["file"] for r in via_onnx]

@@ -13,6 +13,7 @@ from PIL import Image
 
 import ssad
 from ssad.method.backbones import build_backbone
+from tests.conftest import HANG_S
 
 ROOT = Path(__file__).resolve().parents[1]
 # the extras' packages (pyproject.toml): scoring with a detector file needs none of them. torchvision is not among
@@ -42,7 +43,7 @@ sys.meta_path.insert(0, Block())
 
 
 def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
 
 
 def test_the_public_names_resolve_and_say_what_they_are() -> None:
@@ -119,6 +120,8 @@ import numpy as np
 import pytest
 import torch
 from ssad import Detector
+
+from tests.conftest import HANG_S
 detector = Detector.load({str(path)!r}, device="cpu")
 names, scores, flags = detector.score_files({str(folder)!r})
 array = np.stack([np.asarray(__import__("PIL.Image").Image.open({str(folder)!r} + "/" + n)) for n in names])

@@ -18,6 +18,7 @@ import yaml
 
 from ssad.report.cli import main, write_report
 from ssad.report.runs import collect_runs, collect_wandb
+from tests.conftest import HANG_S
 
 PAPER_TABLE2 = Path(__file__).resolve().parents[2] / "shared" / "paper" / "table2.csv"
 IMAGENET_ROT = [{"source": "imagenet", "transform": "rot", "weight": 1.0}]
@@ -242,6 +243,6 @@ def test_python_dash_m_ssad_report_runs_the_command(tmp_path):
     """``python -m ssad.report`` (the package's __main__) is the command: on a folder without runs it exits
     non-zero and says what it looked for."""
     proc = subprocess.run([sys.executable, "-m", "ssad.report", str(tmp_path)], capture_output=True, text=True,
-                          cwd=Path(__file__).parent.parent, timeout=300)
+                          cwd=Path(__file__).parent.parent, timeout=HANG_S)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"no runs found under {tmp_path}" in proc.stderr

@@ -26,7 +26,7 @@ from ssad.export import export_detector
 from ssad.score import score_images
 from ssad.scoring.checkpoint import evaluate_checkpoint
 from ssad.training.run import train
-from tests.conftest import compose_cfg, compose_command
+from tests.conftest import HANG_S, compose_cfg, compose_command
 
 
 class Payload:
@@ -132,7 +132,7 @@ def test_the_score_command_exits_non_zero_on_a_refused_file(run, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((2, 16, 16, 3), np.uint8))
     done = subprocess.run([sys.executable, "-m", "ssad.score", f"detector={tmp_path}/evil.pt",
                            f"input={tmp_path}/x.npy", f"out={tmp_path}/s.csv", "device=cpu"],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode != 0 and "refused to load this detector file" in done.stderr
     assert not marker.exists() and not (tmp_path / "s.csv").exists()
 
@@ -211,7 +211,7 @@ def test_the_subprocess_payload_runs_when_instantiated(tmp_path):
     next tests means that nothing was instantiated)."""
     from hydra.utils import instantiate
 
-    instantiate(_starts_touch(tmp_path / "probe")).proc.wait(timeout=30)
+    instantiate(_starts_touch(tmp_path / "probe")).proc.wait(timeout=HANG_S)
     assert (tmp_path / "probe").exists()
 
 
@@ -222,7 +222,7 @@ def test_a_checkpoint_whose_data_config_starts_a_process_is_refused_by_the_comma
     checkpoint["ssad_config"]["data"]["negatives"] = _starts_touch(marker)
     torch.save(checkpoint, tmp_path / "evil.ckpt")
     done = subprocess.run([sys.executable, "-m", command, f"ckpt={tmp_path}/evil.ckpt", f"out={tmp_path}/out"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+                          capture_output=True, text=True, cwd=tmp_path, timeout=HANG_S)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]

@@ -39,7 +39,7 @@ from ssad.scoring.scores import (
     scorer_spec,
 )
 from ssad.training.run import train
-from tests.conftest import compose_cfg, compose_command
+from tests.conftest import HANG_S, compose_cfg, compose_command
 
 ROOT = Path(__file__).resolve().parents[1]
 # the example of docs/howto/ood-score.md: its two code blocks, the score's file and its YAML
@@ -165,7 +165,7 @@ def test_a_score_of_the_users_own_evaluates_a_checkpoint_from_the_command_line(t
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
     done = subprocess.run([sys.executable, "-m", "ssad.evaluate", ckpt, "scorer=my", "scorer.k=1", f"out={out}",
                            "eval.plots=false", "eval.settings.progress=false", "--config-dir", str(tmp_path / "conf")],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=HANG_S)
     assert done.returncode == 0, done.stderr
     mine = json.loads(out.read_text())
     nearest = evaluate_checkpoint(compose_command("evaluate", ckpt, "scorer=nn", f"out={tmp_path}/nn/results.json",

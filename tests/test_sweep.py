@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ssad.report import main as report
-from tests.conftest import TINY, TINY_VIT
+from tests.conftest import HANG_S, TINY, TINY_VIT
 
 
 def test_multirun_of_two_variants_then_report(tmp_path):
@@ -15,7 +15,7 @@ def test_multirun_of_two_variants_then_report(tmp_path):
     cmd = [sys.executable, "-m", "ssad.train", "-m", *TINY, *TINY_VIT, "negatives=none,rot_indist",
            "trainer.max_epochs=1",
            f"paths.data_dir={tmp_path}/data", f"hydra.sweep.dir={sweep}", "hydra.sweep.subdir=${negatives.name}"]
-    subprocess.run(cmd, check=True, cwd=Path(__file__).parent.parent, capture_output=True, timeout=600)
+    subprocess.run(cmd, check=True, cwd=Path(__file__).parent.parent, capture_output=True, timeout=HANG_S)
     results = {v: json.loads((sweep / v / "results.json").read_text()) for v in ("none", "rot_indist")}
     report([str(sweep), "--out", str(tmp_path / "report")])
     rows = list(csv.DictReader((tmp_path / "report" / "table2.csv").open()))

@@ -17,7 +17,7 @@ from ssad.data.datamodule import holdout_split
 from ssad.data.sources import ArraySet
 from ssad.scoring.checkpoint import evaluate_checkpoint
 from ssad.training.run import build, train
-from tests.conftest import TINY, TINY_VIT, compose_cfg
+from tests.conftest import HANG_S, TINY, TINY_VIT, compose_cfg
 
 PRESETS = sorted(p.stem for p in (Path(CONFIG_DIR) / "negatives").glob("*.yaml"))
 
@@ -212,7 +212,7 @@ def test_ddp_on_two_cpu_processes_matches_a_single_process_evaluation(tmp_path):
     cmd = [sys.executable, "-m", "ssad.train", *TINY, *TINY_VIT, "trainer=ddp", "trainer.accelerator=cpu",
            "trainer.devices=2",
            "eval.every_n_epochs=1", f"paths.data_dir={tmp_path}/data", f"hydra.run.dir={run}"]
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=HANG_S)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2  # two evaluations, one writer
     distributed = json.loads((run / "results.json").read_text())
