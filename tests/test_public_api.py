@@ -120,8 +120,6 @@ import numpy as np
 import pytest
 import torch
 from ssad import Detector
-
-from tests.conftest import HANG_S
 detector = Detector.load({str(path)!r}, device="cpu")
 names, scores, flags = detector.score_files({str(folder)!r})
 array = np.stack([np.asarray(__import__("PIL.Image").Image.open({str(folder)!r} + "/" + n)) for n in names])
