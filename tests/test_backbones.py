@@ -8,6 +8,7 @@ import torch
 from hydra.utils import instantiate
 
 from ssad.data.sources import ArraySet
+from ssad.deploy.checkpoints import load_checkpoint
 from ssad.deploy.detector import Detector
 from ssad.export import export_detector
 from ssad.method.backbones import BACKBONES, FeatureShift, build_backbone, builder_name, resnet18_cifar, small_cnn
@@ -151,3 +152,37 @@ def test_feature_shift_is_measured_for_the_untrained_network_and_survives_export
 def test_small_cnn_refuses_bad_centring(kwargs, named):
     with pytest.raises(ValueError, match=re.escape(named)):
         small_cnn(width=4, depth=2, **kwargs)
+
+
+def test_small_cnn_scores_by_f_beside_a_grid_of_an_earlier_block():
+    torch.manual_seed(0)
+    cnn = small_cnn(width=4, depth=3, grid_block=2, grid_cells=2, f_weight=1.5).eval()
+    x = torch.rand(5, 3, 16, 16)
+    with torch.no_grad():
+        f, scored = cnn.describe(x)
+        block2 = cnn.features[:7](x)  # conv-BN-ReLU-pool, conv-BN-ReLU: block 2's output, 8×8
+    assert torch.equal(f, cnn(x)) and scored.shape == (5, 16 + 8 * 2 * 2)
+    assert torch.allclose(scored[:, :16].norm(dim=1), torch.full((5,), 1.5))  # f, normalised, weighs 1.5
+    grid = torch.nn.functional.adaptive_avg_pool2d(block2, 2).flatten(1)
+    assert torch.allclose(scored[:, 16:], torch.nn.functional.normalize(grid, dim=1), atol=1e-6)
+    plain = small_cnn(width=4, depth=3).eval()
+    assert torch.equal(plain.describe(x)[1], plain(x))  # without grid_block an image is scored by f
+    with pytest.raises(ValueError, match="grid_block=4"):
+        small_cnn(width=4, depth=3, grid_block=4)
+
+
+def test_frozen_blocks_keep_their_initial_weights_through_training(tmp_path):
+    cnn = small_cnn(width=4, depth=3, frozen_blocks=2)
+    trainable = [name for name, p in cnn.named_parameters() if p.requires_grad]
+    assert trainable == ["features.8.weight", "features.9.weight", "features.9.bias"]  # block 3's conv and BN
+    with pytest.raises(ValueError, match="frozen_blocks=3"):
+        small_cnn(width=4, depth=3, frozen_blocks=3)
+    train(compose_cfg(tmp_path, "model=cnn_small", *MODELS["cnn_small"], "+model.backbone.frozen_blocks=1",
+                      "trainer.max_epochs=1", "++trainer.limit_train_batches=2"))
+    module, _ = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    student, teacher = module.student.backbone.features, module.teacher.backbone.features
+    # the teacher follows the student by EMA: equal (up to rounding) only where neither left the initialisation
+    def gap(i: int) -> float:
+        return float((student[i].weight - teacher[i].weight).detach().abs().max())
+    assert gap(0) < 1e-7 and gap(1) < 1e-7
+    assert gap(4) > 1e-5 and gap(5) > 1e-5  # block 2 trained

@@ -31,6 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tools" / "score_onnx.py"
 BACKBONES = {  # tiny untrained backbones: (builder arguments, training size, view size)
     "cnn_small": ({"builder": "small_cnn", "width": 8, "depth": 3, "layer_norm": True}, 16, 24),
+    # scored by f and a grid of block 2 (the CPU recipe's descriptor)
+    "cnn_small_grid": ({"builder": "small_cnn", "width": 8, "depth": 3, "feature_shift": 0.5, "grid_block": 2,
+                        "f_weight": 1.5}, 16, 24),
     "resnet18": ({"builder": "resnet18_cifar"}, 16, 16),
     "vit_tiny": ({"builder": "vit_backbone", "name": "vit_tiny_patch16_224", "img_size": 32, "patch_size": 8,
                   "depth": 2, "embed_dim": 48, "num_heads": 3}, 24, 32),
@@ -44,9 +47,9 @@ def random_images(n: int, size: int, seed: int) -> torch.Tensor:
     return torch.from_numpy(resize_to(coarse, size))
 
 
-def tiny_detector(kind: str = "cnn_small", bank: int = 40, thumbnails: bool = True) -> Detector:
+def tiny_detector(kind: str = "cnn_small", bank: int = 40, thumbnails: bool = True, scorer=None) -> Detector:
     """A Detector built as ssad.export builds one, on random images, with calibration scores and a threshold at
-    their 80% quantile (not equal to any score)."""
+    their 80% quantile (not equal to any score); ``scorer``: its score (None: Eq. 6)."""
     args, data_size, view_size = BACKBONES[kind]
     torch.manual_seed(0)
     plain = dict(args)
@@ -59,7 +62,8 @@ def tiny_detector(kind: str = "cnn_small", bank: int = 40, thumbnails: bool = Tr
     detector = Detector(backbone, torch.zeros(1, 1), args, data_size, view_size, 0.04, 0.0,
                         meta={"dataset": "tiny", "variant": "rot_indist", "seed": 0, "checkpoint": "run/last.ckpt",
                               "threshold_tpr": 0.8, "threshold_from": "test",
-                              "held_out_quality": {"photos": {"auroc": 0.91, "fpr95": 0.3, "flagged": 0.5}}})
+                              "held_out_quality": {"photos": {"auroc": 0.91, "fpr95": 0.3, "flagged": 0.5}}},
+                        scorer=scorer)
     detector.bank = detector.features(train).half()
     calibration = detector.score(random_images(30, data_size, 2))
     detector.calibration = calibration
@@ -192,12 +196,28 @@ def test_export_command_writes_onnx_by_suffix_or_format(tmp_path):
     assert small.thumbnails is None and Detector.load(tmp_path / "small.pt", device="cpu").thumbnails is None
 
 
-def test_onnx_export_refuses_a_detector_that_publishes_another_score(tmp_path):
+@pytest.mark.parametrize("kind", ["cnn_small", "cnn_small_grid"])
+def test_a_nearest_neighbour_detector_exports_and_scores_as_the_pt(kind, tmp_path):
     from ssad.scoring.scores import NearestNeighbourScore
 
-    detector = tiny_detector("cnn_small")
-    detector.scorer = NearestNeighbourScore()
-    with pytest.raises(ValueError, match="the ONNX export computes Eq. 6; this detector publishes the 'nn' score"):
+    detector = tiny_detector(kind, scorer=NearestNeighbourScore())
+    path = export_onnx(detector, tmp_path / "d.onnx")
+    onnx_detector = OnnxDetector(path)
+    assert {p.key: p.value for p in onnx.load(path).metadata_props}["score"] == "nn"
+    images = torch.cat([random_images(25, detector.data_size, 3), random_images(5, detector.data_size, 4) // 3])
+    expected, expected_flags = detector.predict(images)
+    scores, flags = onnx_detector.predict(images.numpy())
+    assert np.abs(scores - expected.numpy()).max() <= 1e-4 and np.array_equal(flags, expected_flags.numpy())
+    assert 0 < expected_flags.sum() < len(images)
+    _, similarity = onnx_detector.neighbours(images.numpy())
+    assert np.allclose(1.0 - similarity[:, 0], scores, atol=1e-6)  # the score is one minus the nearest cosine
+
+
+def test_onnx_export_refuses_a_detector_that_publishes_another_score(tmp_path):
+    from ssad.scoring.scores import KthNeighbourScore
+
+    detector = tiny_detector("cnn_small", scorer=KthNeighbourScore(3))
+    with pytest.raises(ValueError, match="computes Eq. 6 or its 1-NN limit .* publishes the 'knn' score"):
         export_onnx(detector, tmp_path / "d.onnx")
     assert not (tmp_path / "d.onnx").exists()
 

@@ -2,13 +2,16 @@
 
 The graph holds what the ``.pt`` detector (:class:`ssad.deploy.detector.Detector`) does in order: the
 preprocessing (float, bicubic resize to the view size, ImageNet normalisation; :func:`ssad.scoring.features.
-preprocess`), the teacher backbone, the L2-normalised fp16 feature bank, Eq. 6 in log-sum-exp form and its readable
-form R = 1 − τ·log(−S) = 1 − τ·(logsumexp_m(cos(f_x, f_m)/τ) − log M). Inputs: ``images`` (uint8, dynamic batch)
+preprocess`), the teacher backbone and what it scores an image by (:func:`ssad.method.backbones.describe`), the
+L2-normalised fp16 feature bank, and the detector's score: Eq. 6 in log-sum-exp form and its readable form
+R = 1 − τ·log(−S) = 1 − τ·(logsumexp_m(cos(f_x, f_m)/τ) − log M), or its τ → 0 limit 1 − max_m cos(f_x, f_m)
+(``scorer=nn``). Inputs: ``images`` (uint8, dynamic batch)
 and ``threshold`` (float32 scalar; optional: an initializer of the same name holds the exported threshold, plus the
 margin of :func:`ssad.deploy.onnx_scoring.graph_threshold` that resolves ties as the ``.pt`` detector does).
-Outputs: ``score`` (float32 R), ``anomalous`` (R > threshold), and the largest terms of the Eq. 6 sum,
-``neighbours`` (bank rows) and ``similarity`` (their cosines). The model's metadata holds the threshold, its TPR,
-the calibration scores and count, the sizes, τ, the ssad version and the training run (:func:`metadata`).
+Outputs: ``score`` (float32 R), ``anomalous`` (R > threshold), and the nearest training features,
+``neighbours`` (bank rows) and ``similarity`` (their cosines). The model's metadata holds the score's name, the
+threshold, its TPR, the calibration scores and count, the sizes, τ, the ssad version and the training run
+(:func:`metadata`).
 """
 
 from __future__ import annotations
@@ -28,17 +31,19 @@ from ssad import __version__
 from ssad.cli.errors import ConfigError
 from ssad.deploy.detector import Detector
 from ssad.deploy.onnx_scoring import graph_threshold
+from ssad.method.backbones import describe
 from ssad.scoring.features import preprocess
 from ssad.utils.files import atomic_path
 
 OPSET = 17
-NEIGHBOURS = 5  # the largest terms of Eq. 6's sum the graph returns per image
+NEIGHBOURS = 5  # the nearest training features (the largest terms of Eq. 6's sum) the graph returns per image
+SCORES = ("eq6", "nn")  # the scores the graph computes
 INPUTS = ("images", "threshold")
 OUTPUTS = ("score", "anomalous", "neighbours", "similarity")
 
 
 class DetectorGraph(nn.Module):
-    """The traced module: a :class:`Detector`'s preprocessing, backbone, normalised bank and Eq. 6 in float32."""
+    """The traced module: a :class:`Detector`'s preprocessing, backbone, normalised bank and score in float32."""
 
     def __init__(self, detector: Detector) -> None:
         super().__init__()
@@ -48,13 +53,17 @@ class DetectorGraph(nn.Module):
         self.temperature, self.view_size = float(detector.temperature), int(detector.view_size)
         self.log_m = math.log(self.keys.shape[0])
         self.k = min(NEIGHBOURS, self.keys.shape[0])
+        self.nearest = score_name(detector) == "nn"
 
     def forward(self, images: Tensor, threshold: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         x = preprocess(images, self.view_size)
-        features = F.normalize(self.backbone(x).float(), dim=-1)
+        features = F.normalize(describe(self.backbone, x)[1].float(), dim=-1)
         cosines = features @ self.keys.T
-        score = 1.0 - self.temperature * (torch.logsumexp(cosines / self.temperature, dim=1) - self.log_m)
         similarity, neighbours = torch.topk(cosines, self.k, dim=1)
+        if self.nearest:
+            score = 1.0 - similarity[:, 0]
+        else:
+            score = 1.0 - self.temperature * (torch.logsumexp(cosines / self.temperature, dim=1) - self.log_m)
         return score, score > threshold, neighbours, similarity
 
 
@@ -62,7 +71,7 @@ def metadata(detector: Detector) -> dict[str, str]:
     """The ``metadata_props`` of the exported model (strings; structured values as JSON)."""
     meta = detector.meta
     props: dict[str, Any] = {
-        "format": "ssad-detector-onnx-v1", "ssad_version": __version__,
+        "format": "ssad-detector-onnx-v1", "ssad_version": __version__, "score": score_name(detector),
         "threshold": repr(float(detector.threshold)), "threshold_tpr": meta.get("threshold_tpr", ""),
         "threshold_from": meta.get("threshold_from", ""), "calibration_images": detector.calibration_size,
         "data_size": detector.data_size, "view_size": detector.view_size, "temperature": detector.temperature,
@@ -85,19 +94,25 @@ def _with_default_threshold(model: Any, threshold: float) -> Any:
     return model
 
 
-def _check_eq6(detector: Detector) -> None:
-    """The graph computes Eq. 6 at the detector's τ: refuse a detector that publishes another OOD score."""
-    scorer = getattr(detector, "scorer", None)
-    name = getattr(scorer, "name", "eq6")
-    if name != "eq6" or float(getattr(scorer, "temperature", detector.temperature)) != float(detector.temperature):
-        raise ConfigError(f"the ONNX export computes Eq. 6; this detector publishes the {name!r} score. Export it "
-                          "with scorer=eq6, or as a .pt detector file (out=detector.pt)")
+def score_name(detector: Detector) -> str:
+    """The registry name of the detector's score (``eq6`` for a detector of Eq. 6 only)."""
+    return getattr(getattr(detector, "scorer", None), "name", "eq6") or "a score of your own"
+
+
+def _check_score(detector: Detector) -> None:
+    """The graph computes Eq. 6 at the detector's τ or its 1-NN limit: refuse a detector that publishes another."""
+    name, scorer = score_name(detector), getattr(detector, "scorer", None)
+    if name not in SCORES or (name == "eq6" and float(getattr(scorer, "temperature", detector.temperature))
+                              != float(detector.temperature)):
+        raise ConfigError(f"the ONNX export computes Eq. 6 or its 1-NN limit (scorer=eq6 or scorer=nn); this "
+                          f"detector publishes the {name!r} score. Export it with one of those, or as a .pt detector "
+                          "file (out=detector.pt)")
 
 
 def export_onnx(detector: Detector, path: str | Path) -> Path:
     """Write ``detector`` as one ONNX graph to ``path`` (through a temporary file: a failed export leaves any earlier
     file there as it was) and return the path. Needs the ``onnx`` package (``pip install 'ssad[onnx]'``)."""
-    _check_eq6(detector)
+    _check_score(detector)
     try:
         import onnx
     except ImportError as err:

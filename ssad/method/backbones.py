@@ -12,6 +12,7 @@ from typing import Any
 
 import timm
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ssad.cli.errors import ConfigError
@@ -70,12 +71,28 @@ class SmallCNN(nn.Module):
     sphere, whose middle Eq. 6 at τ = 0.04 reads rather than an image's neighbours (docs/results/centring.md "Why MNIST
     scores below 50"). Two ways to spread them: ``feature_shift`` = α subtracts α times the training images' mean
     feature (:class:`FeatureShift`); ``layer_norm``: f = LayerNorm(pooled feature), centred and scaled over its
-    channels per image like the paper's ViT feature (its final norm; docs/results/centring.md "Shape data")."""
+    channels per image like the paper's ViT feature (its final norm; docs/results/centring.md "Shape data").
 
-    def __init__(self, width: int = 32, depth: int = 4, layer_norm: bool = False, feature_shift: float = 0.0) -> None:
+    What an image is scored by (:meth:`describe`, beyond the paper): f alone, or with ``grid_block`` = k the
+    concatenation of f (L2-normalised, times ``f_weight``) and block k's output average-pooled to ``grid_cells`` ×
+    ``grid_cells`` cells (L2-normalised), which keeps where in the image things are, as pixels do, while f keeps what
+    training taught (docs/results/cpu-recipe.md). Training sees f only. ``frozen_blocks`` = k keeps the first k
+    blocks' weights at initialisation."""
+
+    def __init__(self, width: int = 32, depth: int = 4, layer_norm: bool = False, feature_shift: float = 0.0,
+                 grid_block: int | None = None, grid_cells: int = 4, f_weight: float = 1.0,
+                 frozen_blocks: int = 0) -> None:
         super().__init__()
         if width < 1 or depth < 1:
             raise ValueError(f"SmallCNN: width={width}, depth={depth}; both must be >= 1")
+        if grid_block is not None and not 1 <= grid_block <= depth:
+            raise ConfigError(f"model.backbone.grid_block={grid_block}: a block of the small CNN, 1 to depth={depth} "
+                              "(or null: score f alone)")
+        if not 0 <= frozen_blocks < depth:
+            raise ConfigError(f"model.backbone.frozen_blocks={frozen_blocks}: 0 to depth − 1 = {depth - 1} of the "
+                              "first blocks keep their initial weights")
+        if grid_cells < 1 or not f_weight > 0:
+            raise ConfigError(f"model.backbone.grid_cells={grid_cells} must be >= 1 and f_weight={f_weight} > 0")
         if not 0.0 <= feature_shift <= 1.0:
             raise ValueError(f"SmallCNN: feature_shift={feature_shift}; the fraction of the mean feature subtracted "
                              "must lie in [0, 1]")
@@ -89,6 +106,9 @@ class SmallCNN(nn.Module):
             layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
             if i < depth - 1:
                 layers.append(nn.MaxPool2d(2))
+            if i < frozen_blocks:  # kept at initialisation: only their BatchNorm statistics follow the data
+                for layer in layers[-4:]:
+                    layer.requires_grad_(False)
             channels = out
         self.features = nn.Sequential(*layers)
         self.num_features = channels
@@ -98,11 +118,39 @@ class SmallCNN(nn.Module):
         elif feature_shift:
             self.norm = FeatureShift(channels, feature_shift)
 
+        self.grid_block, self.grid_cells, self.f_weight = grid_block, grid_cells, f_weight
+
     def forward(self, x: Tensor) -> Tensor:
         return self.norm(self.features(x).mean(dim=(-2, -1)))
 
+    def describe(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(f, what the image is scored by): f twice without ``grid_block``, else f and [f_weight·f̂, ĝ] with ĝ the
+        normalised grid-pooled output of block ``grid_block`` (hats: L2-normalised)."""
+        if self.grid_block is None:
+            f = self.forward(x)
+            return f, f
+        block, grid = 0, x
+        for layer in self.features:
+            x = layer(x)
+            if isinstance(layer, nn.ReLU):
+                block += 1
+                if block == self.grid_block:
+                    grid = grid_pool(x, self.grid_cells)
+        f = self.norm(x.mean(dim=(-2, -1)))
+        return f, torch.cat([self.f_weight * F.normalize(f, dim=-1), F.normalize(grid, dim=-1)], dim=-1)
+
+
+def grid_pool(x: Tensor, cells: int) -> Tensor:
+    """(N, C, H, W) average-pooled to ``cells`` × ``cells`` and flattened (N, C·cells²); a plain average pooling where
+    ``cells`` divides H and W (the same values), which the ONNX export traces at its fixed view size."""
+    height, width = x.shape[-2:]
+    if height % cells == 0 and width % cells == 0:
+        return F.avg_pool2d(x, (int(height) // cells, int(width) // cells)).flatten(1)
+    return F.adaptive_avg_pool2d(x, cells).flatten(1)
+
 
 def small_cnn(width: int = 32, depth: int = 4, layer_norm: bool = False, feature_shift: float = 0.0,
+              grid_block: int | None = None, grid_cells: int = 4, f_weight: float = 1.0, frozen_blocks: int = 0,
               pretrained: bool | str | None = None) -> nn.Module:
     """:class:`SmallCNN` (builder for the registry and the configs). It has no pretrained weights: ``pretrained``
     must stay null."""
@@ -110,7 +158,7 @@ def small_cnn(width: int = 32, depth: int = 4, layer_norm: bool = False, feature
         raise ConfigError(f"model.backbone.pretrained={pretrained}: the small CNN (small_cnn) has no pretrained "
                           "weights; leave it null, or choose a timm backbone that has them (model=resnet18 or "
                           "model=vit_small)")
-    return SmallCNN(width, depth, layer_norm, feature_shift)
+    return SmallCNN(width, depth, layer_norm, feature_shift, grid_block, grid_cells, f_weight, frozen_blocks)
 
 
 class FeatureShift(nn.Module):
@@ -144,6 +192,15 @@ class FeatureShift(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.running_mean.numel()}, fraction={self.fraction}, momentum={self.momentum}"
+
+
+def describe(backbone: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    """(f, the feature an image is scored by) of any backbone: its :meth:`SmallCNN.describe` where it has one, else
+    f twice. Evaluation, the baselines' untrained network, the detector and its ONNX graph all score through this."""
+    if hasattr(backbone, "describe"):
+        return backbone.describe(x)
+    f = backbone(x)
+    return f, f
 
 
 BACKBONES: dict[str, Callable[..., nn.Module]] = {

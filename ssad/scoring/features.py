@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from ssad.method.backbones import describe
 from ssad.utils.console import progress_bar
 from ssad.views.augment import IMAGENET_MEAN, IMAGENET_STD
 
@@ -45,7 +46,8 @@ def extract(
     desc: str = "features",
     progress: bool = True,
 ) -> tuple[Tensor, Tensor | None]:
-    """Normalised backbone features (N, d) of every batch of ``loader`` and, if ``head`` is given, the
+    """Normalised features (N, d) that ``backbone`` scores images by (:func:`ssad.method.backbones.describe`: f,
+    or f with a grid of an earlier block) of every batch of ``loader`` and, if ``head`` is given, the
     head's output on them (N, K). bf16 autocast on CUDA; features are returned in fp32 on the CPU. The backbone
     runs in eval mode; the head keeps the caller's mode, so during training the teacher's head normalises with
     batch statistics as when it makes the targets (the soft-class diagnostics' thresholds are measured so).
@@ -57,10 +59,10 @@ def extract(
     for batch in progress_bar(loader, desc, progress):
         x = preprocess(batch["image"].to(device, non_blocking=True), size)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            f = backbone(x)
+            f, scored = describe(backbone, x)
             if head is not None:
                 outs.append(head(f).float().cpu())
-        feats.append(F.normalize(f.float(), dim=-1).cpu())
+        feats.append(F.normalize(scored.float(), dim=-1).cpu())
     backbone.train(was_training)
     return torch.cat(feats), (torch.cat(outs) if head is not None else None)
 
