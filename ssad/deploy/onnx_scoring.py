@@ -51,8 +51,8 @@ def threshold_at_tpr(scores: np.ndarray, tpr: float) -> float:
 
 
 class OnnxDetector:
-    """An ONNX detector file opened with onnxruntime (CPU). Scores are R = 1 − τ·log(−S) (Eq. 6), as the ``.pt``
-    detector's; ``thumbnails`` is None: the ONNX file keeps no training images."""
+    """An ONNX detector file opened with onnxruntime (CPU). Scores are the ``.pt`` detector's: R = 1 − τ·log(−S)
+    (Eq. 6) or its 1-NN limit 1 − max cos (metadata ``score``); ``thumbnails`` is None: the ONNX file keeps no training images."""
 
     thumbnails = None
 
@@ -122,6 +122,6 @@ class OnnxDetector:
         return out["score"].astype(np.float64), out["anomalous"].astype(bool)
 
     def neighbours(self, images: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-        """The bank rows of the largest terms of each image's Eq. 6 sum and their cosine similarities."""
+        """The bank rows of each image's nearest training features and their cosine similarities."""
         out = self.run(images, batch_size)
         return out["neighbours"], out["similarity"].astype(np.float64)
