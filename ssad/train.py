@@ -21,7 +21,7 @@ from ssad.scoring.summary import baseline_gains, evaluated_label_names, results_
 from ssad.training.run import train_in_run_dir
 
 
-@command_help("train", "python -m ssad.train experiment=demo data=folder data.path=/data/my_images "
+@command_help("train", "python -m ssad.train experiment=cpu_detector data=folder data.path=/data/my_images "
               "hydra.run.dir=runs/mine")
 @check_config_dirs
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")

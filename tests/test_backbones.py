@@ -177,7 +177,7 @@ def test_frozen_blocks_keep_their_initial_weights_through_training(tmp_path):
     assert trainable == ["features.8.weight", "features.9.weight", "features.9.bias"]  # block 3's conv and BN
     with pytest.raises(ValueError, match="frozen_blocks=3"):
         small_cnn(width=4, depth=3, frozen_blocks=3)
-    train(compose_cfg(tmp_path, "model=cnn_small", *MODELS["cnn_small"], "+model.backbone.frozen_blocks=1",
+    train(compose_cfg(tmp_path, "model=cnn_small", *MODELS["cnn_small"], "model.backbone.frozen_blocks=1",
                       "trainer.max_epochs=1", "++trainer.limit_train_batches=2"))
     module, _ = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
     student, teacher = module.student.backbone.features, module.teacher.backbone.features

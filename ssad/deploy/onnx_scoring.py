@@ -52,7 +52,8 @@ def threshold_at_tpr(scores: np.ndarray, tpr: float) -> float:
 
 class OnnxDetector:
     """An ONNX detector file opened with onnxruntime (CPU). Scores are the ``.pt`` detector's: R = 1 − τ·log(−S)
-    (Eq. 6) or its 1-NN limit 1 − max cos (metadata ``score``); ``thumbnails`` is None: the ONNX file keeps no training images."""
+    (Eq. 6) or its 1-NN limit 1 − max cos (metadata ``score``); ``thumbnails`` is None: the ONNX file keeps no
+    training images."""
 
     thumbnails = None
 
