@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from torch import Tensor
 
 from ssad.deploy.checkpoints import load_checkpoint
+from ssad.method.backbones import grid_pool
 from ssad.scoring.baselines import calibrate_batchnorm, initial_state, pixel_features
 from ssad.scoring.features import preprocess
 from ssad.scoring.metrics import ood_metrics
@@ -38,7 +39,7 @@ def views(backbone: torch.nn.Module, images: np.ndarray, size: int) -> dict[str,
             if isinstance(layer, torch.nn.ReLU):
                 block += 1
                 out.setdefault(f"gap{block}", []).append(x.mean(dim=(-2, -1)))
-                out.setdefault(f"grid{block}", []).append(F.adaptive_avg_pool2d(x, GRID).flatten(1))
+                out.setdefault(f"grid{block}", []).append(grid_pool(x, GRID))
         out.setdefault("f", []).append(backbone.norm(out[f"gap{block}"][-1]))
     return {k: torch.cat(v) for k, v in out.items()}
 

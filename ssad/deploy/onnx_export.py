@@ -95,15 +95,14 @@ def _with_default_threshold(model: Any, threshold: float) -> Any:
 
 
 def score_name(detector: Detector) -> str:
-    """The registry name of the detector's score (``eq6`` for a detector of Eq. 6 only)."""
-    return getattr(getattr(detector, "scorer", None), "name", "eq6") or "a score of your own"
+    """The registry name of the detector's score."""
+    return detector.scorer.name or "a score of your own"
 
 
 def _check_score(detector: Detector) -> None:
     """The graph computes Eq. 6 at the detector's τ or its 1-NN limit: refuse a detector that publishes another."""
-    name, scorer = score_name(detector), getattr(detector, "scorer", None)
-    if name not in SCORES or (name == "eq6" and float(getattr(scorer, "temperature", detector.temperature))
-                              != float(detector.temperature)):
+    name = score_name(detector)
+    if name not in SCORES or (name == "eq6" and float(detector.scorer.temperature) != float(detector.temperature)):
         raise ConfigError(f"the ONNX export computes Eq. 6 or its 1-NN limit (scorer=eq6 or scorer=nn); this "
                           f"detector publishes the {name!r} score. Export it with one of those, or as a .pt detector "
                           "file (out=detector.pt)")
