@@ -12,16 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from ssad.cli.errors import ConfigError
-from ssad.data.loaders import available_cpus
+from ssad.data.loaders import available_cpus, machine_cpus, resolve_num_workers, set_job_cpus
 from ssad.data.oneclass import OTHERS, one_class_specs
 from ssad.data.sources import load_source
 from ssad.report import main as report
 from ssad.report.oneclass import MEAN, OneClassRun, build_oneclass_table, to_latex, to_markdown
 from ssad.report.published import _rows
-from ssad.training.threads import threads_per_job
+from ssad.training.threads import JOBLIB, JobThreads, threads_per_job
 from tests.conftest import HANG_S, QUIET, compose_cfg
 from tests.test_formats import random_images, write_pickle
 
@@ -96,6 +98,29 @@ def test_threads_per_job_share_the_cpus():
     assert threads_per_job(2, 2) == 1 and threads_per_job(-8, 16) == 1 and threads_per_job(-15, 16) == 8
 
 
+@pytest.mark.parametrize("cpus", [2, 16])
+def test_a_joblib_job_counts_its_share_of_the_cpus_for_threads_and_loader_workers(monkeypatch, cpus):
+    monkeypatch.setattr("ssad.data.loaders.machine_cpus", lambda: cpus)
+    monkeypatch.setattr("ssad.training.threads.machine_cpus", lambda: cpus)
+    threads = torch.get_num_threads()
+    try:
+        assert resolve_num_workers("auto") == min(4, cpus - 1)  # a single run: the whole machine
+        for _ in range(2):  # a loky worker runs job after job: the share must not shrink
+            JobThreads().on_job_start(OmegaConf.create({"hydra": {"launcher": {"_target_": JOBLIB, "n_jobs": 4}}}))
+            assert torch.get_num_threads() == available_cpus() == max(1, cpus // 4)
+        assert resolve_num_workers("auto") == max(0, min(4, cpus // 4 - 1))
+    finally:
+        set_job_cpus(None)
+        torch.set_num_threads(threads)
+    assert available_cpus() == cpus
+
+
+def test_another_launcher_leaves_threads_and_cpus_alone():
+    threads = torch.get_num_threads()
+    JobThreads().on_job_start(OmegaConf.create({"hydra": {"launcher": {"_target_": "hydra._internal.BasicLauncher"}}}))
+    assert torch.get_num_threads() == threads and available_cpus() == machine_cpus()
+
+
 def test_two_classes_side_by_side_through_the_joblib_launcher_then_the_one_class_table(tmp_path):
     sweep = tmp_path / "sweep"
     tiny = ["data.size=16", "data.batch_size=16", "augment.global_size=16", "augment.local_size=8",
@@ -107,9 +132,11 @@ def test_two_classes_side_by_side_through_the_joblib_launcher_then_the_one_class
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = {k: sweep / f"digits-class{k}-rot_indist-seed0" for k in (0, 1)}
-    threads = threads_per_job(2, available_cpus())
-    for run in runs.values():  # each job ran in the launcher's worker with its share of the threads
-        assert (f"n_jobs=2 on {available_cpus()} CPUs: {threads} torch thread(s)" in (run / "train.log").read_text())
+    threads = threads_per_job(2, machine_cpus())
+    workers = max(0, min(4, threads - 1))  # auto within the job's share
+    for run in runs.values():  # each job ran in the launcher's worker with its share of the threads and CPUs
+        assert (f"n_jobs=2 on {machine_cpus()} CPUs: {threads} torch thread(s) for this run, "
+                f"data.num_workers=auto gives {workers}") in (run / "train.log").read_text()
     results = {k: json.loads((run / "results.json").read_text()) for k, run in runs.items()}
     baselines = {k: json.loads((run / "baselines.json").read_text()) for k, run in runs.items()}
     for k in runs:

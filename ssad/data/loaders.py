@@ -21,12 +21,29 @@ from ssad.data.sources import ArraySet
 MAX_AUTO_WORKERS = 4  # data.num_workers=auto never asks for more DataLoader workers than this
 
 
-def available_cpus() -> int:
+_job_cpus: int | None = None  # this process's share of the machine while it runs a job of a parallel sweep
+
+
+def machine_cpus() -> int:
     """The CPUs this process may run on (its affinity mask, as PyTorch's DataLoader counts them)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def set_job_cpus(cpus: int | None) -> None:
+    """Count ``cpus`` as this process's CPUs from now on (None: the whole machine again). A job of a parallel sweep
+    (:class:`ssad.training.threads.JobThreads`) shares the machine with the jobs beside it, so its
+    ``data.num_workers=auto`` must fit its share, not the machine."""
+    global _job_cpus
+    _job_cpus = cpus
+
+
+def available_cpus() -> int:
+    """The CPUs this process counts as its own: its share of the machine in a parallel sweep's job
+    (:func:`set_job_cpus`), otherwise :func:`machine_cpus`."""
+    return _job_cpus or machine_cpus()
 
 
 def resolve_num_workers(value: int | str, processes: int = 1) -> int:
