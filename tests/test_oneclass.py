@@ -98,6 +98,20 @@ def test_threads_per_job_share_the_cpus():
     assert threads_per_job(2, 2) == 1 and threads_per_job(-8, 16) == 1 and threads_per_job(-15, 16) == 8
 
 
+def test_a_user_error_in_one_job_fails_that_job_and_the_sweep_but_the_other_jobs_run(tmp_path):
+    sweep = tmp_path / "sweep"
+    tiny = ["data.size=16", "data.batch_size=16", "augment.global_size=16", "augment.local_size=8",
+            "augment.n_local=2", "model.backbone.width=8", "model.backbone.depth=2", "trainer.max_epochs=1",
+            "data.epoch_size=32", "eval.baselines=null", *QUIET]
+    cmd = [sys.executable, "-m", "ssad.train", "experiment=oneclass_digits", "data.normal_class=11,1", *tiny,
+           f"paths.data_dir={tmp_path}/data", f"hydra.sweep.dir={sweep}"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert (sweep / "digits-class1-rot_indist-seed0" / "results.json").is_file()  # the job after the failed one ran
+    assert "error: data.normal_class=11" in proc.stderr and "Traceback" not in proc.stderr
+    assert "Error executing job with overrides: ['data.normal_class=11'" in proc.stderr
+
+
 @pytest.mark.parametrize("cpus", [2, 16])
 def test_a_joblib_job_counts_its_share_of_the_cpus_for_threads_and_loader_workers(monkeypatch, cpus):
     monkeypatch.setattr("ssad.data.loaders.machine_cpus", lambda: cpus)

@@ -2,7 +2,9 @@
 
 Every command runs its work through :func:`user_errors`, which prints a :class:`UserError`'s message as one
 ``error: ...`` line on stderr and exits with status 2, without a traceback: a traceback is for ssad's own bugs.
-``HYDRA_FULL_ERROR=1`` (or ``SSAD_VERBOSE=1``) lets the error through with its traceback.
+``HYDRA_FULL_ERROR=1`` (or ``SSAD_VERBOSE=1``) lets the error through with its traceback. In a sweep, a user error
+fails its own job only: the other jobs run, then the sweep ends with the first failed job's overrides and error
+line, exit status 1.
 
 The subclasses also derive from the built-in exception they stand for (``ValueError``, ``FileNotFoundError``),
 so code that catches those keeps working.
@@ -43,9 +45,24 @@ def verbose() -> bool:
 
 
 def exit_with(err: BaseException) -> None:
-    """Print ``err`` as one ``error:`` line on stderr and exit with :data:`USER_ERROR_STATUS`."""
+    """Print ``err`` as one ``error:`` line on stderr and exit with :data:`USER_ERROR_STATUS`; in one job of a
+    sweep, fail that job alone (:class:`ssad.cli.sweep_errors.SweepJobError`) so that the sweep's other jobs run."""
     print(f"error: {err}", file=sys.stderr, flush=True)
+    if _in_sweep():
+        from ssad.cli.sweep_errors import SweepJobError
+
+        raise SweepJobError(f"error: {err}") from None
     raise SystemExit(USER_ERROR_STATUS) from None
+
+
+def _in_sweep() -> bool:
+    """Whether this process runs a job of a Hydra multirun (any launcher)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+    except ImportError:
+        return False
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 class _NeverRaisedError(Exception):
