@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig
 
-from ssad.cli.checks import check_config_dirs
+from ssad.cli.checks import check_config_dirs, check_run_dir_free
 from ssad.cli.errors import user_errors
 from ssad.cli.help import command_help
 from ssad.cli.outcome import read_baselines, training_end
@@ -24,6 +24,7 @@ from ssad.training.run import train_in_run_dir
 @command_help("train", "python -m ssad.train experiment=cpu_detector data=folder data.path=/data/my_images "
               "hydra.run.dir=runs/mine")
 @check_config_dirs
+@check_run_dir_free
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 @user_errors
 def main(cfg: DictConfig) -> None:

@@ -24,6 +24,7 @@ import torch
 from hydra.core.global_hydra import GlobalHydra
 
 import ssad.training.callbacks
+from ssad.cli.checks import run_dir_arg
 from ssad.cli.errors import ConfigError, InputError
 from ssad.method.batching import accumulation_steps
 from ssad.train import main
@@ -124,10 +125,19 @@ def test_a_second_run_on_a_busy_folder_is_refused_naming_the_running_process(tmp
     run.mkdir()
     (run / ".lock").write_text(f"{os.getppid()} {RunLock(run).host}\n")  # a live process of this host
     append_jsonl(run / "metrics.jsonl", {"epoch": 1, "loss": 1.0})
-    written = (run / "metrics.jsonl").read_bytes()
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "config.yaml").write_text("seed: 7\n")  # the busy run's own config, which Hydra would rewrite
+    written = {name: (run / name).read_bytes() for name in ("metrics.jsonl", ".hydra/config.yaml")}
     message = user_error(run_main(monkeypatch, capsys, *SMALL, f"hydra.run.dir={run}"))
     assert f"is in use by process {os.getppid()}" in message and "hydra.run.dir" in message
-    assert (run / "metrics.jsonl").read_bytes() == written and (run / ".lock").is_file()
+    assert {name: (run / name).read_bytes() for name in written} == written and (run / ".lock").is_file()
+    assert sorted(p.name for p in (run / ".hydra").iterdir()) == ["config.yaml"]
+
+
+def test_the_run_folder_of_the_command_line_is_read_as_hydra_would():
+    assert run_dir_arg(["seed=1", "hydra.run.dir=runs/a"]) == "runs/a"
+    assert run_dir_arg(["++hydra.run.dir='runs/b c'"]) == "runs/b c"
+    assert run_dir_arg(["hydra.run.dir=outputs/${now:%H}"]) is None and run_dir_arg(["hydra.sweep.dir=x"]) is None
 
 
 def test_a_lock_of_a_dead_process_is_taken_over_and_released(tmp_path):

@@ -95,6 +95,35 @@ def check_config_dirs(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def run_dir_arg(argv: Sequence[str]) -> str | None:
+    """The folder of ``hydra.run.dir=X`` (or ``+``/``++hydra.run.dir=X``) on ``argv``, unquoted; None when absent
+    or when it interpolates (``${...}``: only Hydra can resolve it)."""
+    found = None
+    for arg in argv:
+        key, sep, value = arg.lstrip("+").partition("=")
+        if sep and key == "hydra.run.dir":
+            found = value.strip("'\"")
+    return None if found is None or "${" in found else found
+
+
+def check_run_dir_free(fn: F) -> F:
+    """Wrap ``ssad.train``'s ``@hydra.main``: when ``hydra.run.dir`` names a folder in which another run is
+    training (its lock, :class:`ssad.training.rundir.RunLock`), refuse before Hydra starts, since Hydra would
+    first rewrite that run's ``.hydra/`` files."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ssad.training.rundir import RunLock
+
+        run_dir = run_dir_arg(sys.argv[1:])
+        busy = RunLock(run_dir).busy() if run_dir else None
+        if busy is not None:
+            exit_with(busy)
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def readable_checkpoint(path: str | os.PathLike, command: str) -> Path:
     """``path`` when it is a complete checkpoint file; else a :class:`ssad.cli.errors.UserError` that says what to
     do in ``command`` (``ssad.evaluate``, ``ssad.export``): give another checkpoint of the run, by full path."""

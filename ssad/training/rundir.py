@@ -166,18 +166,28 @@ class RunLock:
         except (OSError, ValueError, IndexError):
             return None, ""
 
+    def busy(self) -> RunDirBusyError | None:
+        """The refusal to give while the lock names a process that runs (or one on another host), else None."""
+        if not self.path.is_file():
+            return None
+        pid, host = self.holder()
+        if pid is None or (host == self.host and not _alive(pid)):
+            return None
+        where = "" if host == self.host else f" on host {host}"
+        return RunDirBusyError(
+            f"run folder {self.path.parent} is in use by process {pid}{where} (lock {self.path}); wait for it to "
+            f"end or give another hydra.run.dir. If that process no longer runs, delete {self.path}")
+
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(3):
             if self._create():
                 self.held = True
                 return
-            pid, host = self.holder()
-            if pid is not None and (host != self.host or _alive(pid)):
-                where = "" if host == self.host else f" on host {host}"
-                raise RunDirBusyError(
-                    f"run folder {self.path.parent} is in use by process {pid}{where} (lock {self.path}); wait for "
-                    f"it to end or give another hydra.run.dir. If that process no longer runs, delete {self.path}")
+            busy = self.busy()
+            if busy is not None:
+                raise busy
+            pid, _ = self.holder()
             log.warning("taking over %s: its process %s no longer runs", self.path, pid if pid is not None else "?")
             try:
                 self.path.unlink()
