@@ -4,16 +4,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from ssad.config.fields import POSITIVE_INT, SCALE, SchemaError, check_values
 from ssad.config.keys import CONFIG_DIR
-from ssad.config.schema import (
-    POSITIVE_INT,
-    SCALE,
-    AugmentSchema,
-    OptimSchema,
-    SchemaError,
-    check_values,
-    schema_problems,
-)
+from ssad.config.schema import AugmentSchema, OptimSchema
+from ssad.config.validation import schema_problems
 from tests.conftest import compose_cfg
 
 

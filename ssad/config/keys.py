@@ -32,7 +32,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from ssad.cli.errors import ConfigError
-from ssad.config.schema import CLOSED_NODES, field_names, register_configs
+from ssad.config.fields import field_names
+from ssad.config.schema import CLOSED_NODES, register_configs
 
 HYDRA_KEYS = frozenset({"_target_", "_recursive_", "_convert_", "_partial_", "_args_"})
 # mappings whose keys are names chosen by the user; each entry is checked as a node of its own

@@ -13,14 +13,15 @@ Two kinds of node:
   ``conf/eval/default.yaml``), so YAML sets only what differs and Python objects built without a config
   (:class:`EvalSettings`, :class:`ssad.method.module.SSADModule`) take the same values.
 
-Ranges are checked by each node's ``__post_init__`` when :func:`schema_problems` builds the nodes from the composed
-values (:func:`ssad.config.validation.validate`, before any data is read or any model built). Each field's
-``metadata["doc"]`` says in a line what the key means (``--help`` and the docs' config reference print it).
+Ranges are checked by each node's ``__post_init__`` when :func:`ssad.config.validation.schema_problems` builds the
+nodes from the composed values (:func:`ssad.config.validation.validate`, before any data is read or any model
+built). Each field's ``metadata["doc"]`` says in a line what the key means (``--help`` and the docs' config reference
+print it).
 
 A node that a group's preset may leave out (``callbacks.collapse``: not with ``callbacks=none``) is not in the
 stored schema, which would add it; it is checked the same way where the composed config holds it
 (:data:`OPTIONAL_NODES`). Objects also built without a config (``CollapseMonitor``) check their arguments with the
-same node (:func:`check_values`).
+same node (:func:`ssad.config.fields.check_values`).
 
 A node names the keys it checks; the others of its node (a ``_target_``'s further arguments, dataset specs) stay as
 composed, and :mod:`ssad.config.keys` checks that the code reads them. The nodes whose keys are all here
@@ -32,92 +33,31 @@ composing.
 
 from __future__ import annotations
 
-import dataclasses
-import typing
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from ssad.cli.errors import UserError
-from ssad.scoring.limits import MIN_TEMPERATURE
-
-
-@dataclass(frozen=True)
-class Check:
-    """A range (and type) check of one value, and what it expects, as the error message words it."""
-
-    ok: Callable[[Any], bool]
-    expected: str
-
-    def __call__(self, value: Any) -> bool:
-        try:
-            return bool(self.ok(value))
-        except TypeError:
-            return False
-
-
-def _int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-POSITIVE_INT = Check(lambda v: _int(v) and v > 0, "a positive integer")
-NON_NEGATIVE_INT = Check(lambda v: _int(v) and v >= 0, "an integer >= 0")
-POSITIVE = Check(lambda v: _number(v) and v > 0, "a number > 0")
-NON_NEGATIVE = Check(lambda v: _number(v) and v >= 0, "a number >= 0")
-PROBABILITY = Check(lambda v: _number(v) and 0 <= v <= 1, "a probability in [0, 1]")
-UNIT = Check(lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]")
-SHARE = Check(lambda v: _number(v) and 0 < v <= 1, "a share in (0, 1], e.g. 0.95 or 0.99")
-EQ6_TEMPERATURE = Check(lambda v: _number(v) and v >= MIN_TEMPERATURE,
-                        f"a number >= {MIN_TEMPERATURE:.5f} (below it Eq. 6 overflows float64; AUROC-1NN is its τ → 0 "
-                        "limit)")
-SCALE = Check(lambda v: len(v) == 2 and 0 < v[0] <= v[1] <= 1, "a range [low, high] with 0 < low <= high <= 1")
-
-
-def one_of(*choices: str) -> Check:
-    return Check(lambda v: v in choices, " or ".join(repr(c) for c in choices))
-
-
-def checked(check: Check | None, doc: str, default: Any = MISSING) -> Any:
-    """A schema field that means ``doc`` (one line, ``metadata["doc"]``), checked by ``check`` (None: its type
-    only); ``default`` ``MISSING``: its value comes from the YAML presets."""
-    metadata = {"doc": doc} if check is None else {"doc": doc, "check": check}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
-def node(cls: type, doc: str) -> Any:
-    """A schema field holding the node ``cls``, which means ``doc``."""
-    return field(default_factory=cls, metadata={"doc": doc})
-
-
-class SchemaError(UserError, ValueError):
-    """Values out of range or of the wrong type, one ``key=value must be ...`` line each."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
-        self.problems = problems
-
-
-@dataclass
-class Node:
-    """A schema node: ``__post_init__`` checks every field that has a :class:`Check` and a value."""
-
-    def __post_init__(self) -> None:
-        problems = []
-        for f in dataclasses.fields(self):
-            value, check = getattr(self, f.name), f.metadata.get("check")
-            if check is not None and value is not None and value != MISSING and not check(value):
-                problems.append(f"{f.name}={value!r} must be {check.expected}")
-        if problems:
-            raise SchemaError(problems)
+from ssad.config.fields import (
+    EQ6_TEMPERATURE,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    PROBABILITY,
+    SCALE,
+    SHARE,
+    UNIT,
+    Check,
+    Node,
+    SchemaError,
+    checked,
+    is_int,
+    is_number,
+    node,
+    one_of,
+)
 
 
 @dataclass
@@ -128,7 +68,7 @@ class DataSchema(Node):
                                "data-loading worker processes (auto: from the CPUs available)")
     on_error: str = checked(one_of("raise", "skip"),
                             "unreadable image files: raise (list them and stop) or skip (warn, leave them out)")
-    holdout: float = checked(Check(lambda v: _number(v) and 0 <= v < 1, "a share in [0, 1)"),
+    holdout: float = checked(Check(lambda v: is_number(v) and 0 <= v < 1, "a share in [0, 1)"),
                              "share of the training images held out as the test set (only without data.test)")
     holdout_seed: int = checked(NON_NEGATIVE_INT, "seed that draws the held-out images (the same for every run)")
     epoch_size: int | None = checked(POSITIVE_INT, "training images an epoch (null: one pass over the set)")
@@ -146,7 +86,7 @@ class NegativesSchema(Node):
 class AugmentSchema(Node):
     global_size: int = checked(POSITIVE_INT, "side of the global views, in pixels")
     local_size: int = checked(POSITIVE_INT, "side of the local views, in pixels")
-    n_global: int = checked(Check(lambda v: _int(v) and v >= 2, "an integer >= 2 (L_pos pairs distinct views)"),
+    n_global: int = checked(Check(lambda v: is_int(v) and v >= 2, "an integer >= 2 (L_pos pairs distinct views)"),
                             "global views per image (the teacher sees these)")
     n_local: int = checked(NON_NEGATIVE_INT, "local views per image (the student only)")
     global_scale: list[float] = checked(SCALE, "area range of a global crop, as a share of the image")
@@ -173,7 +113,7 @@ class CentringSchema(Node):
 
     name: str = checked(None, "the teacher's targets: ema (softmax((g_t − c)/τ_t), the paper's) or sinkhorn "
                         "(Sinkhorn-Knopp; ssad.method.centring.CENTRINGS)")
-    momentum: float = checked(Check(lambda v: _number(v) and 0 <= v < 1, "a momentum in [0, 1)"),
+    momentum: float = checked(Check(lambda v: is_number(v) and 0 <= v < 1, "a momentum in [0, 1)"),
                               "momentum of the teacher's running centre c (an EMA of its mean output)")
 
 
@@ -184,7 +124,7 @@ class ModelSchema(Node):
     student_temp: float = checked(POSITIVE, "τ_s, the student's softmax temperature")
     teacher_temp: float = checked(POSITIVE, "final τ_t, the teacher's softmax temperature")
     warmup_teacher_temp: float = checked(POSITIVE, "τ_t at epoch 0, linear to teacher_temp")
-    momentum_teacher: float = checked(Check(lambda v: _number(v) and 0 <= v <= 1, "a momentum in [0, 1]"),
+    momentum_teacher: float = checked(Check(lambda v: is_number(v) and 0 <= v <= 1, "a momentum in [0, 1]"),
                                       "the EMA teacher's momentum at the start (cosine to 1, Eq. 2)")
 
 
@@ -352,59 +292,6 @@ DEFAULTS_NODES: dict[str, type[Node]] = {"eval_settings": EvalSettings, "optim":
 # nodes without a _target_ whose keys are all in the schema: the keys the code reads there (ssad.config.keys)
 CLOSED_NODES: dict[str, type[Node]] = {"optim": OptimSchema, "eval": EvalSchema, "eval.settings": EvalSettings,
                                        "negatives": NegativesSchema, "paths": PathsSchema}
-
-
-def _build(cls: type[Node], cfg: DictConfig, path: str, problems: list[str]) -> Node | None:
-    """The node ``cls`` from the composed values at ``path`` (resolved), its children first; the range problems of
-    each node, named by full key, are added to ``problems``."""
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for f in dataclasses.fields(cls):
-        key = f"{path}{f.name}"
-        if isinstance(hints[f.name], type) and issubclass(hints[f.name], Node):
-            values[f.name] = _build(hints[f.name], cfg, f"{key}.", problems)
-            continue
-        if "check" not in f.metadata:  # its type is Hydra's to check; not resolved (paths.output_dir needs a run)
-            continue
-        value = OmegaConf.select(cfg, key, default=None)
-        values[f.name] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-    try:
-        return cls(**values)
-    except SchemaError as err:
-        problems.extend(problem if problem.startswith(path) else path + problem for problem in err.problems)
-        return None
-
-
-def schema_problems(cfg: DictConfig, config_name: str = "train") -> list[str]:
-    """Every ``key=value must be ...`` of the composed config ``cfg`` of the command ``config_name`` (empty when
-    all are in range, or when the command has no schema: a primary config of the user's own)."""
-    problems: list[str] = []
-    if config_name in SCHEMAS:
-        _build(SCHEMAS[config_name], cfg, "", problems)
-    for key, cls in OPTIONAL_NODES.get(config_name, {}).items():
-        if OmegaConf.select(cfg, key) is not None:
-            _build(cls, cfg, f"{key}.", problems)
-    return problems
-
-
-def check_values(cls: type[Node], values: Mapping[str, Any], path: str) -> None:
-    """Raise a :class:`SchemaError` naming (by full key, ``path`` + name) every value of ``values`` that the node
-    ``cls`` finds out of range or of the wrong type."""
-    try:
-        cls(**values)
-    except SchemaError as err:
-        raise SchemaError([path + problem for problem in err.problems]) from None
-
-
-def field_names(cls: type[Node]) -> set[str]:
-    """The keys of the node ``cls``."""
-    return {f.name for f in dataclasses.fields(cls)}
-
-
-def defaults(cls: type[Node]) -> dict[str, Any]:
-    """The defaults of the node ``cls`` that has them (:data:`DEFAULTS_NODES`), field by field."""
-    values = cls()
-    return {f.name: getattr(values, f.name) for f in dataclasses.fields(cls) if getattr(values, f.name) != MISSING}
 
 
 def _without_values(cfg: DictConfig) -> DictConfig:

@@ -14,7 +14,8 @@ import torch
 from torch import Tensor, nn
 
 from ssad.cli.errors import UserError
-from ssad.config.schema import OptimSchema, defaults
+from ssad.config.fields import defaults
+from ssad.config.schema import OptimSchema
 from ssad.method import schedules
 from ssad.method.batching import scaled_lr
 from ssad.method.centring import build_centring

@@ -18,7 +18,8 @@ from typing import Any
 import lightning as L
 from torch import Tensor
 
-from ssad.config.schema import CollapseSchema, check_values
+from ssad.config.fields import check_values
+from ssad.config.schema import CollapseSchema
 from ssad.scoring.diagnostics import CollapseThresholds, collapse_warnings, relative_drift
 from ssad.scoring.results import CODES
 
