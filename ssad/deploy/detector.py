@@ -28,8 +28,8 @@ from ssad.cli.errors import InputError, MissingFileError, UserError
 from ssad.deploy.calibration import calibration_note, check_threshold_request
 from ssad.deploy.inputs import read_input, resize_to
 from ssad.deploy.safe_load import load_torch_file
-from ssad.method.backbones import build_backbone, describe
-from ssad.scoring.features import preprocess, resolve_device
+from ssad.method.backbones import build_backbone
+from ssad.scoring.features import image_features, resolve_device
 from ssad.scoring.metrics import threshold_at_tpr
 from ssad.scoring.scores import Eq6Score, Scorer, scorer_from_spec, scorer_spec
 from ssad.utils.console import progress_bar
@@ -93,11 +93,7 @@ class Detector(nn.Module):
     def features(self, images: Tensor) -> Tensor:
         """Normalised features that the teacher backbone scores uint8 images (N, 3, H, W) by, at the training
         resolution (:func:`ssad.method.backbones.describe`)."""
-        device = self.bank.device
-        x = preprocess(images.to(device), self.view_size)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            _, scored = describe(self.backbone, x)
-        return nn.functional.normalize(scored.float(), dim=-1)
+        return image_features(self.backbone, images.to(self.bank.device), self.view_size)[1]
 
     def at_data_size(self, images: Tensor) -> Tensor:
         """``images`` brought to the training size ``data_size`` with one bicubic interpolation, the one every entry

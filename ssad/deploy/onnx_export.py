@@ -1,9 +1,9 @@
 """A detector as one ONNX graph: uint8 images (N, 3, H, W) at the training size → the anomaly score R and the flag.
 
 The graph holds what the ``.pt`` detector (:class:`ssad.deploy.detector.Detector`) does in order: the
-preprocessing (float, bicubic resize to the view size, ImageNet normalisation; :func:`ssad.scoring.features.
-preprocess`), the teacher backbone and what it scores an image by (:func:`ssad.method.backbones.describe`), the
-L2-normalised fp16 feature bank, and the detector's score: Eq. 6 in log-sum-exp form and its readable form
+preprocessing (float, bicubic resize to the view size, ImageNet normalisation), the teacher backbone and what it
+scores an image by (both :func:`ssad.scoring.features.image_features`, as in evaluation), the L2-normalised fp16
+feature bank, and the detector's score: Eq. 6 in log-sum-exp form and its readable form
 R = 1 − τ·log(−S) = 1 − τ·(logsumexp_m(cos(f_x, f_m)/τ) − log M), or its τ → 0 limit 1 − max_m cos(f_x, f_m)
 (``scorer=nn``). Inputs: ``images`` (uint8, dynamic batch)
 and ``threshold`` (float32 scalar; optional: an initializer of the same name holds the exported threshold, plus the
@@ -31,8 +31,7 @@ from ssad import __version__
 from ssad.cli.errors import ConfigError
 from ssad.deploy.detector import Detector
 from ssad.deploy.onnx_scoring import graph_threshold
-from ssad.method.backbones import describe
-from ssad.scoring.features import preprocess
+from ssad.scoring.features import image_features
 from ssad.utils.files import atomic_path
 
 OPSET = 17
@@ -56,8 +55,7 @@ class DetectorGraph(nn.Module):
         self.nearest = score_name(detector) == "nn"
 
     def forward(self, images: Tensor, threshold: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        x = preprocess(images, self.view_size)
-        features = F.normalize(describe(self.backbone, x)[1].float(), dim=-1)
+        features = image_features(self.backbone, images, self.view_size)[1]
         cosines = features @ self.keys.T
         similarity, neighbours = torch.topk(cosines, self.k, dim=1)
         if self.nearest:

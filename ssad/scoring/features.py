@@ -37,6 +37,17 @@ def preprocess(images: Tensor, size: int) -> Tensor:
     return (x - mean) / std
 
 
+def image_features(backbone: nn.Module, images: Tensor, size: int) -> tuple[Tensor, Tensor]:
+    """What ``backbone`` makes of uint8 images (N, 3, H, W): :func:`preprocess` to ``size``, then
+    :func:`ssad.method.backbones.describe`; returns (f, the features an image is scored by, L2-normalised in fp32).
+    bf16 autocast on CUDA. The one path from images to scored features of evaluation (:func:`extract`), the
+    ``.pt`` detector and its ONNX graph."""
+    x = preprocess(images, size)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
+        f, scored = describe(backbone, x)
+    return f, F.normalize(scored.float(), dim=-1)
+
+
 @torch.no_grad()
 def extract(
     backbone: nn.Module,
@@ -57,12 +68,11 @@ def extract(
     backbone.eval()
     feats, outs = [], []
     for batch in progress_bar(loader, desc, progress):
-        x = preprocess(batch["image"].to(device, non_blocking=True), size)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            f, scored = describe(backbone, x)
-            if head is not None:
+        f, scored = image_features(backbone, batch["image"].to(device, non_blocking=True), size)
+        if head is not None:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 outs.append(head(f).float().cpu())
-        feats.append(F.normalize(scored.float(), dim=-1).cpu())
+        feats.append(scored.cpu())
     backbone.train(was_training)
     return torch.cat(feats), (torch.cat(outs) if head is not None else None)
 
