@@ -156,7 +156,10 @@ def test_two_classes_side_by_side_through_the_joblib_launcher_then_the_one_class
     for k in runs:
         assert list(results[k]["ood"]) == [OTHERS]
         assert sorted(map(int, results[k]["auroc_by_label"][OTHERS])) == [c for c in range(10) if c != k]
-    report([str(sweep), "--out", str(tmp_path / "report")])
+    # one command trains and reports: the preset's SweepReport wrote and printed the one-class table at the end
+    assert "One-class AUROC (%) on digits" in proc.stdout and (sweep / "report" / "oneclass.md").is_file()
+    report([str(sweep), "--out", str(tmp_path / "report")])  # and python -m ssad.report writes the same table
+    assert (tmp_path / "report" / "oneclass.csv").read_text() == (sweep / "report" / "oneclass.csv").read_text()
     rows = {(r["normal_class"], r["method"]): r for r in csv.DictReader((tmp_path / "report" / "oneclass.csv").open())}
     for k in runs:
         ours = float(rows[str(k), "Rot_InDist"]["auroc_mean"])
