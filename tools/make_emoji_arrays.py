@@ -5,8 +5,8 @@ The package (iamcal/emoji-data; images Apache-2.0) holds one 64×64 RGBA PNG per
 and ``package/emoji.json``, whose ``category`` labels each emoji. The base emoji (no skin-tone variants, which would
 put near-copies on both sides of the split) are composited onto white, shrunk to 32×32 (box filter) and labelled by
 category in :data:`CATEGORIES` order, so that the class-split command line takes the pictures of things and beings
-(0–4) as the in-distribution and the more abstract categories (5–9: activities, objects, symbols, flags, skin-tone
-components) as near-OOD. A seeded permutation (numpy default_rng(0)) puts four fifths in ``OUT/tr_x.npy``,
+(0–4) as the in-distribution and the more abstract categories (5–8: activities, objects, symbols, flags) as
+near-OOD. A seeded permutation (numpy default_rng(0)) puts four fifths in ``OUT/tr_x.npy``,
 ``tr_y.npy`` and one fifth in ``te_x.npy``, ``te_y.npy``. Only PNG and JSON members of the tarball are read.
 
 Usage::
@@ -27,7 +27,7 @@ from PIL import Image
 from split_arrays import write_split
 
 CATEGORIES = ("Smileys & Emotion", "People & Body", "Animals & Nature", "Food & Drink", "Travel & Places",
-              "Activities", "Objects", "Symbols", "Flags", "Component")
+              "Activities", "Objects", "Symbols", "Flags")  # "Component" (5 skin-tone and hair swatches) left out
 SIZE = 32
 IMAGES = "package/img/google/64/"
 
