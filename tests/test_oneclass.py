@@ -98,6 +98,24 @@ def test_threads_per_job_share_the_cpus():
     assert threads_per_job(2, 2) == 1 and threads_per_job(-8, 16) == 1 and threads_per_job(-15, 16) == 8
 
 
+def test_a_one_class_run_on_a_source_without_ood_sets_still_scores_the_baselines_on_the_others(tmp_path):
+    for split, n in (("tr", 60), ("te", 30)):  # a labelled .npy source, as a user's own split; no data.ood given
+        np.save(tmp_path / f"{split}_x.npy", random_images(n, 16, seed=n))
+        np.save(tmp_path / f"{split}_y.npy", np.arange(n) % 3)
+    run = tmp_path / "run"
+    tiny = ["data.size=16", "data.batch_size=16", "augment.global_size=16", "augment.local_size=8",
+            "augment.n_local=2", "model.backbone.width=8", "model.backbone.depth=2", "trainer.max_epochs=1",
+            "data.epoch_size=32", "eval.baselines=auto", *QUIET]
+    cmd = [sys.executable, "-m", "ssad.train", "experiment=oneclass_digits", "hydra.mode=RUN", "data=folder",
+           "data.holdout=0", "data.normal_class=2", *tiny, f"hydra.run.dir={run}",
+           f"data.train={{format: npy, path: {tmp_path}/tr_x.npy, labels: {tmp_path}/tr_y.npy}}",
+           f"data.test={{format: npy, path: {tmp_path}/te_x.npy, labels: {tmp_path}/te_y.npy}}"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=HANG_S)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    baselines = json.loads((run / "baselines.json").read_text())
+    assert list(baselines["raw_pixels"]["ood"]) == [OTHERS] and list(baselines["untrained"]["ood"]) == [OTHERS]
+
+
 def test_a_user_error_in_one_job_fails_that_job_and_the_sweep_but_the_other_jobs_run(tmp_path):
     sweep = tmp_path / "sweep"
     tiny = ["data.size=16", "data.batch_size=16", "augment.global_size=16", "augment.local_size=8",
