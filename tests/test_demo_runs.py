@@ -150,13 +150,13 @@ def test_console_tail_keeps_the_last_lines_as_a_terminal_shows_them(tmp_path):
 
 def test_the_sweep_through_hydras_joblib_launcher_passes_on_a_jobs_user_error(tmp_path, capsys):
     """The real sweep command: its jobs run in the launcher's workers, in folders named by their variant; a job's
-    user error (exit 2) ends the demo with exit 2 and its error line shown."""
+    user error fails that job, the sweep after its other jobs (exit 1), and the demo with it, its error line shown."""
     sweep = tmp_path / "sweep"
     cmd = sweep_command(["none", "rot_indist"], ["experiment=demo", "data.epoch_size=-5", "logger=none",
                                                  f"paths.data_dir={tmp_path}/data"], sweep, n_jobs=2)
     with pytest.raises(SystemExit) as exit_info:
         train_sweep(cmd, {name: sweep / name for name in ("none", "rot_indist")}, tmp_path / "console.log")
-    assert exit_info.value.code == 2
+    assert exit_info.value.code == 1
     assert {path.name for path in sweep.iterdir() if path.is_dir()} <= {"none", "rot_indist"}
     logs = [(sweep / name / "train.log").read_text() for name in ("none", "rot_indist") if (sweep / name).is_dir()]
     assert logs and all("joblib launcher, n_jobs=2 on" in log for log in logs)

@@ -116,7 +116,9 @@ def check_run_dir_free(fn: F) -> F:
         from ssad.training.rundir import RunLock
 
         run_dir = run_dir_arg(sys.argv[1:])
-        busy = RunLock(run_dir).busy() if run_dir else None
+        # the processes that DDP starts beside global rank 0 rerun this command line while rank 0 holds the lock
+        worker = any(os.environ.get(name, "0") != "0" for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
+        busy = RunLock(run_dir).busy() if run_dir and not worker else None
         if busy is not None:
             exit_with(busy)
         return fn(*args, **kwargs)
