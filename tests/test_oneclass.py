@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from ssad.cli.errors import ConfigError
+from ssad.cli.errors import ConfigError, exit_with
+from ssad.cli.sweep_errors import SweepJobError
 from ssad.data.loaders import available_cpus, machine_cpus, resolve_num_workers, set_job_cpus
 from ssad.data.oneclass import OTHERS, one_class_specs
 from ssad.data.sources import load_source
@@ -114,6 +118,22 @@ def test_a_one_class_run_on_a_source_without_ood_sets_still_scores_the_baselines
     assert proc.returncode == 0, proc.stderr[-3000:]
     baselines = json.loads((run / "baselines.json").read_text())
     assert list(baselines["raw_pixels"]["ood"]) == [OTHERS] and list(baselines["untrained"]["ood"]) == [OTHERS]
+
+
+def test_in_a_multirun_job_a_user_error_becomes_a_sweep_job_error_that_travels_pickled(capsys):
+    hydra_config = HydraConfig.instance()
+    hydra_config.cfg = OmegaConf.create({"hydra": {"mode": RunMode.MULTIRUN}})  # as Hydra sets it in a job
+    try:
+        with pytest.raises(SweepJobError) as raised:
+            exit_with(ConfigError("data.normal_class=11: digits has the classes 0..9"))
+    finally:
+        hydra_config.cfg = None
+    back = pickle.loads(pickle.dumps(raised.value))  # as joblib's workers send it to the sweep
+    assert type(back) is SweepJobError and str(back) == "error: data.normal_class=11: digits has the classes 0..9"
+    assert capsys.readouterr().err == "error: data.normal_class=11: digits has the classes 0..9\n"
+    with pytest.raises(SystemExit) as stopped:  # outside a multirun: the exit status of a user error
+        exit_with(ConfigError("x"))
+    assert stopped.value.code == 2
 
 
 def test_a_user_error_in_one_job_fails_that_job_and_the_sweep_but_the_other_jobs_run(tmp_path):

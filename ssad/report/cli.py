@@ -45,6 +45,13 @@ def variant_runs(runs: Sequence[Run]) -> list[Run]:
     return [r for r in runs if r.normal_class is None]
 
 
+def print_tables(paths: Sequence[Path]) -> None:
+    """Print the Markdown tables among the report's ``paths``."""
+    for path in paths:
+        if path.suffix == ".md":
+            print(path.read_text(), flush=True)
+
+
 def write_report(runs: Sequence[Run], out: str | os.PathLike, metric: str = "auroc") -> list[Path]:
     """Write the tables (Markdown, LaTeX, CSV) and figures (PNG) of ``runs`` to ``out``; returns the paths. Empty
     tables say why in their notes (:func:`empty_tables_reason`). Runs that group their OOD sets
@@ -106,9 +113,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (OSError, ValueError) as err:
         raise InputError(f"{args.source}: {err}") from err
     paths = write_report(runs, out, args.metric)
-    for path in paths:
-        if path.suffix == ".md":
-            print(path.read_text())
+    print_tables(paths)
     missing = sum(r.results is None for r in runs)
     baselines = len({r.variant for r in runs if r.variant in BASELINES})  # per seed too: counted once
     trained = sum(r.variant not in BASELINES for r in runs)

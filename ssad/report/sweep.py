@@ -10,7 +10,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from ssad.cli.errors import UserError
-from ssad.report.cli import write_report
+from ssad.report.cli import print_tables, write_report
 from ssad.report.runs import collect_runs
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,6 @@ class SweepReport(Callback):
         except (UserError, OSError, ValueError) as err:
             log.warning("no report of %s: %s; once that is fixed: python -m ssad.report %s", sweep, err, sweep)
             return
-        for path in paths:
-            if path.suffix == ".md":
-                print(path.read_text(), flush=True)
+        print_tables(paths)
         log.info("wrote the report to %s (again, or of part of the runs: python -m ssad.report %s)",
                  sweep / "report", sweep)

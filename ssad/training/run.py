@@ -151,7 +151,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             if moved is not None:
                 log.info("starting over: moved the earlier run's %s to %s", name, moved)
     if cfg.eval.get("baselines") == "auto" and rank_zero_only.rank == 0:  # after every check of the config
-        if cfg.data.get("ood") or cfg.data.get("normal_class") is not None:  # the one-class protocol: `others`
+        if datamodule.ood_specs:  # as configured, or derived (the one-class protocol's `others`)
             write_baselines(cfg, output_dir)
         else:
             log.info("eval.baselines=auto: no OOD set (+data.ood.NAME=...) to score the baselines on; skipped")
