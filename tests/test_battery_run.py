@@ -140,12 +140,14 @@ def test_the_run_folder_of_the_command_line_is_read_as_hydra_would():
     assert run_dir_arg(["hydra.run.dir=outputs/${now:%H}"]) is None and run_dir_arg(["hydra.sweep.dir=x"]) is None
 
 
-def test_a_lock_of_a_dead_process_is_taken_over_and_released(tmp_path):
+def test_a_lock_of_a_dead_process_is_taken_over_and_released(tmp_path, caplog):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (tmp_path / ".lock").write_text(f"{dead.pid} {RunLock(tmp_path).host}\n")
     lock = RunLock(tmp_path)
-    lock.acquire()
+    with caplog.at_level("WARNING", logger="ssad.training.rundir"):
+        lock.acquire()
+    assert f"its process {dead.pid} no longer runs" in caplog.text  # the takeover names the process it replaced
     assert lock.holder()[0] == os.getpid()
     with pytest.raises(RunDirBusyError, match=f"process {os.getpid()}"):
         RunLock(tmp_path).acquire()

@@ -170,7 +170,10 @@ class RunLock:
         """The refusal to give while the lock names a process that runs (or one on another host), else None."""
         if not self.path.is_file():
             return None
-        pid, host = self.holder()
+        return self._refusal(*self.holder())
+
+    def _refusal(self, pid: int | None, host: str) -> RunDirBusyError | None:
+        """The refusal for a lock naming ``pid`` on ``host``: None when unreadable or its process has ended here."""
         if pid is None or (host == self.host and not _alive(pid)):
             return None
         where = "" if host == self.host else f" on host {host}"
@@ -184,10 +187,10 @@ class RunLock:
             if self._create():
                 self.held = True
                 return
-            busy = self.busy()
+            pid, host = self.holder()  # read once: the refusal and the takeover's log line name the same process
+            busy = self._refusal(pid, host)
             if busy is not None:
                 raise busy
-            pid, _ = self.holder()
             log.warning("taking over %s: its process %s no longer runs", self.path, pid if pid is not None else "?")
             try:
                 self.path.unlink()
